@@ -1,0 +1,462 @@
+"""Train a CNN on an image-folder dataset with one of the objectives of criterion.py.
+
+    python 1_train.py --dataset=digits-lt --model_index=41 --objective=CCE --warmup --ccegamma=1
+
+Results go to logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/: the best
+``<acc>.pth``, ``last.pth`` (for ``--resume``), ``train.csv``, ``valid.csv`` and
+tensorboard events.  Under ``torchrun --nproc_per_node=N`` it trains with DDP.
+"""
+import argparse
+import math
+import os
+import random
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+import criterion as objectives
+from get_model import check_input_size, get_model
+from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
+from utils import (CSV_COLUMNS, LAST_CHECKPOINT, ArgumentParser, CsvLog, UserError, classification_metrics,
+                   create_run_dir, find_run_dir, load_checkpoint, lr_factor, parse_int_list, positive, run_cli,
+                   save_atomic, state_dict_of)
+
+VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc")
+SYNC_EVERY = 20  # batches between reads of the on-device running metrics
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Train an image classifier (see README.md).",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model_index", type=int, help="network index (python get_model.py lists them)")
+    parser.add_argument("--dataset", help="dataset folder under --data_dir")
+    parser.add_argument("--objective", default="ERM", choices=objectives.OBJECTIVES, help="loss function")
+    parser.add_argument("--lr", type=positive(float), default=0.1, help="initial learning rate")
+    parser.add_argument("--epochs", type=positive(int), default=200)
+    parser.add_argument("--batchsize", type=positive(int), default=128, help="batch size per process")
+    parser.add_argument("--height", type=positive(int), default=32, help="image height")
+    parser.add_argument("--width", type=positive(int), default=32, help="image width")
+    parser.add_argument("--lrstep", nargs="+", default=["60", "60", "40", "40"],
+                        help="lengths in epochs of the lr stages, e.g. '60 60 40 40' or '60,60,40,40'")
+    parser.add_argument("--lrdecay", type=positive(float), default=0.2, help="lr factor between stages")
+    parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
+    parser.add_argument("--ccegamma", type=int, default=5, help="gamma of CCE")
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight_decay", type=float, default=5e-4)
+    parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
+                        help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn and recorded)")
+    losses = parser.add_argument_group("imbalance options")
+    losses.add_argument("--focal_gamma", type=float, default=2.0, help="gamma of FL")
+    losses.add_argument("--label_smoothing", type=float, default=0.0, help="for ERM, CB, CCE and COT")
+    losses.add_argument("--class_balanced", action="store_true",
+                        help="effective-number class weights for ERM, CCE and FL (CB is ERM with them)")
+    losses.add_argument("--cb_beta", type=float, default=0.9999, help="beta of the effective number")
+    losses.add_argument("--la_tau", type=float, default=1.0, help="tau of LA")
+    losses.add_argument("--ldam_max_margin", type=float, default=0.5)
+    losses.add_argument("--ldam_scale", type=float, default=30.0)
+    losses.add_argument("--drw", action="store_true", help="LDAM: deferred re-weighting")
+    losses.add_argument("--drw_epoch", type=int, default=None, help="DRW start (default: last-but-one lr stage)")
+    losses.add_argument("--sampler", default="random", choices=SAMPLERS, help="training batch sampler")
+    losses.add_argument("--many_shot", type=int, default=100, help="many-shot: more train images than this")
+    losses.add_argument("--few_shot", type=int, default=20, help="few-shot: fewer train images than this")
+    system = parser.add_argument_group("files and speed")
+    system.add_argument("--data_dir", default="a_datasets")
+    system.add_argument("--logs_dir", default="logs")
+    system.add_argument("--resume", default=None, help="run folder to continue, or 'latest'")
+    system.add_argument("--cache_mb", type=float, default=4096,
+                        help="decode a split into memory when it fits this many MiB (0: always read files)")
+    system.add_argument("--disk_cache", action="store_true", help="also keep decoded splits in <dataset>/.cache/")
+    system.add_argument("--workers", type=int, default=None, help="DataLoader workers when not cached")
+    system.add_argument("--skip_bad_images", action="store_true", help="warn about undecodable images, skip them")
+    system.add_argument("--no_amp", action="store_true", help="CUDA: train in float32")
+    system.add_argument("--compile", action="store_true", help="torch.compile the model")
+    system.add_argument("--sync_bn", action="store_true", help="DDP: synchronise batch-norm statistics")
+    return parser
+
+
+def check_args(args):
+    """Validate what argparse cannot; raise ``UserError``."""
+    if args.model_index is None or args.dataset is None:
+        raise UserError("--model_index and --dataset are required (or --resume <run folder>)")
+    try:
+        get_model(args.model_index)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    args.lrstep = parse_int_list(args.lrstep)
+    if not args.lrstep or min(args.lrstep) <= 0:
+        raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
+    if args.objective == "LDAM" and args.drw and args.drw_epoch is None:
+        args.drw_epoch = objectives.default_drw_epoch(args.lrstep)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(2**31)
+    return args
+
+
+# ---------------------------------------------------------------- device and processes
+
+class Runtime:
+    """Where this process runs: device, rank and mixed-precision settings."""
+
+    def __init__(self, no_amp=False):
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        self.distributed = self.world_size > 1
+        self.rank = int(os.environ.get("RANK", 0))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        else:
+            self.device = torch.device("cpu")
+        if self.distributed:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = None if no_amp or not cuda else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        self.channels_last = cuda
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank."""
+        if not self.distributed:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value):
+        """List of every rank's ``value``."""
+        if not self.distributed:
+            return [value]
+        values = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def all_sum(self, tensor):
+        if self.distributed:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def close(self):
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- one epoch
+
+def topk_hits(logits, labels):
+    """Per-sample top-1 and top-5 hits (top-k over min(5, K) classes)."""
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    hits = top == labels[:, None]
+    return hits[:, 0], hits.any(dim=1)
+
+
+def train_one_epoch(model, criterion, complement, optimizer, scheduler, scaler, stream, epoch, args, runtime):
+    """One pass over the training split; returns loss, acc, top5acc (percent) and the last lr."""
+    model.train()
+    totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits
+    count = 0
+    first_bad = torch.full((), -1, device=runtime.device)
+    lr = optimizer.param_groups[0]["lr"]
+    progress = tqdm(total=len(stream), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
+                    disable=None if runtime.is_main else True, file=sys.stderr)
+    for batch, (images, labels) in enumerate(stream):
+        with runtime.autocast():
+            logits = model(images)
+            loss = criterion(logits, labels)
+        _step(loss, optimizer, scaler)
+        if complement is not None:  # COT: a second step that flattens the incorrect classes
+            with runtime.autocast():
+                _step(complement(model(images), labels), optimizer, scaler)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        with torch.no_grad():
+            top1, top5 = topk_hits(logits.detach(), labels)
+            totals += torch.stack([loss.detach().double() * len(labels), top1.sum().double(), top5.sum().double()])
+            count += len(labels)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch, first_bad)
+        if (batch + 1) % SYNC_EVERY == 0 or batch + 1 == len(stream):
+            _check_finite(first_bad, epoch)
+            loss_sum, correct, _ = totals.tolist()
+            progress.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{100 * correct / count:.2f}")
+        progress.update()
+    progress.close()
+    totals = torch.cat([totals, torch.tensor([count], device=runtime.device, dtype=torch.float64)])
+    loss_sum, correct, correct5, count = runtime.all_sum(totals).tolist()
+    return {"loss": loss_sum / count, "acc": round(100 * correct / count, 4),
+            "top5acc": round(100 * correct5 / count, 4), "lr": lr}
+
+
+def _step(loss, optimizer, scaler):
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _check_finite(first_bad, epoch):
+    bad = int(first_bad)
+    if bad >= 0:
+        raise UserError(f"the loss became non-finite (nan or inf) at epoch {epoch + 1}, batch {bad + 1}; "
+                        "the best checkpoint so far is kept; lower --lr or check the data")
+
+
+@torch.inference_mode()
+def evaluate(model, criterion, stream, runtime):
+    """Loss and top-5 hits plus every prediction of a split, gathered over all processes."""
+    model.eval()
+    loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float64)
+    predictions, top5_hits, targets = [], [], []
+    for images, labels in stream:
+        with runtime.autocast():
+            logits = model(images)
+        loss_sum += criterion(logits, labels).double() * len(labels)
+        top1, top5 = topk_hits(logits, labels)
+        predictions.append(logits.argmax(dim=1))
+        top5_hits.append(top5)
+        targets.append(labels)
+    local = (float(loss_sum), torch.cat(predictions).cpu(), torch.cat(top5_hits).cpu(), torch.cat(targets).cpu())
+    gathered = runtime.gather(local)
+    predictions = torch.cat([part[1] for part in gathered]).numpy()
+    targets = torch.cat([part[3] for part in gathered]).numpy()
+    top5 = torch.cat([part[2] for part in gathered])
+    return {"loss": sum(part[0] for part in gathered) / len(targets),
+            "top5acc": round(100 * float(top5.double().mean()), 4),
+            "predictions": predictions, "targets": targets}
+
+
+# ---------------------------------------------------------------- setting up
+
+def build_model(args, num_classes, runtime):
+    constructor = get_model(args.model_index)
+    torch.manual_seed(args.seed)
+    model = constructor(num_classes)
+    try:
+        check_input_size(model, args.height, args.width)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    model = model.to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if runtime.distributed and args.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, constructor.__name__
+
+
+def build_streams(args, runtime, splits):
+    common = dict(device=runtime.device, seed=args.seed, cache_mb=args.cache_mb, workers=args.workers,
+                  skip_bad_images=args.skip_bad_images, disk_cache=args.disk_cache, rank=runtime.rank,
+                  world_size=runtime.world_size, channels_last=runtime.channels_last, progress=runtime.is_main)
+    train = BatchStream(splits["train"], args.height, args.width, args.batchsize, train=True,
+                        augment=args.augment, sampler=args.sampler, **common)
+    valid = BatchStream(splits["valid"], args.height, args.width, args.batchsize, train=False, **common)
+    mean, std = train_stats(train, args.height, args.width)
+    for stream in (train, valid):
+        stream.set_normalization(mean, std)
+    return train, valid, mean, std
+
+
+def build_criterion(args, num_classes, class_counts):
+    options = dict(focal_gamma=args.focal_gamma, label_smoothing=args.label_smoothing,
+                   class_balanced=args.class_balanced, cb_beta=args.cb_beta, la_tau=args.la_tau,
+                   ldam_max_margin=args.ldam_max_margin, ldam_scale=args.ldam_scale, drw_epoch=args.drw_epoch)
+    loss = objectives.get_criterion(args.objective, num_classes, args.ccegamma, class_counts, **options)
+    complement = objectives.ComplementEntropy(num_classes) if args.objective == "COT" else None
+    return loss, complement
+
+
+def resolve_resume(args):
+    """Replace ``args`` by the saved arguments of the run to resume; return (args, run_dir, state)."""
+    if args.resume == "latest":
+        if args.model_index is None or args.dataset is None:
+            raise UserError("--resume latest needs --model_index, --dataset and --objective to find the run")
+        check_args(args)
+        run_dir = find_run_dir(args.logs_dir, get_model(args.model_index).__name__, args.dataset,
+                               args.objective, "latest")
+    else:
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise UserError(f"--resume: {run_dir} is not a run folder")
+    last = run_dir / LAST_CHECKPOINT
+    if not last.is_file():
+        raise UserError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from (it stopped before its first epoch "
+                        "ended); start a new run instead")
+    state = load_checkpoint(last)
+    saved = argparse.Namespace(**state["args"])
+    saved.resume = str(run_dir)
+    return saved, run_dir, state
+
+
+def checkpoint(model, epoch, valid, args, model_name, classes, class_counts, mean, std):
+    """What a best ``<acc>.pth`` holds: weights plus everything needed to evaluate them."""
+    return {"model": state_dict_of(model), "epoch": epoch, "acc": valid["acc"], "top5acc": valid["top5acc"],
+            "loss": valid["loss"], "balanced_acc": valid["balanced_acc"], "macro_f1": valid["macro_f1"],
+            "classes": list(classes), "class_counts": list(class_counts), "image_size": [args.height, args.width],
+            "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
+            "objective": args.objective, "args": vars(args)}
+
+
+# ---------------------------------------------------------------- main
+
+def main(args):
+    runtime = Runtime(getattr(args, "no_amp", False))
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return train(args, runtime)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        runtime.close()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def train(args, runtime):
+    state, run_dir = None, None
+    if args.resume:
+        args, run_dir, state = resolve_resume(args)
+    else:
+        check_args(args)
+    splits = load_splits(args.data_dir, args.dataset)
+    classes = splits["train"].classes
+    train_stream, valid_stream, mean, std = build_streams(args, runtime, splits)
+    model, model_name = build_model(args, len(classes), runtime)
+    criterion, complement = build_criterion(args, len(classes), train_stream.class_counts)
+    criterion.to(runtime.device)
+    raw_model = model
+    if runtime.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None)
+    if args.compile:
+        model = torch.compile(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    warmup_epochs = 5 if args.warmup else 0
+    iters = len(train_stream)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, iters, args.lrstep, args.lrdecay, warmup_epochs))
+    scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
+    start_epoch, best_acc, best_epoch, best_path = 0, -1.0, -1, None
+    if state is not None:
+        raw_model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, best_acc, best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
+        best_path = run_dir / state["best_file"] if state["best_file"] else None
+        if start_epoch >= args.epochs:
+            raise UserError(f"{run_dir} already finished all {args.epochs} epochs")
+    else:
+        run_dir = _create_run_dir(args, model_name, runtime)
+
+    logs = _open_logs(run_dir, start_epoch, resumed=state is not None) if runtime.is_main else None
+    if runtime.is_main:
+        action = "resuming" if state else "training"
+        print(f"{action} {model_name} on {args.dataset} ({len(classes)} classes, {train_stream.num_samples} train / "
+              f"{valid_stream.num_samples} valid images) with {args.objective} on {runtime.device}"
+              f"{f' x{runtime.world_size}' if runtime.distributed else ''}; run folder {run_dir}", flush=True)
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            torch.manual_seed(args.seed * 1_000_003 + epoch * 101 + runtime.rank)
+            train_stream.set_epoch(epoch)
+            if hasattr(criterion, "set_epoch"):
+                criterion.set_epoch(epoch)
+            started = time.perf_counter()
+            train_row = train_one_epoch(model, criterion, complement, optimizer, scheduler, scaler,
+                                        train_stream, epoch, args, runtime)
+            valid = evaluate(model, criterion, valid_stream, runtime)
+            train_row["time_s"] = round(time.perf_counter() - started, 3)
+            if not runtime.is_main:
+                continue
+            valid.update(classification_metrics(valid["targets"], valid["predictions"], len(classes),
+                                                train_stream.class_counts, args.many_shot, args.few_shot))
+            valid["acc"] = round(valid["acc"], 4)
+            valid["lr"] = train_row["lr"]
+            _log_epoch(logs, epoch, train_row, valid, classes)
+            if valid["acc"] > best_acc:
+                best_acc, best_epoch = valid["acc"], epoch
+                new_path = run_dir / f"{best_acc:.2f}.pth"
+                save_atomic(checkpoint(raw_model, epoch, valid, args, model_name, classes,
+                                       train_stream.class_counts, mean, std), new_path)
+                if best_path is not None and best_path != new_path:
+                    best_path.unlink(missing_ok=True)
+                best_path = new_path
+            last = checkpoint(raw_model, epoch, valid, args, model_name, classes, train_stream.class_counts, mean, std)
+            last.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                        best_acc=best_acc, best_epoch=best_epoch, best_file=best_path.name)
+            save_atomic(last, run_dir / LAST_CHECKPOINT)
+            print(f"epoch {epoch + 1}/{args.epochs}  train loss {train_row['loss']:.4f} acc {train_row['acc']:.2f}  "
+                  f"valid loss {valid['loss']:.4f} acc {valid['acc']:.2f} balanced {valid['balanced_acc']:.2f}  "
+                  f"lr {train_row['lr']:.3g}", flush=True)
+    except KeyboardInterrupt:
+        if runtime.is_main:
+            print(f"error: interrupted during epoch {epoch + 1}; the files in {run_dir} are complete up to the last "
+                  f"finished epoch; continue with: python 1_train.py --resume {run_dir}", file=sys.stderr)
+        return 130
+    finally:
+        if logs is not None:
+            for log in logs:
+                log.close()
+    if runtime.is_main:
+        print(f"done: best valid acc {best_acc:.2f} at epoch {best_epoch + 1}; checkpoint {best_path}; "
+              f"evaluate with: python 2_test.py --model_index={args.model_index} --dataset={args.dataset} "
+              f"--objective={args.objective} --datetime={run_dir.name}", flush=True)
+    return 0
+
+
+def _create_run_dir(args, model_name, runtime):
+    """Rank 0 creates the folder; every rank learns its path (or the error)."""
+    result = None
+    if runtime.is_main:
+        try:
+            result = create_run_dir(args.logs_dir, model_name, args.dataset, args.objective)
+        except UserError as error:
+            result = error
+    result = runtime.broadcast(str(result) if isinstance(result, Path) else result)
+    if isinstance(result, UserError):
+        raise result
+    return Path(result)
+
+
+def _open_logs(run_dir, start_epoch, resumed):
+    from torch.utils.tensorboard import SummaryWriter
+
+    keep = start_epoch if resumed else None
+    train_csv = CsvLog(run_dir / "train.csv", CSV_COLUMNS + ("time_s",), keep)
+    valid_csv = CsvLog(run_dir / "valid.csv", CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
+    writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch if resumed else None)
+    return train_csv, valid_csv, writer
+
+
+def _log_epoch(logs, epoch, train_row, valid, classes):
+    train_csv, valid_csv, writer = logs
+    train_csv.write({"epoch": epoch, **train_row})
+    valid_csv.write({"epoch": epoch, **{key: valid[key] for key in CSV_COLUMNS[1:] + VALID_EXTRA_COLUMNS}})
+    for split, row in (("train", train_row), ("valid", valid)):
+        for key in ("loss", "acc", "top5acc", "lr"):
+            writer.add_scalar(f"{split}/{key}", row[key], epoch)
+    for key in VALID_EXTRA_COLUMNS:
+        if not math.isnan(valid[key]):
+            writer.add_scalar(f"valid/{key}", valid[key], epoch)
+    for name, recall in zip(classes, valid["per_class_recall"]):
+        writer.add_scalar(f"valid_class_acc/{name}", 100 * float(recall), epoch)
+    writer.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, get_args_parser()))

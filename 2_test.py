@@ -1,0 +1,161 @@
+"""Evaluate the best checkpoint of a training run and draw its confusion matrix.
+
+    python 2_test.py --dataset=digits-lt --model_index=41 --objective=CCE --datetime=2026-11-29-10-00-00
+    python 2_test.py --dataset=digits-lt --model_index=41 --objective=CCE --datetime=latest
+
+Writes ``confusion_matrix.svg`` and ``<split>_metrics.json`` into the run folder.
+"""
+import importlib
+import json
+import sys
+import warnings
+
+import numpy as np
+import torch
+
+from criterion import OBJECTIVES
+from get_model import get_model
+from loader import BatchStream, load_splits
+from utils import (ArgumentParser, UserError, best_checkpoint_path, classification_metrics, find_run_dir,
+                   load_checkpoint, positive, run_cli)
+
+MAX_LABELLED_CLASSES = 30
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Evaluate a trained run (see README.md).")
+    parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
+    parser.add_argument("--dataset", required=True, help="the dataset the run used")
+    parser.add_argument("--objective", required=True, choices=OBJECTIVES, help="the objective the run used")
+    parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
+    parser.add_argument("--split", choices=("test", "valid"), default=None,
+                        help="split to evaluate (default: test, or valid when there is no test/)")
+    parser.add_argument("--batchsize", type=positive(int), default=None, help="default: the run's")
+    parser.add_argument("--height", type=positive(int), default=None, help="default: the run's")
+    parser.add_argument("--width", type=positive(int), default=None, help="default: the run's")
+    parser.add_argument("--data_dir", default="a_datasets")
+    parser.add_argument("--logs_dir", default="logs")
+    parser.add_argument("--cache_mb", type=float, default=4096)
+    parser.add_argument("--workers", type=int, default=None)
+    return parser
+
+
+def load_run(args):
+    """The run folder and its best checkpoint, checked against the command line."""
+    try:
+        name = get_model(args.model_index).__name__
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    run_dir = find_run_dir(args.logs_dir, name, args.dataset, args.objective, args.datetime)
+    path = best_checkpoint_path(run_dir)
+    if path is None:
+        raise UserError(f"{run_dir} has no <acc>.pth checkpoint (the run stopped before its first epoch ended)")
+    state = load_checkpoint(path)
+    if state.get("model_index") != args.model_index:
+        raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {args.model_index}")
+    return run_dir, path, state
+
+
+def choose_split(args, state):
+    splits = load_splits(args.data_dir, args.dataset, ("valid", "test?"))
+    if splits["train"].classes != list(state["classes"]):
+        raise UserError(f"the classes of {args.data_dir}/{args.dataset} ({', '.join(splits['train'].classes)}) "
+                        f"differ from the checkpoint's ({', '.join(state['classes'])})")
+    name = args.split or "test"
+    if name not in splits:
+        if args.split == "test":
+            raise UserError(f"{args.data_dir}/{args.dataset} has no test/ split")
+        warnings.warn(f"{args.data_dir}/{args.dataset} has no test/ split; evaluating valid/ instead")
+        name = "valid"
+    return splits[name]
+
+
+def per_class_table(targets, predictions, classes):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predictions, labels=list(range(len(classes))), zero_division=0)
+    return [{"class": name, "support": int(n), "recall": 100 * float(r), "precision": 100 * float(p),
+             "f1": 100 * float(f)} for name, n, r, p, f in zip(classes, support, recall, precision, f1)]
+
+
+def plot_confusion_matrix(targets, predictions, classes, path, title):
+    """Row-normalised confusion matrix as SVG; class names on the axes up to 30 classes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(targets, predictions, labels=list(range(len(classes))), normalize="true")
+    size = min(4 + 0.3 * len(classes), 24)
+    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if len(classes) <= MAX_LABELLED_CLASSES:
+        ticks = np.arange(len(classes))
+        axes.set_xticks(ticks, classes, rotation=90 if max(map(len, classes)) > 3 else 0)
+        axes.set_yticks(ticks, classes)
+    if len(classes) <= 15:
+        for (row, col), value in np.ndenumerate(matrix):
+            if value >= 0.005:
+                axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                          color="white" if value > 0.5 else "black")
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, format="svg")
+    plt.close(figure)
+
+
+def main(args):
+    train_script = importlib.import_module("1_train")
+    run_dir, checkpoint_path, state = load_run(args)
+    split = choose_split(args, state)
+    height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
+    runtime = train_script.Runtime()
+    stream = BatchStream(split, height, width, args.batchsize or state["args"]["batchsize"], train=False,
+                         device=runtime.device, cache_mb=args.cache_mb, workers=args.workers,
+                         channels_last=runtime.channels_last)
+    stream.set_normalization(state["mean"], state["std"])
+    classes = list(state["classes"])
+    model = get_model(args.model_index)(len(classes))
+    model.load_state_dict(state["model"])
+    model.to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    result = train_script.evaluate(model, torch.nn.CrossEntropyLoss(), stream, runtime)
+    metrics = classification_metrics(result["targets"], result["predictions"], len(classes),
+                                     state.get("class_counts"), state["args"].get("many_shot", 100),
+                                     state["args"].get("few_shot", 20))
+    summary = {"split": split.name, "checkpoint": checkpoint_path.name, "epoch": state["epoch"],
+               "images": len(result["targets"]), "acc": metrics["acc"], "top5acc": result["top5acc"],
+               "balanced_acc": metrics["balanced_acc"], "macro_f1": metrics["macro_f1"], "loss": result["loss"]}
+    summary.update({key: metrics[key] for key in ("many_acc", "medium_acc", "few_acc") if key in metrics})
+    table = per_class_table(result["targets"], result["predictions"], classes)
+    report(summary, table, run_dir)
+    (run_dir / f"{split.name}_metrics.json").write_text(json.dumps({**summary, "per_class": table}, indent=1))
+    plot_confusion_matrix(result["targets"], result["predictions"], classes, run_dir / "confusion_matrix.svg",
+                          f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}, "
+                          f"top-1 {metrics['acc']:.2f} %)")
+    print(f"wrote {run_dir / 'confusion_matrix.svg'} and {run_dir / (split.name + '_metrics.json')}")
+    return 0
+
+
+def report(summary, table, run_dir):
+    print(f"run {run_dir}, checkpoint {summary['checkpoint']} (epoch {summary['epoch'] + 1}), "
+          f"{summary['split']} split, {summary['images']} images")
+    print(f"top-1 {summary['acc']:.2f} %  top-5 {summary['top5acc']:.2f} %  "
+          f"balanced acc {summary['balanced_acc']:.2f} %  macro-F1 {summary['macro_f1']:.2f} %")
+    groups = [f"{key[:-4]} {summary[key]:.2f} %" for key in ("many_acc", "medium_acc", "few_acc")
+              if key in summary and not np.isnan(summary[key])]
+    if groups:
+        print("shot groups (by train images): " + "  ".join(groups))
+    width = max(5, *(len(row["class"]) for row in table))
+    print(f"{'class':<{width}} {'support':>8} {'recall':>8} {'precision':>10}")
+    for row in table:
+        print(f"{row['class']:<{width}} {row['support']:>8} {row['recall']:>8.2f} {row['precision']:>10.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, get_args_parser()))

@@ -1,0 +1,1 @@
+"""Networks for small images (CIFAR-sized inputs) that torchvision does not ship."""

@@ -1,0 +1,179 @@
+"""Split c_original_dataset/NAME/<class>/<images> into a_datasets/NAME/{train,valid,test}/<class>/.
+
+    python data_split.py --dataset NAME [--ratios 0.8 0.1 0.1] [--seed 0]
+                         [--imbalance_ratio R --imbalance_type exp|step] [--force]
+    python data_split.py --demo      # long-tailed handwritten digits -> a_datasets/digits-lt
+
+The split is stratified (per class) and reproducible with ``--seed``; the
+originals are copied, never moved.  ``--imbalance_ratio`` makes ``train/``
+long-tailed (valid and test stay as split), following the CIFAR-LT convention.
+"""
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from loader import is_image_file, list_datasets
+from utils import ArgumentParser, UserError, run_cli
+
+SPLITS = ("train", "valid", "test")
+DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2], "seed": 0,
+        "imbalance_ratio": 10.0, "imbalance_type": "exp"}
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Split (and optionally long-tail) a raw image dataset.")
+    parser.add_argument("--dataset", help="folder under --source_dir with one sub-folder per class")
+    parser.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VALID", "TEST"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--imbalance_ratio", type=float, default=None,
+                        help="largest / smallest train class size after long-tailing (>= 1)")
+    parser.add_argument("--imbalance_type", choices=("exp", "step"), default="exp")
+    parser.add_argument("--force", action="store_true", help="replace an existing split of the same name")
+    parser.add_argument("--source_dir", default="c_original_dataset")
+    parser.add_argument("--out_dir", default="a_datasets")
+    parser.add_argument("--out_name", default=None, help="name of the split dataset (default: --dataset)")
+    parser.add_argument("--demo", action="store_true",
+                        help="write scikit-learn's handwritten digits to --source_dir/digits and split them "
+                             "into a long-tailed digits-lt (ratio 10, balanced valid/test)")
+    return parser
+
+
+def split_counts(n, ratios):
+    """Images of one class for (train, valid, test): rounded, at least one per split with a positive ratio."""
+    valid, test = (max(1, math.floor(n * r + 0.5)) if r > 0 else 0 for r in ratios[1:])
+    return n - valid - test, valid, test
+
+
+def long_tail_counts(train_counts, ratio, kind="exp"):
+    """Train images kept per class: ``floor(n_max * ratio**(-i / (C - 1)))`` (exp) or a step profile.
+
+    Classes are ranked by size (largest first, ties by name); each count is capped
+    by what the class has and kept at one image at least.
+    """
+    ranked = sorted(train_counts, key=lambda name: (-train_counts[name], name))
+    n_max, last = train_counts[ranked[0]], max(len(ranked) - 1, 1)
+    if kind == "exp":
+        targets = [math.floor(n_max * ratio ** (-i / last)) for i in range(len(ranked))]
+    else:
+        targets = [n_max if i < len(ranked) // 2 else math.floor(n_max / ratio) for i in range(len(ranked))]
+    return {name: max(1, min(target, train_counts[name])) for name, target in zip(ranked, targets)}
+
+
+def scan_source(source):
+    """``{class: sorted image paths}`` of a raw dataset, or a ``UserError``."""
+    classes = sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise UserError(f"{source} has no class folders; expected {source}/<class>/<images>")
+    images = {c.name: sorted(p for p in c.rglob("*") if is_image_file(p)) for c in classes}
+    empty = [name for name, paths in images.items() if not paths]
+    if empty:
+        raise UserError(f"class folder(s) without images in {source}: {', '.join(empty)}")
+    return images
+
+
+def plan_split(images, ratios, seed, imbalance_ratio=None, imbalance_type="exp"):
+    """``{split: {class: [paths]}}``: a seeded stratified split, then the long-tailed train subset."""
+    needed = sum(r > 0 for r in ratios)
+    too_small = [f"{name} ({len(paths)})" for name, paths in images.items() if len(paths) < needed]
+    if too_small:
+        raise UserError(f"class(es) with fewer images than the {needed} splits need: {', '.join(too_small)}; "
+                        "add images, drop those classes or set a ratio to 0")
+    rng = np.random.default_rng(seed)
+    plan = {split: {} for split in SPLITS}
+    for name, paths in images.items():
+        order = [paths[i] for i in rng.permutation(len(paths))]
+        n_train, n_valid, _ = split_counts(len(paths), ratios)
+        plan["train"][name] = order[:n_train]
+        plan["valid"][name] = order[n_train:n_train + n_valid]
+        plan["test"][name] = order[n_train + n_valid:]
+    if imbalance_ratio is not None:
+        kept = long_tail_counts({name: len(p) for name, p in plan["train"].items()}, imbalance_ratio, imbalance_type)
+        plan["train"] = {name: paths[:kept[name]] for name, paths in plan["train"].items()}
+    return plan
+
+
+def write_split(plan, source, destination, force):
+    """Copy the planned files into ``destination`` via a temporary folder, replacing it only with ``force``."""
+    if destination.exists() and not force:
+        raise UserError(f"{destination} already exists; pass --force to replace it")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        for split, classes in plan.items():
+            if not any(classes.values()):
+                continue
+            for name, paths in classes.items():
+                for path in paths:
+                    target = staging / split / name / path.relative_to(source / name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
+        if destination.exists():
+            shutil.rmtree(destination)
+        staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def print_table(images, plan, file=sys.stdout):
+    width = max(8, *(len(name) for name in images))
+    print(f"{'class':<{width}} {'total':>6} {'train':>6} {'valid':>6} {'test':>6}", file=file)
+    for name in images:
+        counts = [len(plan[split][name]) for split in SPLITS]
+        print(f"{name:<{width}} {len(images[name]):>6} {counts[0]:>6} {counts[1]:>6} {counts[2]:>6}", file=file)
+    totals = [sum(len(paths) for paths in plan[split].values()) for split in SPLITS]
+    print(f"{'total':<{width}} {sum(map(len, images.values())):>6} {totals[0]:>6} {totals[1]:>6} {totals[2]:>6}",
+          file=file)
+
+
+def write_demo_source(source_dir):
+    """scikit-learn's 1,797 handwritten digits (8x8 scans) as PNGs in ``source_dir/digits/<digit>/``."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = Path(source_dir) / DEMO["dataset"]
+    if root.is_dir() and any(root.iterdir()):
+        return root
+    for index, (image, label) in enumerate(zip(digits.images, digits.target)):
+        folder = root / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.round(image * (255 / 16)).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / f"{index:04d}.png")
+    return root
+
+
+def main(args):
+    if args.demo:
+        write_demo_source(args.source_dir)
+        for key, value in DEMO.items():
+            setattr(args, key, value)
+    if args.dataset is None:
+        raise UserError("--dataset is required (or --demo)")
+    if len(args.ratios) != 3 or min(args.ratios) < 0 or not math.isclose(sum(args.ratios), 1.0, abs_tol=1e-6):
+        raise UserError(f"--ratios must be three non-negative numbers that sum to 1, got {args.ratios}")
+    if args.ratios[0] <= 0 or args.ratios[1] <= 0:
+        raise UserError("--ratios: train and valid need a positive share (test may be 0)")
+    if args.imbalance_ratio is not None and args.imbalance_ratio < 1:
+        raise UserError(f"--imbalance_ratio must be >= 1, got {args.imbalance_ratio}")
+    source = Path(args.source_dir) / args.dataset
+    if not source.is_dir():
+        available = list_datasets(args.source_dir)
+        hint = f"available: {', '.join(available)}" if available else f"{args.source_dir}/ is empty or missing"
+        raise UserError(f"no raw dataset {source}; {hint}")
+    images = scan_source(source)
+    plan = plan_split(images, args.ratios, args.seed, args.imbalance_ratio, args.imbalance_type)
+    destination = Path(args.out_dir) / (args.out_name or args.dataset)
+    write_split(plan, source, destination, args.force)
+    print_table(images, plan)
+    profile = f", train long-tailed ({args.imbalance_type}, ratio {args.imbalance_ratio:g})" if args.imbalance_ratio else ""
+    print(f"wrote {destination} (seed {args.seed}, ratios {' / '.join(f'{r:g}' for r in args.ratios)}{profile})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, get_args_parser()))

@@ -1,0 +1,376 @@
+"""Data: find and check the splits of a dataset, decode images, feed batches.
+
+The fast path decodes every image of a split once into a uint8 tensor
+(N x 3 x H x W) kept in memory (on the GPU when training there) and augments
+whole batches with tensor ops.  When a split does not fit ``cache_mb``,
+DataLoader workers decode files on the fly; both paths share the batch order,
+the augmentation and the normalisation, so they train the same model.
+"""
+import hashlib
+import json
+import os
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm import tqdm
+
+from utils import UserError, save_atomic
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+SAMPLERS = ("random", "class_balanced", "sqrt")
+AUGMENTATIONS = ("crop_flip", "crop", "none")
+
+
+@dataclass
+class Split:
+    """One split of a dataset: image paths and integer labels over ``classes``."""
+    name: str
+    root: Path
+    classes: list
+    paths: list
+    labels: list
+
+    def __len__(self):
+        return len(self.paths)
+
+    def class_counts(self):
+        return np.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+    def fingerprint(self):
+        """Changes whenever a file of the split is added, removed, renamed or modified."""
+        digest = hashlib.sha1()
+        for path in self.paths:
+            stat = path.stat()
+            digest.update(f"{path.relative_to(self.root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def _visible(path):
+    return not path.name.startswith(".")
+
+
+def is_image_file(path):
+    return path.is_file() and _visible(path) and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_datasets(data_dir):
+    data_dir = Path(data_dir)
+    return sorted(p.name for p in data_dir.iterdir() if p.is_dir() and _visible(p)) if data_dir.is_dir() else []
+
+
+def scan_split(split_dir, classes=None):
+    """Read ``split_dir/<class>/<image>``; ``classes`` (from train) must match the folders exactly."""
+    split_dir = Path(split_dir)
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and _visible(p))
+    if not found:
+        raise UserError(f"{split_dir} has no class folders; expected {split_dir}/<class>/<images>")
+    if classes is not None and found != list(classes):
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        details = "; ".join(part for part in (
+            f"missing class folder(s) {', '.join(missing)}" if missing else "",
+            f"extra class folder(s) {', '.join(extra)}" if extra else "") if part)
+        raise UserError(f"{split_dir} does not have the classes of train/: {details}")
+    paths, labels = [], []
+    for label, name in enumerate(found):
+        images = sorted(p for p in (split_dir / name).rglob("*") if is_image_file(p) and _visible(p.parent))
+        if not images:
+            raise UserError(f"class folder {split_dir / name} has no images "
+                            f"({', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove the folder")
+        paths += images
+        labels += [label] * len(images)
+    return Split(split_dir.name, split_dir, found, paths, labels)
+
+
+def load_splits(data_dir, dataset, splits=("train", "valid")):
+    """Check and scan ``data_dir/dataset/<split>``; a split named ``test?`` is optional."""
+    root = Path(data_dir) / dataset
+    if not root.is_dir():
+        available = list_datasets(data_dir)
+        hint = f"available: {', '.join(available)}" if available else f"{data_dir}/ has no datasets (see data_split.py)"
+        raise UserError(f"dataset {dataset!r} not found in {data_dir}/; {hint}")
+    result = {}
+    classes = None
+    for name in ("train",) + tuple(s for s in splits if s != "train"):
+        optional = name.endswith("?")
+        name = name.rstrip("?")
+        if not (root / name).is_dir():
+            if optional:
+                continue
+            raise UserError(f"dataset {dataset!r} has no {name}/ folder; expected {root}/{{train,valid,test}}/<class>/<images>")
+        result[name] = scan_split(root / name, classes)
+        classes = result[name].classes
+    return result
+
+
+# ---------------------------------------------------------------- decoding
+
+def decode_image(path, height, width):
+    """An RGB uint8 tensor 3 x height x width; grayscale, palette and alpha become RGB."""
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("P", "PA", "LA"):
+                image = image.convert("RGBA")
+            image = image.convert("RGB")
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.BILINEAR)
+            array = np.array(image, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise UserError(f"cannot decode image {path} ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+                        "delete or replace it, or pass --skip_bad_images") from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _decode_or_skip(path, height, width, skip_bad):
+    try:
+        return decode_image(path, height, width)
+    except UserError as error:
+        if not skip_bad:
+            raise
+        warnings.warn(f"skipping: {error}".replace("; delete or replace it, or pass --skip_bad_images", ""))
+        return None
+
+
+def decode_split(split, height, width, skip_bad=False, disk_cache=False, progress=True):
+    """All images of ``split`` as one uint8 tensor, plus labels (bad files dropped with ``skip_bad``)."""
+    cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}-{split.fingerprint()}.pt"
+    if disk_cache and cache_file.exists():
+        cached = torch.load(cache_file, weights_only=True)
+        return cached["images"], cached["labels"]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        decoded = list(tqdm(pool.map(lambda p: _decode_or_skip(p, height, width, skip_bad), split.paths),
+                            total=len(split), desc=f"decoding {split.name}", unit="img", leave=False,
+                            disable=None if progress else True, file=sys.stderr))
+    keep = [i for i, image in enumerate(decoded) if image is not None]
+    if not keep:
+        raise UserError(f"no image of {split.root} could be decoded")
+    images = torch.stack([decoded[i] for i in keep])
+    labels = torch.tensor([split.labels[i] for i in keep], dtype=torch.long)
+    if disk_cache:
+        _try_write(lambda: save_atomic({"images": images, "labels": labels}, cache_file), cache_file)
+    return images, labels
+
+
+def _try_write(write, path):
+    try:
+        path.parent.mkdir(exist_ok=True)
+        write()
+    except OSError as error:
+        warnings.warn(f"could not write cache {path}: {error.strerror}")
+
+
+class ImageFiles(Dataset):
+    """Decodes one file per item (the path for splits too large to keep decoded)."""
+
+    def __init__(self, split, height, width, skip_bad=False):
+        self.split, self.height, self.width, self.skip_bad = split, height, width, skip_bad
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, index):
+        image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad)
+        return None if image is None else (image, self.split.labels[index])
+
+
+def _collate_skipping_bad(items):
+    return default_collate([item for item in items if item is not None])
+
+
+# ---------------------------------------------------------------- batches
+
+def channel_stats(uint8_batches):
+    """Per-channel mean and std (in [0, 1] units) over batches of uint8 images."""
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    pixels = 0
+    for images in uint8_batches:
+        values = images.to(torch.float64).div_(255).transpose(0, 1).reshape(3, -1)
+        total += values.sum(1).cpu()
+        squares += values.square().sum(1).cpu()
+        pixels += values.shape[1]
+    mean = total / pixels
+    std = (squares / pixels - mean.square()).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()
+
+
+def crop_padding(height, width):
+    """The original's 4-pixel padding for 32 px images, scaled to the image size."""
+    return max(1, round(4 * min(height, width) / 32))
+
+
+def augment_batch(images, padding, flip, generator):
+    """Random crop after zero padding (and a horizontal flip with probability 1/2), per image.
+
+    Draws the same distribution as torchvision's ``RandomCrop(padding=...)`` and
+    ``RandomHorizontalFlip()``, for a whole uint8 batch at once.
+    """
+    n, _, height, width = images.shape
+    device = images.device
+    rows = torch.arange(height, device=device).expand(n, height)
+    cols = torch.arange(width, device=device).expand(n, width)
+    if padding:
+        images = F.pad(images, (padding,) * 4)
+        rows = rows + torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+        cols = cols + torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+    if flip:
+        flipped = torch.rand(n, 1, generator=generator, device=device) < 0.5
+        cols = torch.where(flipped, cols.flip(1), cols)
+    batch_index = torch.arange(n, device=device)[:, None, None]
+    # Advanced indexing around the channel slice gives N x H x W x C.
+    return images[batch_index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class EpochBatches:
+    """Batches of sample indices for one epoch and one process.
+
+    The order depends only on (seed, epoch), so a resumed run draws the same
+    batches; ``sampler`` re-weights classes (``class_balanced``: uniform over
+    classes, ``sqrt``: proportional to the square root of the class size).  With
+    several processes each takes every ``world_size``-th index; training pads the
+    order so every process runs the same number of steps, evaluation does not.
+    """
+
+    def __init__(self, labels, batch_size, train, sampler="random", seed=0, rank=0, world_size=1):
+        self.labels = torch.as_tensor(labels)
+        self.batch_size, self.train, self.sampler = batch_size, train, sampler
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _order(self):
+        n = len(self.labels)
+        if not self.train:
+            return torch.arange(n)[self.rank::self.world_size]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.sampler == "random":
+            order = torch.randperm(n, generator=generator)
+        else:
+            counts = torch.bincount(self.labels).double()
+            class_weight = {"class_balanced": 1 / counts, "sqrt": counts.rsqrt()}[self.sampler]
+            order = torch.multinomial(class_weight[self.labels], n, replacement=True, generator=generator)
+        padded = -(-n // self.world_size) * self.world_size
+        order = torch.cat([order, order[: padded - n]])
+        return order[self.rank::self.world_size]
+
+    def _num_samples(self):
+        n = len(self.labels)
+        if self.train:
+            return -(-n // self.world_size)
+        return len(range(self.rank, n, self.world_size))
+
+    def __len__(self):
+        full, rest = divmod(self._num_samples(), self.batch_size)
+        # A last training batch of one image would break batch norm: drop it.
+        return full + (rest > 1 or (rest == 1 and (not self.train or full == 0)))
+
+    def batch_tensors(self):
+        batches = list(self._order().split(self.batch_size))
+        return batches[: len(self)]
+
+    def __iter__(self):
+        return (batch.tolist() for batch in self.batch_tensors())
+
+
+class BatchStream:
+    """Normalised (and, for training, augmented) batches of one split on ``device``."""
+
+    def __init__(self, split, height, width, batch_size, *, train, device, augment="crop_flip", sampler="random",
+                 seed=0, cache_mb=2048, workers=None, skip_bad_images=False, disk_cache=False,
+                 rank=0, world_size=1, channels_last=False, progress=True):
+        self.split, self.device, self.train, self.seed = split, torch.device(device), train, seed
+        self.padding = crop_padding(height, width) if train and augment != "none" else 0
+        self.flip = train and augment == "crop_flip"
+        self.channels_last = channels_last
+        self.cached = len(split) * 3 * height * width <= cache_mb * 2**20
+        if self.cached:
+            images, labels = decode_split(split, height, width, skip_bad_images, disk_cache, progress)
+            on_device = self.device.type != "cpu" and _fits_on_device(images, self.device)
+            self.images = images.to(self.device) if on_device else images
+            self.labels = labels.to(self.images.device)
+            self.batches = EpochBatches(labels, batch_size, train, sampler, seed, rank, world_size)
+        else:
+            self.batches = EpochBatches(split.labels, batch_size, train, sampler, seed, rank, world_size)
+            workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if workers is None else workers
+            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images), batch_sampler=self.batches,
+                                     num_workers=workers, collate_fn=_collate_skipping_bad,
+                                     pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
+        self.class_counts = torch.bincount(torch.as_tensor(self.batches.labels), minlength=len(split.classes)).tolist()
+        self.generator = torch.Generator(device=self.device)
+        self.mean = self.std = None
+
+    def __len__(self):
+        return len(self.batches)
+
+    @property
+    def num_samples(self):
+        return len(self.batches.labels)
+
+    def set_epoch(self, epoch):
+        self.batches.set_epoch(epoch)
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch + 7)
+
+    def set_normalization(self, mean, std):
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+
+    def raw_batches(self):
+        """Every image of the split once, as uint8 batches without augmentation (for statistics)."""
+        if self.cached:
+            yield from self.images.split(1024)
+        else:
+            loader = DataLoader(self.loader.dataset, batch_size=256, num_workers=self.loader.num_workers,
+                                collate_fn=_collate_skipping_bad)
+            for images, _ in loader:
+                yield images
+
+    def __iter__(self):
+        if self.cached:
+            batches = ((self.images[index], self.labels[index])
+                       for index in (i.to(self.images.device) for i in self.batches.batch_tensors()))
+        else:
+            batches = iter(self.loader)
+        for images, labels in batches:
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            if self.padding or self.flip:
+                images = augment_batch(images, self.padding, self.flip, self.generator)
+            images = (images.float().div_(255) - self.mean) / self.std
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels
+
+
+def _fits_on_device(images, device):
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.numel() < 0.25 * free
+
+
+def train_stats(stream, height, width):
+    """Mean/std of the training split, cached in ``<dataset>/.cache/`` and recomputed when files change."""
+    split = stream.split
+    cache_file = Path(split.root).parent / ".cache" / f"stats-{height}x{width}.json"
+    fingerprint = split.fingerprint()
+    try:
+        cached = json.loads(cache_file.read_text())
+        if cached.get("fingerprint") == fingerprint:
+            return cached["mean"], cached["std"]
+    except (OSError, ValueError, KeyError):
+        pass
+    mean, std = channel_stats(stream.raw_batches())
+    record = json.dumps({"fingerprint": fingerprint, "mean": mean, "std": std}, indent=1)
+
+    def write():
+        temp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        temp.write_text(record)
+        os.replace(temp, cache_file)
+    _try_write(write, cache_file)
+    return mean, std
