@@ -38,7 +38,8 @@ def get_args_parser():
     parser.add_argument("--dataset", help="dataset folder under --data_dir")
     parser.add_argument("--objective", default="ERM", choices=objectives.OBJECTIVES, help="loss function")
     parser.add_argument("--lr", type=positive(float), default=0.1, help="initial learning rate")
-    parser.add_argument("--epochs", type=positive(int), default=200)
+    parser.add_argument("--epochs", type=positive(int), default=None,
+                        help="number of epochs (default 200; with --resume: extend the run to this many)")
     parser.add_argument("--batchsize", type=positive(int), default=128, help="batch size per process")
     parser.add_argument("--height", type=positive(int), default=32, help="image height")
     parser.add_argument("--width", type=positive(int), default=32, help="image width")
@@ -89,6 +90,8 @@ def check_args(args):
         get_model(args.model_index)
     except ValueError as error:
         raise UserError(str(error)) from None
+    if args.epochs is None:
+        args.epochs = 200
     args.lrstep = parse_int_list(args.lrstep)
     if not args.lrstep or min(args.lrstep) <= 0:
         raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
@@ -282,6 +285,7 @@ def build_criterion(args, num_classes, class_counts):
 
 def resolve_resume(args):
     """Replace ``args`` by the saved arguments of the run to resume; return (args, run_dir, state)."""
+    requested_epochs = args.epochs
     if args.resume == "latest":
         if args.model_index is None or args.dataset is None:
             raise UserError("--resume latest needs --model_index, --dataset and --objective to find the run")
@@ -299,6 +303,8 @@ def resolve_resume(args):
     state = load_checkpoint(last)
     saved = argparse.Namespace(**state["args"])
     saved.resume = str(run_dir)
+    if requested_epochs is not None:
+        saved.epochs = requested_epochs
     return saved, run_dir, state
 
 
@@ -359,7 +365,7 @@ def train(args, runtime):
         start_epoch, best_acc, best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
         best_path = run_dir / state["best_file"] if state["best_file"] else None
         if start_epoch >= args.epochs:
-            raise UserError(f"{run_dir} already finished all {args.epochs} epochs")
+            raise UserError(f"{run_dir} already finished all {args.epochs} epochs; pass a larger --epochs to extend it")
     else:
         run_dir = _create_run_dir(args, model_name, runtime)
 

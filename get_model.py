@@ -6,8 +6,9 @@ No pretrained weights are ever downloaded.
 """
 import sys
 
+import importlib
+
 import torch
-import torchvision.models as tv
 
 from b_models.cifar_resnet import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.simple_cnn import SimpleCNN
@@ -15,7 +16,11 @@ from b_models.squeezenet import SqueezeNet
 
 
 def _torchvision(name, **options):
-    return name, lambda num_classes: getattr(tv, name)(weights=None, num_classes=num_classes, **options)
+    def build(num_classes):
+        # Imported on first use: torchvision.models takes a second to import, small networks don't need it.
+        models = importlib.import_module("torchvision.models")
+        return getattr(models, name)(weights=None, num_classes=num_classes, **options)
+    return name, build
 
 
 def _small(network):

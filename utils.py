@@ -107,7 +107,7 @@ def create_run_dir(logs_dir, model_name, dataset, objective, now=None):
                 return run_dir
             except FileExistsError:
                 continue
-    except PermissionError as error:
+    except OSError as error:
         raise UserError(f"cannot create the run folder under {logs_dir}: {error.strerror}; "
                         "choose a writable --logs_dir") from None
     raise UserError(f"no free run folder name under {parent}")
@@ -164,7 +164,9 @@ def save_atomic(payload, path):
 def load_checkpoint(path, map_location="cpu"):
     """Load with ``weights_only=True``; a file that carries code or is not a checkpoint is refused."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols; we refuse those files anyway
+            return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"refusing to load {path}: it is not a plain weights checkpoint ({reason[:200]})") from None

@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny image-folder datasets built in tmp_path, and script runners."""
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CLASSES = ("cat", "dog", "fox")
+COLOURS = ((220, 40, 40), (40, 200, 40), (40, 40, 220))
+
+
+def script(name):
+    """Import a numbered entry script (e.g. ``1_train``) as a module."""
+    return importlib.import_module(name)
+
+
+def run(name, *args, cwd, env=None, timeout=300):
+    """Run ``ROOT/name`` with ``args`` in ``cwd``; returns the CompletedProcess."""
+    command = [sys.executable, str(ROOT / name), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})})
+
+
+def class_image(label, rng, size=16):
+    """A noisy image whose colour says its class, so tiny networks learn it within an epoch."""
+    pixels = np.clip(np.array(COLOURS[label]) + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+    pixels[rng.integers(0, size), :, :] = 255  # a random stripe, so augmentation matters a little
+    return pixels
+
+
+def make_dataset(root, name="tiny", counts=None, splits=("train", "valid", "test"), size=16, seed=0):
+    """``root/name/<split>/<class>/`` with mixed PNG/JPEG, a grayscale, an RGBA and a palette image,
+    plus files that must be skipped (``.DS_Store``, ``notes.txt``)."""
+    rng = np.random.default_rng(seed)
+    counts = counts or {"train": (12, 8, 4), "valid": (6, 6, 6), "test": (5, 5, 5)}
+    for split in splits:
+        for label, (cls, n) in enumerate(zip(CLASSES, counts[split])):
+            folder = root / name / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                image = Image.fromarray(class_image(label, rng, size))
+                if i == 1:
+                    image.convert("L").convert("RGB").convert("L").save(folder / f"{i}_gray.png")
+                elif i == 2:
+                    image.convert("RGBA").save(folder / f"{i}_rgba.png")
+                elif i == 3:
+                    image.convert("P").save(folder / f"{i}_palette.gif")
+                elif i % 2:
+                    image.save(folder / f"{i}.jpg", quality=95)
+                else:
+                    image.save(folder / f"{i}.png")
+            (folder / ".DS_Store").write_bytes(b"\x00\x01junk")
+            (folder / "notes.txt").write_text("not an image")
+    return root / name
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A working folder with a_datasets/tiny and an empty logs/."""
+    make_dataset(tmp_path / "a_datasets")
+    (tmp_path / "logs").mkdir()
+    return tmp_path
+
+
+FAST = ["--model_index=41", "--dataset=tiny", "--height=16", "--width=16", "--batchsize=8",
+        "--lr=0.05", "--seed=0", "--lrstep", "1", "1"]
+
+
+def files_under(path):
+    return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))

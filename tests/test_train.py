@@ -1,0 +1,112 @@
+"""1_train.py end to end on a tiny generated dataset."""
+import re
+
+import pytest
+import torch
+
+import loader
+import utils
+from conftest import FAST, files_under, run, script
+from get_model import get_model
+
+
+def train_run(workdir, *extra, epochs=2):
+    result = run("1_train.py", *FAST, f"--epochs={epochs}", *extra, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def only_run_dir(workdir, objective):
+    runs = list((workdir / "logs" / "SimpleCNN" / "tiny" / objective).iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.mark.parametrize("objective", ["ERM", "CCE", "COT", "FL"])
+def test_training_writes_the_documented_files(workdir, objective):
+    result = train_run(workdir, f"--objective={objective}", "--warmup", "--ccegamma=1")
+    run_dir = only_run_dir(workdir, objective)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}", run_dir.name)
+    names = sorted(p.name for p in run_dir.iterdir())
+    best = [n for n in names if re.fullmatch(r"\d+\.\d\d\.pth", n)]
+    assert len(best) == 1 and "last.pth" in names and "train.csv" in names and "valid.csv" in names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert not [n for n in names if n.endswith(".tmp")]
+
+    train_rows, valid_rows = utils.read_csv(run_dir / "train.csv"), utils.read_csv(run_dir / "valid.csv")
+    assert list(valid_rows[0])[:5] == ["epoch", "loss", "acc", "top5acc", "lr"]
+    assert list(train_rows[0])[:5] == ["epoch", "loss", "acc", "top5acc", "lr"]
+    assert {"balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc"} <= set(valid_rows[0])
+    assert [int(r["epoch"]) for r in valid_rows] == [0, 1] and len(train_rows) == 2
+    best_acc = max(float(r["acc"]) for r in valid_rows)
+    assert best[0] == f"{best_acc:.2f}.pth"
+
+    iters = 3  # 24 training images, batch 8
+    for row in train_rows:
+        epoch = int(row["epoch"])
+        expected = 0.05 * utils.lr_factor(epoch * iters + iters - 1, iters, [1, 1], 0.2, warmup_epochs=5)
+        assert float(row["lr"]) == pytest.approx(expected, rel=1e-6)
+        assert float(valid_rows[epoch]["lr"]) == pytest.approx(expected, rel=1e-6)
+    assert f"best valid acc {best_acc:.2f}" in result.stdout and str(run_dir.relative_to(workdir)) in result.stdout
+
+
+def test_checkpoint_reproduces_logged_accuracy(workdir):
+    train_run(workdir, "--objective=CCE")
+    run_dir = only_run_dir(workdir, "CCE")
+    state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
+    assert {"model", "epoch", "acc", "top5acc", "loss", "classes", "image_size", "mean", "std", "model_index",
+            "objective", "args"} <= set(state)
+    assert state["classes"] == ["cat", "dog", "fox"] and state["image_size"] == [16, 16]
+    assert state["model_index"] == 41 and state["objective"] == "CCE" and state["args"]["seed"] == 0
+    assert not any(key.startswith("module.") for key in state["model"])
+    model = get_model(41)(3)
+    model.load_state_dict(state["model"])
+    split = loader.load_splits(workdir / "a_datasets", "tiny")["valid"]
+    stream = loader.BatchStream(split, 16, 16, 8, train=False, device="cpu", progress=False)
+    stream.set_normalization(state["mean"], state["std"])
+    train = script("1_train")
+    result = train.evaluate(model, torch.nn.CrossEntropyLoss(), stream, train.Runtime())
+    acc = 100 * (result["predictions"] == result["targets"]).mean()
+    assert acc == pytest.approx(state["acc"], abs=1e-3)
+    row = utils.read_csv(run_dir / "valid.csv")[state["epoch"]]
+    assert float(row["acc"]) == pytest.approx(acc, abs=1e-3)
+
+
+def test_tensorboard_scalars(workdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_run(workdir)
+    events = EventAccumulator(str(only_run_dir(workdir, "ERM")))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for split in ("train", "valid"):
+        assert {f"{split}/loss", f"{split}/acc", f"{split}/top5acc", f"{split}/lr"} <= tags
+    assert {"valid/balanced_acc", "valid/macro_f1", "valid_class_acc/cat", "valid_class_acc/fox"} <= tags
+    assert [event.step for event in events.Scalars("valid/acc")] == [0, 1]
+
+
+def test_same_seed_same_valid_csv(workdir):
+    train_run(workdir, "--epochs=2")
+    first = only_run_dir(workdir, "ERM")
+    first_csv = (first / "valid.csv").read_text()
+    first.rename(workdir / "first")
+    train_run(workdir, "--epochs=2")
+    assert (only_run_dir(workdir, "ERM") / "valid.csv").read_text() == first_csv
+
+
+@pytest.mark.parametrize("extra", [
+    ["--objective=LDAM", "--drw", "--drw_epoch=1"], ["--objective=BS"], ["--objective=LA", "--la_tau=0.5"],
+    ["--objective=CB"], ["--objective=FL", "--class_balanced"], ["--objective=CCE", "--label_smoothing=0.1"],
+    ["--objective=ERM", "--sampler=class_balanced"], ["--objective=ERM", "--sampler=sqrt", "--cache_mb=0"],
+])
+def test_other_objectives_and_samplers_train(workdir, extra):
+    train_run(workdir, *extra, epochs=1)
+    objective = extra[0].split("=")[1]
+    run_dir = only_run_dir(workdir, objective)
+    assert len(utils.read_csv(run_dir / "valid.csv")) == 1
+    assert torch.load(run_dir / "last.pth", weights_only=True)["args"]["objective"] == objective
+
+
+def test_file_path_without_cache_trains(workdir):
+    train_run(workdir, "--cache_mb=0", "--workers=1", epochs=1)
+    assert len(files_under(only_run_dir(workdir, "ERM"))) >= 4
