@@ -27,7 +27,7 @@ from utils import (CSV_COLUMNS, LAST_CHECKPOINT, ArgumentParser, CsvLog, UserErr
                    create_run_dir, find_run_dir, load_checkpoint, lr_factor, parse_int_list, positive, run_cli,
                    save_atomic, state_dict_of)
 
-VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc")
+VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
 
 
@@ -392,6 +392,7 @@ def train(args, runtime):
             valid.update(classification_metrics(valid["targets"], valid["predictions"], len(classes),
                                                 train_stream.class_counts, args.many_shot, args.few_shot))
             valid["acc"] = round(valid["acc"], 4)
+            valid["images"] = len(valid["targets"])
             valid["lr"] = train_row["lr"]
             _log_epoch(logs, epoch, train_row, valid, classes)
             if valid["acc"] > best_acc:
@@ -456,7 +457,7 @@ def _log_epoch(logs, epoch, train_row, valid, classes):
     for split, row in (("train", train_row), ("valid", valid)):
         for key in ("loss", "acc", "top5acc", "lr"):
             writer.add_scalar(f"{split}/{key}", row[key], epoch)
-    for key in VALID_EXTRA_COLUMNS:
+    for key in VALID_EXTRA_COLUMNS[:-1]:
         if not math.isnan(valid[key]):
             writer.add_scalar(f"valid/{key}", valid[key], epoch)
     for name, recall in zip(classes, valid["per_class_recall"]):

@@ -83,6 +83,7 @@ def plot_confusion_matrix(targets, predictions, classes, path, title):
     """Row-normalised confusion matrix as SVG; class names on the axes up to 30 classes."""
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # real text in the svg: smaller, searchable
     import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
 

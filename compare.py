@@ -78,6 +78,7 @@ def plot_curves(runs, path):
     """Validation top-1 per epoch of every run, one line each, into an svg."""
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # real text in the svg: smaller, searchable
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))

@@ -1,0 +1,71 @@
+"""2_test.py: metrics, confusion matrix and metrics file of a trained run."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import FAST, run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import make_dataset
+    root = tmp_path_factory.mktemp("run")
+    make_dataset(root / "a_datasets")
+    result = run("1_train.py", *FAST, "--epochs=2", "--objective=CCE", cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root, next((root / "logs" / "SimpleCNN" / "tiny" / "CCE").iterdir())
+
+
+ARGS = ["--model_index=41", "--dataset=tiny", "--objective=CCE"]
+
+
+def test_evaluates_test_split_and_writes_files(trained):
+    root, run_dir = trained
+    result = run("2_test.py", *ARGS, f"--datetime={run_dir.name}", cwd=root)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["images"] == 15
+    for key in ("acc", "top5acc", "balanced_acc", "macro_f1"):
+        assert 0 <= metrics[key] <= 100
+    assert metrics["top5acc"] == 100.0  # 3 classes: top-5 always hits
+    assert [row["class"] for row in metrics["per_class"]] == ["cat", "dog", "fox"]
+    assert [row["support"] for row in metrics["per_class"]] == [5, 5, 5]
+    balanced = sum(row["recall"] for row in metrics["per_class"]) / 3
+    assert metrics["balanced_acc"] == pytest.approx(balanced)
+    assert f"top-1 {metrics['acc']:.2f} %" in result.stdout and "balanced acc" in result.stdout
+    assert "macro-F1" in result.stdout and "recall" in result.stdout
+    svg = (run_dir / "confusion_matrix.svg").read_text()
+    assert svg.startswith("<?xml") and "fox" in svg and "predicted class" in svg
+
+
+def test_accuracy_on_valid_equals_what_the_checkpoint_recorded(trained):
+    root, run_dir = trained
+    state = torch.load(next(run_dir.glob("[0-9]*.pth")), weights_only=True)
+    result = run("2_test.py", *ARGS, "--datetime=latest", "--split=valid", cwd=root)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((run_dir / "valid_metrics.json").read_text())
+    assert metrics["acc"] == pytest.approx(state["acc"], abs=1e-3)
+    assert metrics["balanced_acc"] == pytest.approx(state["balanced_acc"], abs=1e-3)
+
+
+def test_falls_back_to_valid_with_a_warning(trained, tmp_path):
+    root, _ = trained
+    shutil.copytree(root, tmp_path / "w")
+    shutil.rmtree(tmp_path / "w" / "a_datasets" / "tiny" / "test")
+    result = run("2_test.py", *ARGS, "--datetime=latest", cwd=tmp_path / "w")
+    assert result.returncode == 0, result.stderr
+    assert "warning: a_datasets/tiny has no test/ split; evaluating valid/ instead" in result.stderr
+    assert "valid split" in result.stdout
+
+
+def test_confusion_matrix_for_many_classes(tmp_path):
+    script = __import__("importlib").import_module("2_test")
+    classes = [f"class_{i:03d}" for i in range(100)]
+    targets = torch.arange(100).repeat(3).numpy()
+    script.plot_confusion_matrix(targets, targets, classes, tmp_path / "cm.svg", "100 classes")
+    svg = (tmp_path / "cm.svg").read_text()
+    assert "class_000" not in svg  # no unreadable labels past 30 classes
+    script.plot_confusion_matrix(targets[:30] % 30, targets[:30] % 30, classes[:30], tmp_path / "cm30.svg", "30")
+    assert "class_029" in (tmp_path / "cm30.svg").read_text()
