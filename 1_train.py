@@ -341,8 +341,8 @@ def train(args, runtime):
         check_args(args)
     splits = load_splits(args.data_dir, args.dataset)
     classes = splits["train"].classes
+    model, model_name = build_model(args, len(classes), runtime)  # checks the image size before decoding anything
     train_stream, valid_stream, mean, std = build_streams(args, runtime, splits)
-    model, model_name = build_model(args, len(classes), runtime)
     criterion, complement = build_criterion(args, len(classes), train_stream.class_counts)
     criterion.to(runtime.device)
     raw_model = model

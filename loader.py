@@ -334,8 +334,10 @@ class BatchStream:
 
     def __iter__(self):
         if self.cached:
-            batches = ((self.images[index], self.labels[index])
-                       for index in (i.to(self.images.device) for i in self.batches.batch_tensors()))
+            # One host-to-device copy of the epoch's order, not one (synchronising) copy per batch.
+            indices = self.batches.batch_tensors()
+            order = torch.cat(indices).to(self.images.device, non_blocking=True) if indices else torch.empty(0)
+            batches = ((self.images[index], self.labels[index]) for index in order.split([len(i) for i in indices]))
         else:
             batches = iter(self.loader)
         for images, labels in batches:
