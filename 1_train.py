@@ -308,17 +308,6 @@ def resolve_resume(args):
     return saved, run_dir, state
 
 
-def checkpoint(model, epoch, valid, args, model_name, classes, class_counts, mean, std):
-    """What a best ``<acc>.pth`` holds: weights plus everything needed to evaluate them."""
-    return {"model": state_dict_of(model), "epoch": epoch, "acc": valid["acc"], "top5acc": valid["top5acc"],
-            "loss": valid["loss"], "balanced_acc": valid["balanced_acc"], "macro_f1": valid["macro_f1"],
-            "classes": list(classes), "class_counts": list(class_counts), "image_size": [args.height, args.width],
-            "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
-            "objective": args.objective, "args": vars(args)}
-
-
-# ---------------------------------------------------------------- main
-
 def main(args):
     runtime = Runtime(getattr(args, "no_amp", False))
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -347,34 +336,28 @@ def train(args, runtime):
     criterion.to(runtime.device)
     raw_model = model
     if runtime.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None)
     if args.compile:
         model = torch.compile(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    warmup_epochs = 5 if args.warmup else 0
-    iters = len(train_stream)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, iters, args.lrstep, args.lrdecay, warmup_epochs))
-    scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
-    start_epoch, best_acc, best_epoch, best_path = 0, -1.0, -1, None
+    optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime)
+    start_epoch, best = 0, None
     if state is not None:
-        raw_model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, best_acc, best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
-        best_path = run_dir / state["best_file"] if state["best_file"] else None
+        start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler)
         if start_epoch >= args.epochs:
             raise UserError(f"{run_dir} already finished all {args.epochs} epochs; pass a larger --epochs to extend it")
     else:
         run_dir = _create_run_dir(args, model_name, runtime)
-
-    logs = _open_logs(run_dir, start_epoch, resumed=state is not None) if runtime.is_main else None
+    recorder = None
     if runtime.is_main:
-        action = "resuming" if state else "training"
-        print(f"{action} {model_name} on {args.dataset} ({len(classes)} classes, {train_stream.num_samples} train / "
-              f"{valid_stream.num_samples} valid images) with {args.objective} on {runtime.device}"
-              f"{f' x{runtime.world_size}' if runtime.distributed else ''}; run folder {run_dir}", flush=True)
+        about = {"classes": list(classes), "class_counts": train_stream.class_counts, "image_size": [args.height, args.width],
+                 "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
+                 "objective": args.objective, "args": vars(args)}
+        recorder = RunRecorder(run_dir, about, start_epoch, best)
+        print(f"{'resuming' if state else 'training'} {model_name} on {args.dataset} ({len(classes)} classes, "
+              f"{train_stream.num_samples} train / {valid_stream.num_samples} valid images) with {args.objective} "
+              f"on {runtime.device}{f' x{runtime.world_size}' if runtime.distributed else ''}; run folder {run_dir}",
+              flush=True)
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, args.epochs):
@@ -387,43 +370,48 @@ def train(args, runtime):
                                         train_stream, epoch, args, runtime)
             valid = evaluate(model, criterion, valid_stream, runtime)
             train_row["time_s"] = round(time.perf_counter() - started, 3)
-            if not runtime.is_main:
-                continue
-            valid.update(classification_metrics(valid["targets"], valid["predictions"], len(classes),
-                                                train_stream.class_counts, args.many_shot, args.few_shot))
-            valid["acc"] = round(valid["acc"], 4)
-            valid["images"] = len(valid["targets"])
-            valid["lr"] = train_row["lr"]
-            _log_epoch(logs, epoch, train_row, valid, classes)
-            if valid["acc"] > best_acc:
-                best_acc, best_epoch = valid["acc"], epoch
-                new_path = run_dir / f"{best_acc:.2f}.pth"
-                save_atomic(checkpoint(raw_model, epoch, valid, args, model_name, classes,
-                                       train_stream.class_counts, mean, std), new_path)
-                if best_path is not None and best_path != new_path:
-                    best_path.unlink(missing_ok=True)
-                best_path = new_path
-            last = checkpoint(raw_model, epoch, valid, args, model_name, classes, train_stream.class_counts, mean, std)
-            last.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                        best_acc=best_acc, best_epoch=best_epoch, best_file=best_path.name)
-            save_atomic(last, run_dir / LAST_CHECKPOINT)
-            print(f"epoch {epoch + 1}/{args.epochs}  train loss {train_row['loss']:.4f} acc {train_row['acc']:.2f}  "
-                  f"valid loss {valid['loss']:.4f} acc {valid['acc']:.2f} balanced {valid['balanced_acc']:.2f}  "
-                  f"lr {train_row['lr']:.3g}", flush=True)
+            if recorder is not None:
+                valid.update(classification_metrics(valid["targets"], valid["predictions"], len(classes),
+                                                    train_stream.class_counts, args.many_shot, args.few_shot))
+                valid.update(acc=round(valid["acc"], 4), images=len(valid["targets"]), lr=train_row["lr"])
+                recorder.record(epoch, train_row, valid, raw_model, {
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict()})
+                print(f"epoch {epoch + 1}/{args.epochs}  train loss {train_row['loss']:.4f} acc {train_row['acc']:.2f}"
+                      f"  valid loss {valid['loss']:.4f} acc {valid['acc']:.2f} balanced {valid['balanced_acc']:.2f}"
+                      f"  lr {train_row['lr']:.3g}", flush=True)
     except KeyboardInterrupt:
         if runtime.is_main:
             print(f"error: interrupted during epoch {epoch + 1}; the files in {run_dir} are complete up to the last "
                   f"finished epoch; continue with: python 1_train.py --resume {run_dir}", file=sys.stderr)
         return 130
     finally:
-        if logs is not None:
-            for log in logs:
-                log.close()
-    if runtime.is_main:
-        print(f"done: best valid acc {best_acc:.2f} at epoch {best_epoch + 1}; checkpoint {best_path}; "
-              f"evaluate with: python 2_test.py --model_index={args.model_index} --dataset={args.dataset} "
-              f"--objective={args.objective} --datetime={run_dir.name}", flush=True)
+        if recorder is not None:
+            recorder.close()
+    if recorder is not None:
+        print(f"done: best valid acc {recorder.best_acc:.2f} at epoch {recorder.best_epoch + 1}; checkpoint "
+              f"{recorder.best_path}; evaluate with: python 2_test.py --model_index={args.model_index} "
+              f"--dataset={args.dataset} --objective={args.objective} --datetime={run_dir.name}", flush=True)
     return 0
+
+
+def build_optimisation(args, model, iters_per_epoch, runtime):
+    """SGD, the per-iteration lr schedule (stages + warm-up) and the fp16 gradient scaler."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    warmup_epochs = 5 if args.warmup else 0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, iters_per_epoch, args.lrstep, args.lrdecay, warmup_epochs))
+    scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
+    return optimizer, scheduler, scaler
+
+
+def restore(state, model, optimizer, scheduler, scaler):
+    """Load a ``last.pth``; returns the next epoch and (best acc, best epoch, best file name)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    return state["epoch"] + 1, (state["best_acc"], state["best_epoch"], state["best_file"])
 
 
 def _create_run_dir(args, model_name, runtime):
@@ -440,29 +428,59 @@ def _create_run_dir(args, model_name, runtime):
     return Path(result)
 
 
-def _open_logs(run_dir, start_epoch, resumed):
-    from torch.utils.tensorboard import SummaryWriter
+class RunRecorder:
+    """Rank 0's files of a run: CSV rows, tensorboard scalars, the best ``<acc>.pth`` and ``last.pth``.
 
-    keep = start_epoch if resumed else None
-    train_csv = CsvLog(run_dir / "train.csv", CSV_COLUMNS + ("time_s",), keep)
-    valid_csv = CsvLog(run_dir / "valid.csv", CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
-    writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch if resumed else None)
-    return train_csv, valid_csv, writer
+    Per epoch the rows are written first and ``last.pth`` last, so a resumed run
+    drops the rows of an epoch whose checkpoint never landed.
+    """
 
+    def __init__(self, run_dir, about, start_epoch=0, best=None):
+        from torch.utils.tensorboard import SummaryWriter
 
-def _log_epoch(logs, epoch, train_row, valid, classes):
-    train_csv, valid_csv, writer = logs
-    train_csv.write({"epoch": epoch, **train_row})
-    valid_csv.write({"epoch": epoch, **{key: valid[key] for key in CSV_COLUMNS[1:] + VALID_EXTRA_COLUMNS}})
-    for split, row in (("train", train_row), ("valid", valid)):
-        for key in ("loss", "acc", "top5acc", "lr"):
-            writer.add_scalar(f"{split}/{key}", row[key], epoch)
-    for key in VALID_EXTRA_COLUMNS[:-1]:
-        if not math.isnan(valid[key]):
-            writer.add_scalar(f"valid/{key}", valid[key], epoch)
-    for name, recall in zip(classes, valid["per_class_recall"]):
-        writer.add_scalar(f"valid_class_acc/{name}", 100 * float(recall), epoch)
-    writer.flush()
+        self.run_dir, self.about = run_dir, about
+        self.best_acc, self.best_epoch, best_file = best or (-1.0, -1, None)
+        self.best_path = run_dir / best_file if best_file else None
+        keep = start_epoch if best else None
+        self.train_csv = CsvLog(run_dir / "train.csv", CSV_COLUMNS + ("time_s",), keep)
+        self.valid_csv = CsvLog(run_dir / "valid.csv", CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch if best else None)
+
+    def checkpoint(self, model, epoch, valid):
+        """What a best ``<acc>.pth`` holds: weights plus everything needed to evaluate them."""
+        return {"model": state_dict_of(model), "epoch": epoch, "acc": valid["acc"], "top5acc": valid["top5acc"],
+                "loss": valid["loss"], "balanced_acc": valid["balanced_acc"], "macro_f1": valid["macro_f1"],
+                **self.about}
+
+    def record(self, epoch, train_row, valid, model, training_state):
+        self._log(epoch, train_row, valid)
+        if valid["acc"] > self.best_acc:
+            self.best_acc, self.best_epoch = valid["acc"], epoch
+            new_path = self.run_dir / f"{self.best_acc:.2f}.pth"
+            save_atomic(self.checkpoint(model, epoch, valid), new_path)
+            if self.best_path is not None and self.best_path != new_path:
+                self.best_path.unlink(missing_ok=True)
+            self.best_path = new_path
+        save_atomic({**self.checkpoint(model, epoch, valid), **training_state, "best_acc": self.best_acc,
+                     "best_epoch": self.best_epoch, "best_file": self.best_path.name}, self.run_dir / LAST_CHECKPOINT)
+
+    def _log(self, epoch, train_row, valid):
+        self.train_csv.write({"epoch": epoch, **train_row})
+        self.valid_csv.write({"epoch": epoch, **{key: valid[key] for key in CSV_COLUMNS[1:] + VALID_EXTRA_COLUMNS}})
+        for split, row in (("train", train_row), ("valid", valid)):
+            for key in ("loss", "acc", "top5acc", "lr"):
+                self.writer.add_scalar(f"{split}/{key}", row[key], epoch)
+        for key in VALID_EXTRA_COLUMNS[:-1]:  # all but the image count
+            if not math.isnan(valid[key]):
+                self.writer.add_scalar(f"valid/{key}", valid[key], epoch)
+        for name, recall in zip(self.about["classes"], valid["per_class_recall"]):
+            self.writer.add_scalar(f"valid_class_acc/{name}", 100 * float(recall), epoch)
+        self.writer.flush()
+
+    def close(self):
+        self.train_csv.close()
+        self.valid_csv.close()
+        self.writer.close()
 
 
 if __name__ == "__main__":

@@ -73,5 +73,21 @@ FAST = ["--model_index=41", "--dataset=tiny", "--height=16", "--width=16", "--ba
         "--lr=0.05", "--seed=0", "--lrstep", "1", "1"]
 
 
+def checkpoint_accuracy(workdir, state):
+    """Top-1 (%) of a checkpoint's weights on tiny's valid split, evaluated in this process."""
+    import torch
+
+    import loader
+    from get_model import get_model
+    model = get_model(state["model_index"])(len(state["classes"]))
+    model.load_state_dict(state["model"])
+    split = loader.load_splits(workdir / "a_datasets", "tiny")["valid"]
+    stream = loader.BatchStream(split, 16, 16, 8, train=False, device="cpu", progress=False)
+    stream.set_normalization(state["mean"], state["std"])
+    train = script("1_train")
+    result = train.evaluate(model, torch.nn.CrossEntropyLoss(), stream, train.Runtime())
+    return 100 * (result["predictions"] == result["targets"]).mean()
+
+
 def files_under(path):
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))

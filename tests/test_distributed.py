@@ -5,10 +5,8 @@ import sys
 import pytest
 import torch
 
-import loader
 import utils
-from conftest import FAST, ROOT, script
-from get_model import get_model
+from conftest import FAST, ROOT, checkpoint_accuracy
 
 
 def test_torchrun_two_processes(workdir):
@@ -25,11 +23,4 @@ def test_torchrun_two_processes(workdir):
     assert all(int(r["images"]) == 18 for r in rows)  # 18 validation images, none twice, none missed
 
     state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
-    model = get_model(41)(3)
-    model.load_state_dict(state["model"])
-    split = loader.load_splits(workdir / "a_datasets", "tiny")["valid"]
-    stream = loader.BatchStream(split, 16, 16, 8, train=False, device="cpu", progress=False)
-    stream.set_normalization(state["mean"], state["std"])
-    train = script("1_train")
-    evaluated = train.evaluate(model, torch.nn.CrossEntropyLoss(), stream, train.Runtime())
-    assert 100 * (evaluated["predictions"] == evaluated["targets"]).mean() == pytest.approx(state["acc"], abs=1e-3)
+    assert checkpoint_accuracy(workdir, state) == pytest.approx(state["acc"], abs=1e-3)

@@ -1,5 +1,4 @@
 """Killed, interrupted and diverging runs: nothing half-written, and training resumes exactly."""
-import os
 import signal
 import subprocess
 import sys

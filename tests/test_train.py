@@ -4,10 +4,8 @@ import re
 import pytest
 import torch
 
-import loader
 import utils
-from conftest import FAST, files_under, run, script
-from get_model import get_model
+from conftest import FAST, checkpoint_accuracy, files_under, run
 
 
 def train_run(workdir, *extra, epochs=2):
@@ -59,14 +57,7 @@ def test_checkpoint_reproduces_logged_accuracy(workdir):
     assert state["classes"] == ["cat", "dog", "fox"] and state["image_size"] == [16, 16]
     assert state["model_index"] == 41 and state["objective"] == "CCE" and state["args"]["seed"] == 0
     assert not any(key.startswith("module.") for key in state["model"])
-    model = get_model(41)(3)
-    model.load_state_dict(state["model"])
-    split = loader.load_splits(workdir / "a_datasets", "tiny")["valid"]
-    stream = loader.BatchStream(split, 16, 16, 8, train=False, device="cpu", progress=False)
-    stream.set_normalization(state["mean"], state["std"])
-    train = script("1_train")
-    result = train.evaluate(model, torch.nn.CrossEntropyLoss(), stream, train.Runtime())
-    acc = 100 * (result["predictions"] == result["targets"]).mean()
+    acc = checkpoint_accuracy(workdir, state)
     assert acc == pytest.approx(state["acc"], abs=1e-3)
     row = utils.read_csv(run_dir / "valid.csv")[state["epoch"]]
     assert float(row["acc"]) == pytest.approx(acc, abs=1e-3)
