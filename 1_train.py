@@ -229,11 +229,12 @@ def evaluate(model, criterion, stream, runtime):
         with runtime.autocast():
             logits = model(images)
         loss_sum += criterion(logits, labels).double() * len(labels)
-        top1, top5 = topk_hits(logits, labels)
+        _, top5 = topk_hits(logits, labels)
         predictions.append(logits.argmax(dim=1))
         top5_hits.append(top5)
         targets.append(labels)
-    local = (float(loss_sum), torch.cat(predictions).cpu(), torch.cat(top5_hits).cpu(), torch.cat(targets).cpu())
+    empty = torch.zeros(0, dtype=torch.long)  # a process can get no validation image when there are few
+    local = (float(loss_sum), *(torch.cat(parts).cpu() if parts else empty for parts in (predictions, top5_hits, targets)))
     gathered = runtime.gather(local)
     predictions = torch.cat([part[1] for part in gathered]).numpy()
     targets = torch.cat([part[3] for part in gathered]).numpy()
@@ -277,7 +278,7 @@ def build_streams(args, runtime, splits):
 def build_criterion(args, num_classes, class_counts):
     options = dict(focal_gamma=args.focal_gamma, label_smoothing=args.label_smoothing,
                    class_balanced=args.class_balanced, cb_beta=args.cb_beta, la_tau=args.la_tau,
-                   ldam_max_margin=args.ldam_max_margin, ldam_scale=args.ldam_scale, drw_epoch=args.drw_epoch)
+                   ldam_max_margin=args.ldam_max_margin, ldam_scale=args.ldam_scale, drw_epoch=args.drw_epoch if args.drw else None)
     loss = objectives.get_criterion(args.objective, num_classes, args.ccegamma, class_counts, **options)
     complement = objectives.ComplementEntropy(num_classes) if args.objective == "COT" else None
     return loss, complement
@@ -328,6 +329,7 @@ def train(args, runtime):
         args, run_dir, state = resolve_resume(args)
     else:
         check_args(args)
+        args.seed = runtime.broadcast(args.seed)  # a drawn seed must be the same on every process
     splits = load_splits(args.data_dir, args.dataset)
     classes = splits["train"].classes
     model, model_name = build_model(args, len(classes), runtime)  # checks the image size before decoding anything

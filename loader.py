@@ -284,9 +284,9 @@ class BatchStream:
     """Normalised (and, for training, augmented) batches of one split on ``device``."""
 
     def __init__(self, split, height, width, batch_size, *, train, device, augment="crop_flip", sampler="random",
-                 seed=0, cache_mb=2048, workers=None, skip_bad_images=False, disk_cache=False,
+                 seed=0, cache_mb=4096, workers=None, skip_bad_images=False, disk_cache=False,
                  rank=0, world_size=1, channels_last=False, progress=True):
-        self.split, self.device, self.train, self.seed = split, torch.device(device), train, seed
+        self.split, self.device, self.train, self.seed, self.rank = split, torch.device(device), train, seed, rank
         self.padding = crop_padding(height, width) if train and augment != "none" else 0
         self.flip = train and augment == "crop_flip"
         self.channels_last = channels_last
@@ -316,7 +316,7 @@ class BatchStream:
 
     def set_epoch(self, epoch):
         self.batches.set_epoch(epoch)
-        self.generator.manual_seed(self.seed * 1_000_003 + epoch + 7)
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.rank)  # own crops per process
 
     def set_normalization(self, mean, std):
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
