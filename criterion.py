@@ -35,34 +35,55 @@ def _as_float(logits):
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
-class _ComplementEntropy(torch.autograd.Function):
-    """``C_i`` with a hand-written backward: fewer passes over the logits than autograd's.
+class _CrossAndComplementEntropy(torch.autograd.Function):
+    """Per-sample cross entropy and complement entropy from one softmax over the incorrect classes.
 
-    ``log q`` is the log-softmax of the logits with the true class masked out, i.e.
-    ``log p_j - log(1 - p_g)`` without dividing probabilities; ``q_g = 0``.
-    ``dC_i / dz_ij = -q_ij (log q_ij + C_i)`` for ``j != g`` and 0 for ``j = g``.
+    With ``m`` the largest incorrect logit, ``s = z - m``, ``q = softmax(s)`` over
+    ``j != g`` (``q_g = 0``) and ``L = log sum_{j != g} exp(s_j)``:
+
+    * ``log(1 - p_g) = m + L - lse(z)`` with ``lse(z) = logaddexp(z_g, m + L)``, so
+      ``CE = lse(z) - z_g`` and ``r = 1 - p_g`` come without dividing probabilities;
+    * ``C = L - sum_j q_j s_j``, a sum of non-negative terms (no cancellation);
+    * ``dCE/dz_j = r q_j`` (``j != g``), ``-r`` (``j = g``);
+      ``dC/dz_j = -q_j (s_j - L + C)`` (``j != g``), ``0`` (``j = g``).
+
+    One softmax and no exp or log over the whole logits, and a hand-written backward.
     """
 
     @staticmethod
     def forward(ctx, logits, targets):
-        target_column = targets[:, None]
-        log_q = torch.log_softmax(logits.scatter(1, target_column, float("-inf")), dim=1)
-        q = log_q.exp()
-        log_q.scatter_(1, target_column, 0.0)  # so that q_g log q_g is 0 * 0, not 0 * -inf
-        entropy = -torch.linalg.vecdot(q, log_q)
-        ctx.save_for_backward(q, log_q, entropy)
-        return entropy
+        # Two N x K buffers in all (plus the gradient): on a CPU each fresh one costs as much as a pass.
+        column = targets[:, None]
+        shifted = logits.scatter(1, column, float("-inf"))
+        top, largest = shifted.max(dim=1, keepdim=True)  # m, the largest incorrect logit, and its class
+        q = torch.softmax(shifted, dim=1)  # exactly 0 at the target
+        torch.sub(logits, top, out=shifted)  # s = z - m, finite at the target too
+        log_norm = -q.gather(1, largest).squeeze(1).log()  # L, since q at the largest is exp(0 - L)
+        complement = log_norm - (q * shifted).sum(dim=1)  # q_g = 0 drops s_g
+        target_logit = logits.gather(1, column).squeeze(1)
+        log_rest = top.squeeze(1) + log_norm  # log sum_{j != g} exp(z_j)
+        log_partition = torch.logaddexp(target_logit, log_rest)
+        ctx.save_for_backward(shifted, column, q, log_norm, complement, torch.exp(log_rest - log_partition))
+        return log_partition - target_logit, complement
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_entropy):
-        q, log_q, entropy = ctx.saved_tensors
-        return (log_q + entropy[:, None]).mul_(q).mul_(-grad_entropy[:, None]), None
+    def backward(ctx, grad_cross_entropy, grad_complement):
+        shifted, column, q, log_norm, complement, rest = ctx.saved_tensors
+        grad = torch.add(shifted, (complement - log_norm)[:, None]).mul_(-grad_complement[:, None])
+        grad.add_((rest * grad_cross_entropy)[:, None]).mul_(q)
+        grad.scatter_add_(1, column, (-rest * grad_cross_entropy)[:, None])
+        return grad, None
+
+
+def cross_and_complement_entropy(logits, targets):
+    """Per-sample ``(CE_i, C_i)``; see ``_CrossAndComplementEntropy``."""
+    return _CrossAndComplementEntropy.apply(_as_float(logits), targets)
 
 
 def complement_entropy(logits, targets):
     """Per-sample complement entropy ``C_i = -sum_{j != g} q_ij log q_ij``, ``q_ij = p_ij / (1 - p_ig)``."""
-    return _ComplementEntropy.apply(_as_float(logits), targets)
+    return cross_and_complement_entropy(logits, targets)[1]
 
 
 def effective_number_weights(class_counts, beta):
@@ -113,8 +134,10 @@ class ComplementCrossEntropy(_Loss):
         self.num_classes, self.gamma, self.label_smoothing = num_classes, gamma, label_smoothing
 
     def per_sample(self, logits, targets):
-        ce = _cross_entropy(logits, targets, self.label_smoothing)
-        return ce - self.gamma / (self.num_classes - 1) * complement_entropy(logits, targets)
+        ce, complement = cross_and_complement_entropy(logits, targets)
+        if self.label_smoothing:
+            ce = _cross_entropy(logits, targets, self.label_smoothing)
+        return ce - self.gamma / (self.num_classes - 1) * complement
 
 
 class ComplementEntropy(_Loss):

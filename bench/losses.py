@@ -3,6 +3,7 @@
     python bench/losses.py            # CPU, and CUDA when available
 """
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -14,18 +15,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from criterion import ComplementEntropy, get_criterion  # noqa: E402
 
 
-def time_loss(loss_fn, logits, targets, repeats):
-    def once():
-        z = logits.detach().requires_grad_(True)
-        loss_fn(z, targets).backward()
-    for _ in range(3):
-        once()
-    _sync(logits.device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        once()
-    _sync(logits.device)
-    return (time.perf_counter() - started) / repeats
+def time_losses(losses, logits, targets, repeats):
+    """Median seconds of forward + backward per loss; the losses take turns so drift hits all alike."""
+    times = {name: [] for name in losses}
+    for round_index in range(repeats + 3):
+        for name, loss_fn in losses.items():
+            z = logits.detach().requires_grad_(True)
+            _sync(logits.device)
+            started = time.perf_counter()
+            loss_fn(z, targets).backward()
+            _sync(logits.device)
+            if round_index >= 3:  # warm-up rounds
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _sync(device):
@@ -37,7 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="a few repeats: a smoke test, not a measurement")
     args = parser.parse_args()
     if args.quick:
@@ -56,14 +58,14 @@ def main():
     for device in devices:
         logits = torch.randn(args.batch, args.classes, device=device)
         targets = torch.randint(0, args.classes, (args.batch,), device=device)
-        baseline = None
-        print(f"{device}: ({args.batch}, {args.classes}) logits, forward + backward")
-        for name, loss in losses.items():
+        for loss in losses.values():
             if isinstance(loss, torch.nn.Module):
                 loss.to(device)
-            seconds = time_loss(loss, logits, targets, args.repeats)
-            baseline = baseline or seconds
-            print(f"  {name:<22} {seconds * 1e3:8.3f} ms   {seconds / baseline:5.2f}x")
+        seconds = time_losses(losses, logits, targets, args.repeats)
+        baseline = seconds["CE (F.cross_entropy)"]
+        print(f"{device}: ({args.batch}, {args.classes}) logits, forward + backward, median of {args.repeats}")
+        for name, value in seconds.items():
+            print(f"  {name:<22} {value * 1e3:8.3f} ms   {value / baseline:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -229,3 +229,20 @@ def test_label_smoothing():
 def test_objectives_needing_counts_say_so():
     with pytest.raises(ValueError, match="class counts"):
         get_criterion("LDAM", 3)
+
+
+def test_fused_parts_stay_accurate_for_huge_logits():
+    """CE and C of the fused function, float32 at |z| ~ 1e4, against a float64 masked-log-softmax reference."""
+    torch.manual_seed(0)
+    z = torch.randn(64, 10) * 1e4
+    y = torch.randint(0, 10, (64,))
+    z[:8, :] = 0.0
+    z[torch.arange(8, 16), y[8:16]] = 1e4  # confident and correct
+    ce, complement = criterion.cross_and_complement_entropy(z, y)
+    z64 = z.double()
+    mask = torch.nn.functional.one_hot(y, 10).bool()
+    log_q = torch.log_softmax(z64.masked_fill(mask, float("-inf")), dim=1)
+    reference = -(log_q.exp() * log_q.masked_fill(mask, 0)).sum(1)
+    assert torch.allclose(ce.double(), torch.nn.functional.cross_entropy(z64, y, reduction="none"), rtol=1e-6, atol=1e-4)
+    assert torch.allclose(complement.double(), reference, atol=1e-5)
+    assert complement[:8].tolist() == pytest.approx([math.log(9)] * 8, abs=1e-6)  # uniform over 9 incorrect classes
