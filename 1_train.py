@@ -332,6 +332,9 @@ def train(args, runtime):
         args.seed = runtime.broadcast(args.seed)  # a drawn seed must be the same on every process
     splits = load_splits(args.data_dir, args.dataset)
     classes = splits["train"].classes
+    if state is not None and list(state["classes"]) != classes:
+        raise UserError(f"the classes of {args.data_dir}/{args.dataset} ({', '.join(classes)}) differ from those of "
+                        f"the run to resume ({', '.join(state['classes'])})")
     model, model_name = build_model(args, len(classes), runtime)  # checks the image size before decoding anything
     train_stream, valid_stream, mean, std = build_streams(args, runtime, splits)
     criterion, complement = build_criterion(args, len(classes), train_stream.class_counts)

@@ -196,3 +196,12 @@ def test_split_source_without_classes(tmp_path, monkeypatch, capsys):
     status, err = call("data_split", ["--dataset=other"], tmp_path, monkeypatch, capsys)
     assert_one_line_error(status, err, r"no raw dataset .*other; available: raw")
     assert not (tmp_path / "a_datasets").exists()
+
+
+def test_resume_with_changed_classes(trained_copy, monkeypatch, capsys):
+    for split in ("train", "valid", "test"):
+        root = trained_copy / "a_datasets" / "tiny" / split
+        (root / "fox").rename(root / "owl")
+    run_dir = run_dir_of(trained_copy)
+    status, err = call("1_train", [f"--resume={run_dir}", "--epochs=2"], trained_copy, monkeypatch, capsys)
+    assert_one_line_error(status, err, r"\(cat, dog, owl\) differ from those of the run to resume \(cat, dog, fox\)")
