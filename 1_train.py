@@ -155,6 +155,10 @@ class Runtime:
             dist.all_reduce(tensor)
         return tensor
 
+    def barrier(self):
+        if self.distributed:
+            dist.barrier()
+
     def close(self):
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
@@ -393,6 +397,7 @@ def train(args, runtime):
     finally:
         if recorder is not None:
             recorder.close()
+    runtime.barrier()  # no process tears down the group while rank 0 still writes
     if recorder is not None:
         print(f"done: best valid acc {recorder.best_acc:.2f} at epoch {recorder.best_epoch + 1}; checkpoint "
               f"{recorder.best_path}; evaluate with: python 2_test.py --model_index={args.model_index} "
@@ -488,5 +493,15 @@ class RunRecorder:
         self.writer.close()
 
 
+def _exit(status):
+    """Exit; under torchrun skip interpreter finalisation, where gloo's worker threads can abort the
+    process after the process group was destroyed (an intermittent "terminate called" at exit)."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, get_args_parser()))
+    _exit(run_cli(main, get_args_parser()))
