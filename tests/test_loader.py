@@ -216,3 +216,30 @@ def test_disk_cache_is_reused(tmp_path):
     torch.save({"images": images.flip(0), "labels": labels}, files[0])
     again, _ = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
     assert torch.equal(again, images.flip(0))  # read back rather than decoded
+
+
+def test_disk_cache_is_invalidated_when_files_change(tmp_path):
+    root = make_dataset(tmp_path)
+    split = loader.scan_split(root / "train")
+    images, _ = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
+    first = set((root / ".cache").glob("train-16x16-*.pt"))
+    replacement = root / "train" / "cat" / "0.png"
+    from PIL import Image
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(replacement)
+    os.utime(replacement, ns=(time.time_ns(), time.time_ns() + 10**9))
+    split = loader.scan_split(root / "train")
+    again, _ = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
+    assert set((root / ".cache").glob("train-16x16-*.pt")) - first  # a new cache for the new contents
+    index = split.paths.index(replacement)
+    assert again[index, :, 0, 0].tolist() == [1, 2, 3] and not torch.equal(again, images)
+
+
+def test_file_path_skips_bad_images_in_its_batch(tmp_path):
+    root = make_dataset(tmp_path)
+    (root / "train" / "dog" / "broken.png").write_bytes(b"broken")
+    split = loader.scan_split(root / "train")
+    stream = loader.BatchStream(split, 16, 16, 64, train=False, device="cpu", cache_mb=0, workers=0,
+                                skip_bad_images=True, progress=False)
+    with pytest.warns(UserWarning, match="broken.png"):
+        (labels,) = [batch_labels for _, batch_labels in stream.loader]
+    assert len(labels) == len(split) - 1
