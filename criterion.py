@@ -52,7 +52,7 @@ class _CrossAndComplementEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, targets):
-        # Two N x K buffers in all (plus the gradient): on a CPU each fresh one costs as much as a pass.
+        # Few fresh N x K buffers: on a CPU each new one costs about as much as a pass over it.
         column = targets[:, None]
         shifted = logits.scatter(1, column, float("-inf"))
         top, largest = shifted.max(dim=1, keepdim=True)  # m, the largest incorrect logit, and its class
