@@ -135,10 +135,10 @@ def write_demo_source(source_dir):
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    digits = load_digits()
     root = Path(source_dir) / DEMO["dataset"]
     if root.is_dir() and any(root.iterdir()):
         return root
+    digits = load_digits()
     for index, (image, label) in enumerate(zip(digits.images, digits.target)):
         folder = root / str(label)
         folder.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ whole batches with tensor ops.  When a split does not fit ``cache_mb``,
 DataLoader workers decode files on the fly; both paths share the batch order,
 the augmentation and the normalisation, so they train the same model.
 """
+import functools
 import hashlib
 import json
 import os
@@ -44,8 +45,9 @@ class Split:
     def class_counts(self):
         return np.bincount(self.labels, minlength=len(self.classes)).tolist()
 
+    @functools.cached_property
     def fingerprint(self):
-        """Changes whenever a file of the split is added, removed, renamed or modified."""
+        """Changes whenever a file of the split is added, removed, renamed or modified (read once per scan)."""
         digest = hashlib.sha1()
         for path in self.paths:
             stat = path.stat()
@@ -140,7 +142,7 @@ def _decode_or_skip(path, height, width, skip_bad):
 
 def decode_split(split, height, width, skip_bad=False, disk_cache=False, progress=True):
     """All images of ``split`` as one uint8 tensor, plus labels (bad files dropped with ``skip_bad``)."""
-    cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}-{split.fingerprint()}.pt"
+    cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}-{split.fingerprint}.pt"
     if disk_cache and cache_file.exists():
         cached = torch.load(cache_file, weights_only=True)
         return cached["images"], cached["labels"]
@@ -360,7 +362,7 @@ def train_stats(stream, height, width):
     """Mean/std of the training split, cached in ``<dataset>/.cache/`` and recomputed when files change."""
     split = stream.split
     cache_file = Path(split.root).parent / ".cache" / f"stats-{height}x{width}.json"
-    fingerprint = split.fingerprint()
+    fingerprint = split.fingerprint
     try:
         cached = json.loads(cache_file.read_text())
         if cached.get("fingerprint") == fingerprint:
