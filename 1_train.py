@@ -21,7 +21,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import criterion as objectives
-from get_model import check_input_size, get_model
+from get_model import build_network, check_input_size, get_model, model_name
 from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
 from utils import (CSV_COLUMNS, LAST_CHECKPOINT, ArgumentParser, CsvLog, UserError, classification_metrics,
                    create_run_dir, find_run_dir, load_checkpoint, lr_factor, parse_int_list, positive, run_cli,
@@ -47,7 +47,8 @@ def get_args_parser():
                         help="lengths in epochs of the lr stages, e.g. '60 60 40 40' or '60,60,40,40'")
     parser.add_argument("--lrdecay", type=positive(float), default=0.2, help="lr factor between stages")
     parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
-    parser.add_argument("--ccegamma", type=int, default=5, help="gamma of CCE")
+    parser.add_argument("--ccegamma", type=float, default=5,
+                        help="gamma of CCE: CE - gamma/(K-1) * complement entropy (the paper's gamma is -ccegamma)")
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight_decay", type=float, default=5e-4)
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
@@ -63,6 +64,10 @@ def get_args_parser():
     losses.add_argument("--ldam_max_margin", type=float, default=0.5)
     losses.add_argument("--ldam_scale", type=float, default=30.0)
     losses.add_argument("--drw", action="store_true", help="LDAM: deferred re-weighting")
+    losses.add_argument("--normed_head", action=argparse.BooleanOptionalAction, default=None,
+                        help="cosine classifier (normalised features and weights); default: on for LDAM only")
+    losses.add_argument("--normed_scale", type=positive(float), default=30.0,
+                        help="objectives other than LDAM: factor on the cosine logits of --normed_head")
     losses.add_argument("--drw_epoch", type=int, default=None, help="DRW start (default: last-but-one lr stage)")
     losses.add_argument("--sampler", default="random", choices=SAMPLERS, help="training batch sampler")
     losses.add_argument("--many_shot", type=int, default=100, help="many-shot: more train images than this")
@@ -95,6 +100,8 @@ def check_args(args):
     args.lrstep = parse_int_list(args.lrstep)
     if not args.lrstep or min(args.lrstep) <= 0:
         raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
+    if args.normed_head is None:
+        args.normed_head = args.objective == "LDAM"
     if args.objective == "LDAM" and args.drw and args.drw_epoch is None:
         args.drw_epoch = objectives.default_drw_epoch(args.lrstep)
     if args.seed is None:
@@ -251,10 +258,9 @@ def evaluate(model, criterion, stream, runtime):
 # ---------------------------------------------------------------- setting up
 
 def build_model(args, num_classes, runtime):
-    constructor = get_model(args.model_index)
     torch.manual_seed(args.seed)
-    model = constructor(num_classes)
     try:
+        model = build_network(args.model_index, num_classes, args.normed_head, head_scale(args))
         check_input_size(model, args.height, args.width)
     except ValueError as error:
         raise UserError(str(error)) from None
@@ -263,7 +269,12 @@ def build_model(args, num_classes, runtime):
         model = model.to(memory_format=torch.channels_last)
     if runtime.distributed and args.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model, constructor.__name__
+    return model, model_name(args.model_index)
+
+
+def head_scale(args):
+    """Factor on the cosine logits of a normed head: LDAM applies its own ``s``."""
+    return 1.0 if args.objective == "LDAM" else args.normed_scale
 
 
 def build_streams(args, runtime, splits):
@@ -306,7 +317,8 @@ def resolve_resume(args):
         raise UserError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from (it stopped before its first epoch "
                         "ended); start a new run instead")
     state = load_checkpoint(last)
-    saved = argparse.Namespace(**state["args"])
+    # Runs saved before a flag existed trained with that flag's default (and a plain classifier head).
+    saved = argparse.Namespace(**{**vars(get_args_parser().parse_args([])), "normed_head": False, **state["args"]})
     saved.resume = str(run_dir)
     if requested_epochs is not None:
         saved.epochs = requested_epochs
@@ -361,6 +373,7 @@ def train(args, runtime):
     if runtime.is_main:
         about = {"classes": list(classes), "class_counts": train_stream.class_counts, "image_size": [args.height, args.width],
                  "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
+                 "normed_head": bool(args.normed_head), "head_scale": head_scale(args),
                  "objective": args.objective, "args": vars(args)}
         recorder = RunRecorder(run_dir, about, start_epoch, best)
         print(f"{'resuming' if state else 'training'} {model_name} on {args.dataset} ({len(classes)} classes, "

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from criterion import OBJECTIVES
-from get_model import get_model
+from get_model import build_network, get_model
 from loader import BatchStream, load_splits
 from utils import (ArgumentParser, UserError, best_checkpoint_path, classification_metrics, find_run_dir,
                    load_checkpoint, positive, run_cli)
@@ -120,7 +120,7 @@ def main(args):
                          channels_last=runtime.channels_last)
     stream.set_normalization(state["mean"], state["std"])
     classes = list(state["classes"])
-    model = get_model(args.model_index)(len(classes))
+    model = build_network(args.model_index, len(classes), state.get("normed_head", False), state.get("head_scale", 1.0))
     model.load_state_dict(state["model"])
     model.to(runtime.device)
     if runtime.channels_last:

@@ -1,38 +1,86 @@
 #!/usr/bin/env bash
-# Batch experiments: edit the plan below.  The default plan is the demo: a
-# long-tailed split of scikit-learn's handwritten digits, trained with each
-# objective on the same small network and seed, evaluated on the test split and
-# compared.  It takes a few minutes on a 2-core CPU.
+# Batch experiments: a plan is a dataset, a network, training flags and a list of
+# objectives, run for every seed in SEEDS, each run evaluated on the test split,
+# then one table (mean +- std over seeds) of every objective.
 #
-#   bash 3_run.sh                 # the demo
-#   EPOCHS=1 bash 3_run.sh        # a quick smoke run
+#   bash 3_run.sh                                   # the demo: long-tailed digits, ~2 min on 2 CPU cores
+#   EPOCHS=1 bash 3_run.sh                          # a quick smoke run
+#   SEEDS="0 1 2" PLAN=fmnist-lt bash 3_run.sh      # Fashion-MNIST-LT, all eight objectives, 3 seeds (CPU)
+#   SEEDS="0 1 2" PLAN=cifar10-lt bash 3_run.sh     # CIFAR-10-LT as Cao et al. (2019) train it (GPU)
+#   PLAN=cifar100-lt bash 3_run.sh                  # CIFAR-100-LT, same recipe (GPU)
 #
-# Paths are relative to the current folder (a_datasets/, logs/); the scripts
-# are found next to this file.
+# Environment variables (each has a default per plan):
+#   PLAN        demo | fmnist-lt | cifar10-lt | cifar100-lt
+#   SEEDS       seeds to run every objective with (default "0"; SEED is read too)
+#   OBJECTIVES  objectives to run; OBJECTIVE:FLAG,FLAG adds flags to one of them,
+#               e.g. "ERM LDAM:--drw CCE:--ccegamma=0.5 CCE:--ccegamma=2"
+#   EPOCHS      overrides the plan's number of epochs
+#   EXTRA       more flags for every 1_train.py run
+#   ROOT        torchvision's download folder for the benchmark plans (default data)
+#   MARKDOWN    also write the table to this markdown file
+#
+# Paths are relative to the current folder (a_datasets/, logs/, data/); the
+# scripts are found next to this file.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python}"
+PLAN="${PLAN:-demo}"
+SEEDS="${SEEDS:-${SEED:-0}}"
+ROOT="${ROOT:-data}"
+ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 
-DATASET="${DATASET:-digits-lt}"
-MODEL="${MODEL:-41}"                     # 41: SimpleCNN (python get_model.py lists all)
-OBJECTIVES="${OBJECTIVES:-ERM CCE COT FL}"
-EPOCHS="${EPOCHS:-30}"
-SEED="${SEED:-0}"
-TRAIN_FLAGS="--epochs=$EPOCHS --lr=0.05 --lrstep 15 10 5 --warmup --batchsize=32 --height=16 --width=16 --augment=crop --seed=$SEED --ccegamma=1"
+case "$PLAN" in
+    demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
+        DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
+        TRAIN_FLAGS="--lr=0.05 --lrstep 15 10 5 --warmup --batchsize=32 --height=16 --width=16 --augment=crop"
+        PREPARE=("$HERE/data_split.py" --demo) ;;
+    fmnist-lt)  # CPU-sized: SimpleCNN, 15 epochs, Fashion-MNIST with CIFAR-10-LT's counts (ratio 100)
+        DATASET="fmnist-lt"; MODEL=41; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=15
+        TRAIN_FLAGS="--lr=0.1 --lrstep 11 2 2 --warmup --batchsize=128 --height=28 --width=28 --augment=crop"
+        PREPARE=("$HERE/data_split.py" --from_torchvision FashionMNIST --root "$ROOT" --imbalance_ratio 100
+                 --n_max 5000 --valid_per_class 100 --out_name fmnist-lt) ;;
+    cifar10-lt|cifar100-lt)  # Cao et al. (2019): ResNet-32, 200 epochs, lr 0.1, x0.01 at 160 and 180, wd 2e-4
+        if [ "$PLAN" = cifar10-lt ]; then NAME=CIFAR10; else NAME=CIFAR100; fi
+        DATASET="$PLAN"; MODEL=43; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=200
+        TRAIN_FLAGS="--lr=0.1 --lrstep 160 20 20 --lrdecay=0.01 --warmup --batchsize=128 --weight_decay=2e-4 --height=32 --width=32 --augment=crop_flip"
+        # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
+        PREPARE=("$HERE/data_split.py" --from_torchvision "$NAME" --root "$ROOT" --imbalance_ratio 100
+                 --valid_source test --out_name "$PLAN") ;;
+    *)
+        echo "error: unknown PLAN '$PLAN'; choose demo, fmnist-lt, cifar10-lt or cifar100-lt" >&2
+        exit 2 ;;
+esac
+OBJECTIVES="${OBJECTIVES:-$DEFAULT_OBJECTIVES}"
+EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"
+DATASET="${DATASET_NAME:-$DATASET}"
 
 if [ ! -d "a_datasets/$DATASET" ]; then
-    "$PYTHON" "$HERE/data_split.py" --demo
+    "$PYTHON" "${PREPARE[@]}"
 fi
 
-for objective in $OBJECTIVES; do
-    "$PYTHON" "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" $TRAIN_FLAGS
-    "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime=latest
+latest_run() {  # the newest run folder of one objective
+    "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name; from utils import find_run_dir
+print(find_run_dir('logs', model_name(int(sys.argv[2])), sys.argv[3], sys.argv[4], 'latest'))" "$HERE" "$MODEL" "$DATASET" "$1"
+}
+
+RUNS=()
+for seed in $SEEDS; do
+    for spec in $OBJECTIVES; do
+        objective="${spec%%:*}"
+        flags=""
+        if [ "$spec" != "$objective" ]; then flags="${spec#*:}"; flags="${flags//,/ }"; fi
+        # shellcheck disable=SC2086  # flag lists are meant to split
+        "$PYTHON" "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
+            --epochs="$EPOCHS" --seed="$seed" $TRAIN_FLAGS $flags ${EXTRA:-}
+        "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime=latest
+        RUNS+=("$(latest_run "$objective")")
+    done
 done
 
 MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, '$HERE'); from get_model import model_name; print(model_name($MODEL))")"
 echo
-"$PYTHON" "$HERE/compare.py" --dataset="$DATASET" --model_index="$MODEL" --objectives $OBJECTIVES \
-    --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg"
+"$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg" \
+    ${MARKDOWN:+--markdown="$MARKDOWN"}
 
 # The original project's command lines (CIFAR-style ResNets, 32x32 images, 200 epochs):
 # python ./1_train.py --dataset=your_own_splitted_dataset_1 --model_index=36 --objective='ERM' --warmup;
@@ -40,8 +88,3 @@ echo
 # python ./1_train.py --dataset=your_own_splitted_dataset_3 --model_index=38 --objective='FL' --warmup;
 # python ./1_train.py --dataset=your_own_splitted_dataset_4 --model_index=37 --objective='COT' --warmup;
 # python ./2_test.py --dataset=your_own_splitted_dataset_1 --model_index=36 --objective='ERM' --datetime='2020-08-10-22-06-19';
-#
-# Long-tail baselines on the same data:
-# python ./1_train.py --dataset=digits-lt --model_index=41 --objective=LDAM --drw $TRAIN_FLAGS
-# python ./1_train.py --dataset=digits-lt --model_index=41 --objective=BS $TRAIN_FLAGS
-# python ./1_train.py --dataset=digits-lt --model_index=41 --objective=CCE --sampler=class_balanced $TRAIN_FLAGS

@@ -15,10 +15,11 @@ Objectives (``--objective``):
   step on ``ComplementEntropy``, ``-mean_i C_i / (K - 1)``.
 * ``FL``   focal loss (Lin et al., 2017), ``-mean_i (1 - p_ig)^gamma_f log p_ig``.
 * ``CB``   class-balanced cross entropy (Cui et al., 2019): sample weights
-  ``w_g = (1 - beta) / (1 - beta^n_g)``, normalised to sum to K.
+  ``w_g = (1 - beta) / (1 - beta^n_g)``, normalised to sum to K, plain batch mean.
 * ``LDAM`` label-distribution-aware margin (Cao et al., 2019),
-  ``CE(s * (z - m_g e_g))`` with ``m_j`` proportional to ``n_j^(-1/4)``, largest 0.5;
-  optional deferred re-weighting (DRW) from a given epoch.
+  ``CE(s * (z - m_g e_g))`` with ``m_j`` proportional to ``n_j^(-1/4)``, largest 0.5,
+  on cosine logits ``z`` of a normalised classifier; optional deferred
+  re-weighting (DRW) from a given epoch, reduced by the weighted mean.
 * ``BS``   balanced softmax (Ren et al., 2020), ``CE(z + log n)``.
 * ``LA``   logit-adjusted cross entropy (Menon et al., 2021), ``CE(z + tau log pi)``.
 """
@@ -94,7 +95,17 @@ def effective_number_weights(class_counts, beta):
 
 
 class _Loss(nn.Module):
-    """Base: per-sample loss, optional per-class weights, batch mean."""
+    """Base: per-sample loss, optional per-class weights ``w``, batch reduction.
+
+    Two reductions of weighted losses are in use and both are kept as published:
+    the plain mean ``mean_i w_gi l_i`` (Cui et al.'s class-balanced loss, with
+    weights that sum to K, so the average weight over classes is 1), and the
+    weighted mean ``sum_i w_gi l_i / sum_i w_gi`` (``weighted_mean=True``; what
+    ``F.cross_entropy(weight=...)`` computes and Cao et al.'s LDAM-DRW uses), whose
+    step size does not shrink when a batch holds mostly down-weighted head classes.
+    """
+
+    weighted_mean = False
 
     def __init__(self, class_weights=None):
         super().__init__()
@@ -105,9 +116,12 @@ class _Loss(nn.Module):
 
     def forward(self, logits, targets):
         loss = self.per_sample(_as_float(logits), targets)
-        if self.class_weights is not None:
-            loss = loss * self.class_weights.to(loss.dtype)[targets]
-        return loss.mean()
+        if self.class_weights is None:
+            return loss.mean()
+        weights = self.class_weights.to(loss.dtype)[targets]
+        if self.weighted_mean:
+            return (loss * weights).sum() / weights.sum()
+        return (loss * weights).mean()
 
 
 def _cross_entropy(logits, targets, label_smoothing=0.0):
@@ -181,8 +195,15 @@ class LDAMLoss(_Loss):
     """LDAM: ``CE(s * (z - m_g e_g))``, ``m_j = max_margin * (n_min / n_j)^(1/4)``.
 
     With ``drw_epoch`` set, class-balanced weights (beta 0.9999) switch on from that
-    epoch (deferred re-weighting); ``set_epoch`` is called by the training loop.
+    epoch (deferred re-weighting, reduced by the weighted mean as in Cao et al.'s
+    code); ``set_epoch`` is called by the training loop.
+
+    ``s = 30`` is meant for cosine logits in [-1, 1] (``--normed_head``, on by
+    default for LDAM): on the unbounded logits of a plain linear layer it scales the
+    classifier's gradients by 30 and training diverges at the usual lr of 0.1.
     """
+
+    weighted_mean = True
 
     def __init__(self, class_counts, max_margin=0.5, scale=30.0, drw_epoch=None, drw_beta=0.9999):
         super().__init__()

@@ -3,21 +3,23 @@
     python data_split.py --dataset NAME [--ratios 0.8 0.1 0.1] [--seed 0]
                          [--imbalance_ratio R --imbalance_type exp|step] [--force]
     python data_split.py --demo      # long-tailed handwritten digits -> a_datasets/digits-lt
+    python data_split.py --from_torchvision CIFAR10 --root data --imbalance_ratio 100   # CIFAR-10-LT
 
 The split is stratified (per class) and reproducible with ``--seed``; the
 originals are copied, never moved.  ``--imbalance_ratio`` makes ``train/``
 long-tailed (valid and test stay as split), following the CIFAR-LT convention.
+``--from_torchvision`` builds a standard benchmark instead (see ``benchmarks.py``).
 """
 import math
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import TORCHVISION_DATASETS, export_torchvision
 from loader import is_image_file, list_datasets
-from utils import ArgumentParser, UserError, run_cli
+from utils import ArgumentParser, UserError, run_cli, staged_folder
 
 SPLITS = ("train", "valid", "test")
 DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2], "seed": 0,
@@ -36,6 +38,21 @@ def get_args_parser():
     parser.add_argument("--source_dir", default="c_original_dataset")
     parser.add_argument("--out_dir", default="a_datasets")
     parser.add_argument("--out_name", default=None, help="name of the split dataset (default: --dataset)")
+    benchmark = parser.add_argument_group("standard benchmarks through torchvision.datasets (see README)")
+    benchmark.add_argument("--from_torchvision", metavar="NAME", default=None,
+                           help=f"export a torchvision dataset: {', '.join(TORCHVISION_DATASETS)}")
+    benchmark.add_argument("--root", default="data", help="torchvision's download folder for --from_torchvision")
+    benchmark.add_argument("--valid_per_class", type=int, default=None,
+                           help="valid/ images per class (default: min(100, smallest class / 50))")
+    benchmark.add_argument("--valid_source", choices=("train", "test"), default="train",
+                           help="train: valid/ from official training images that train/ does not use; test: from "
+                                "the official test set (test/ keeps the rest), so train/ can keep the exact published "
+                                "counts")
+    benchmark.add_argument("--n_max", type=int, default=None,
+                           help="train images of class 0 (default: every class's official training images, less "
+                                "valid/'s when --valid_source train, whichever class has fewest)")
+    benchmark.add_argument("--no_download", action="store_true",
+                           help="never download; use only what --root holds")
     parser.add_argument("--demo", action="store_true",
                         help="write scikit-learn's handwritten digits to --source_dir/digits and split them "
                              "into a long-tailed digits-lt (ratio 10, balanced valid/test)")
@@ -98,11 +115,7 @@ def plan_split(images, ratios, seed, imbalance_ratio=None, imbalance_type="exp")
 
 def write_split(plan, source, destination, force):
     """Copy the planned files into ``destination`` via a temporary folder, replacing it only with ``force``."""
-    if destination.exists() and not force:
-        raise UserError(f"{destination} already exists; pass --force to replace it")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
+    with staged_folder(destination, force) as staging:
         for split, classes in plan.items():
             if not any(classes.values()):
                 continue
@@ -111,12 +124,6 @@ def write_split(plan, source, destination, force):
                     target = staging / split / name / path.relative_to(source / name)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(path, target)
-        if destination.exists():
-            shutil.rmtree(destination)
-        staging.rename(destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def print_table(images, plan, file=sys.stdout):
@@ -148,6 +155,8 @@ def write_demo_source(source_dir):
 
 
 def main(args):
+    if args.from_torchvision:
+        return export_torchvision(args)
     if args.demo:
         write_demo_source(args.source_dir)
         for key, value in DEMO.items():

@@ -11,6 +11,8 @@ import importlib
 import torch
 
 from b_models.cifar_resnet import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
+from b_models.heads import NormedLinear, replace_classifier
+from b_models.resnet_cifar import ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
 from b_models.simple_cnn import SimpleCNN
 from b_models.squeezenet import SqueezeNet
 
@@ -48,6 +50,8 @@ MODELS = dict(enumerate([
     _small(SqueezeNet),
     # 41+: added by this project.
     _small(SimpleCNN),
+    # 42-46: He et al.'s CIFAR ResNets (16-32-64 channels), ResNet-32 as in the long-tail literature.
+    _small(ResNet20), _small(ResNet32), _small(ResNet44), _small(ResNet56), _small(ResNet110),
 ]))
 
 
@@ -63,6 +67,14 @@ def get_model(model_index):
 
     constructor.__name__ = name
     return constructor
+
+
+def build_network(model_index, num_classes, normed_head=False, head_scale=1.0):
+    """Network ``model_index`` for ``num_classes``; with ``normed_head`` its classifier is a ``NormedLinear``."""
+    model = get_model(model_index)(num_classes)
+    if normed_head:
+        replace_classifier(model, num_classes, lambda features, classes: NormedLinear(features, classes, head_scale))
+    return model
 
 
 def model_name(model_index):

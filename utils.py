@@ -1,12 +1,14 @@
 """Shared plumbing: user errors, run folders, checkpoints, the lr schedule, metrics, CSV logs."""
 import argparse
 import bisect
+import contextlib
 import csv
 import datetime
 import math
 import os
 import pickle
 import re
+import shutil
 import sys
 import tempfile
 import warnings
@@ -144,6 +146,27 @@ def best_checkpoint_path(run_dir):
     """The ``<acc>.pth`` of a run folder (the highest, should there be several), or None."""
     best = [(float(m.group(1)), p) for p in Path(run_dir).iterdir() if (m := BEST_CHECKPOINT.match(p.name))]
     return max(best)[1] if best else None
+
+
+@contextlib.contextmanager
+def staged_folder(destination, force=False):
+    """Yield an empty folder beside ``destination`` that replaces it only when the block succeeds.
+
+    An existing ``destination`` is kept unless ``force``; a failure or Ctrl-C leaves it untouched.
+    """
+    destination = Path(destination)
+    if destination.exists() and not force:
+        raise UserError(f"{destination} already exists; pass --force to replace it")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        yield staging
+        if destination.exists():
+            shutil.rmtree(destination)
+        staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 # ---------------------------------------------------------------- checkpoints
