@@ -3,10 +3,11 @@
     python 1_train.py --dataset=digits-lt --model_index=41 --objective=CCE --warmup --ccegamma=1
 
 Results go to logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/: the best
-``<acc>.pth``, ``last.pth`` (for ``--resume``), ``train.csv``, ``valid.csv`` and
-tensorboard events.  Under ``torchrun --nproc_per_node=N`` it trains with DDP.
+``<acc>.pth``, ``last.pth`` (for ``--resume``), ``train.csv``, ``valid.csv``,
+``config.json`` (arguments and environment) and tensorboard events.  Under ``torchrun --nproc_per_node=N`` it trains with DDP.
 """
 import argparse
+import json
 import math
 import os
 import random
@@ -24,8 +25,8 @@ import criterion as objectives
 from get_model import build_network, check_input_size, get_model, model_name
 from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
 from utils import (CSV_COLUMNS, LAST_CHECKPOINT, ArgumentParser, CsvLog, UserError, classification_metrics,
-                   create_run_dir, find_run_dir, load_checkpoint, lr_factor, parse_int_list, positive, run_cli,
-                   save_atomic, state_dict_of)
+                   create_run_dir, environment_record, find_run_dir, load_checkpoint, lr_factor, parse_int_list,
+                   positive, run_cli, save_atomic, state_dict_of, write_json_atomic)
 
 VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
@@ -374,7 +375,7 @@ def train(args, runtime):
         about = {"classes": list(classes), "class_counts": train_stream.class_counts, "image_size": [args.height, args.width],
                  "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
                  "normed_head": bool(args.normed_head), "head_scale": head_scale(args),
-                 "objective": args.objective, "args": vars(args)}
+                 "objective": args.objective, "args": vars(args), "environment": environment_record(runtime.device)}
         recorder = RunRecorder(run_dir, about, start_epoch, best)
         print(f"{'resuming' if state else 'training'} {model_name} on {args.dataset} ({len(classes)} classes, "
               f"{train_stream.num_samples} train / {valid_stream.num_samples} valid images) with {args.objective} "
@@ -468,6 +469,17 @@ class RunRecorder:
         self.train_csv = CsvLog(run_dir / "train.csv", CSV_COLUMNS + ("time_s",), keep)
         self.valid_csv = CsvLog(run_dir / "valid.csv", CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch if best else None)
+        self._write_config(resumed=best is not None)
+
+    def _write_config(self, resumed):
+        """``config.json``: the arguments and the environment of the run (and of each resumption)."""
+        path = self.run_dir / "config.json"
+        config = {"args": self.about["args"], "environment": self.about["environment"]}
+        if resumed and path.is_file():
+            config = json.loads(path.read_text())
+            config["args"] = self.about["args"]
+            config.setdefault("resumed_with", []).append(self.about["environment"])
+        write_json_atomic(config, path)
 
     def checkpoint(self, model, epoch, valid):
         """What a best ``<acc>.pth`` holds: weights plus everything needed to evaluate them."""

@@ -17,7 +17,7 @@ from criterion import OBJECTIVES
 from get_model import build_network, get_model
 from loader import BatchStream, load_splits
 from utils import (ArgumentParser, UserError, best_checkpoint_path, classification_metrics, find_run_dir,
-                   load_checkpoint, positive, run_cli)
+                   load_checkpoint, positive, run_cli, torch_minor)
 
 MAX_LABELLED_CLASSES = 30
 
@@ -53,6 +53,10 @@ def load_run(args):
     state = load_checkpoint(path)
     if state.get("model_index") != args.model_index:
         raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {args.model_index}")
+    trained_with = state.get("environment", {}).get("torch")
+    if trained_with and torch_minor(trained_with) != torch_minor(torch.__version__):
+        warnings.warn(f"{path.name} was trained with torch {trained_with}; evaluating with torch {torch.__version__} "
+                      "may give slightly different numbers")
     return run_dir, path, state
 
 

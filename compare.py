@@ -1,93 +1,224 @@
-"""Compare training runs: a table of test metrics and an overlay of validation-accuracy curves.
+"""Compare training runs: mean +- std over seeds of the test metrics, and validation curves.
 
-    python compare.py --dataset digits-lt --model_index 41 --objectives ERM CCE COT FL --plot curves.svg
+    python compare.py --dataset fmnist-lt --model_index 41 --datetime all --markdown table.md
+    python compare.py --dataset digits-lt --model_index 41 --objectives ERM CCE --plot curves.svg
     python compare.py --runs logs/SimpleCNN/digits-lt/ERM/2026-11-29-10-00-00 ... --plot curves.svg
 
-Each run is read from its folder: ``test_metrics.json`` (or ``valid_metrics.json``)
-written by 2_test.py, and ``valid.csv`` written by 1_train.py.
+Runs that differ only in their seed form one group (one row).  Each run is read
+from its folder: ``test_metrics.json`` (or ``valid_metrics.json``) written by
+2_test.py, ``valid.csv`` and ``train.csv`` written by 1_train.py, and the run's
+arguments (``config.json``, or the checkpoint of runs older than that file).
 """
 import json
+import math
+import statistics
 import sys
 from pathlib import Path
 
 from criterion import OBJECTIVES
 from get_model import get_model
-from utils import ArgumentParser, UserError, find_run_dir, read_csv, run_cli
+from utils import ArgumentParser, UserError, best_checkpoint_path, find_run_dir, list_runs, load_checkpoint, \
+    read_csv, run_cli, run_parent
+
+METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
+           ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
+# Arguments that never change what a run learns (paths, speed, bookkeeping) and the seed: not part of a group.
+NOT_A_SETTING = {"seed", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers", "compile", "no_amp",
+                 "skip_bad_images", "sync_bn", "many_shot", "few_shot"}
+# Arguments that only some objectives read: ignored for the others when grouping and labelling.
+USED_BY = {"ccegamma": {"CCE"}, "focal_gamma": {"FL"}, "la_tau": {"LA"}, "cb_beta": {"CB"},
+           "ldam_max_margin": {"LDAM"}, "ldam_scale": {"LDAM"}, "drw": {"LDAM"}, "drw_epoch": {"LDAM"}}
 
 
 def get_args_parser():
-    parser = ArgumentParser(description="Compare runs side by side.")
+    parser = ArgumentParser(description="Compare runs: one row per group of runs that differ only in seed.")
     parser.add_argument("--runs", nargs="+", default=[], help="run folders")
-    parser.add_argument("--dataset", help="with --model_index and --objectives: pick runs by name")
+    parser.add_argument("--dataset", help="with --model_index: pick runs by name")
     parser.add_argument("--model_index", type=int)
-    parser.add_argument("--objectives", nargs="+", default=[], choices=OBJECTIVES)
-    parser.add_argument("--datetime", default="latest", help="run of each objective (default: latest)")
+    parser.add_argument("--objectives", nargs="+", default=[], choices=OBJECTIVES,
+                        help="objectives to pick (default with --dataset: all that have runs)")
+    parser.add_argument("--datetime", default="latest",
+                        help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
     parser.add_argument("--logs_dir", default="logs")
-    parser.add_argument("--plot", default=None, help="write validation accuracy per epoch of every run to this svg")
+    parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
+    parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
     return parser
 
 
 def resolve_runs(args):
     runs = [Path(run) for run in args.runs]
-    if args.objectives:
+    if args.dataset is not None or args.objectives:
         if args.dataset is None or args.model_index is None:
-            raise UserError("--objectives needs --dataset and --model_index")
+            raise UserError("--objectives and --dataset need both --dataset and --model_index")
         try:
             name = get_model(args.model_index).__name__
         except ValueError as error:
             raise UserError(str(error)) from None
-        runs += [find_run_dir(args.logs_dir, name, args.dataset, objective, args.datetime) for objective in args.objectives]
+        objectives = args.objectives or [o for o in OBJECTIVES if list_runs(args.logs_dir, name, args.dataset, o)]
+        if not objectives:
+            raise UserError(f"no runs under {Path(args.logs_dir) / name / args.dataset}")
+        for objective in objectives:
+            if args.datetime == "all":
+                found = list_runs(args.logs_dir, name, args.dataset, objective)
+                if not found:
+                    find_run_dir(args.logs_dir, name, args.dataset, objective, "latest")  # raises, naming the folder
+                runs += [run_parent(args.logs_dir, name, args.dataset, objective) / run for run in found]
+            else:
+                runs.append(find_run_dir(args.logs_dir, name, args.dataset, objective, args.datetime))
     if not runs:
-        raise UserError("name runs with --runs, or with --dataset, --model_index and --objectives")
+        raise UserError("name runs with --runs, or with --dataset and --model_index")
     missing = [str(run) for run in runs if not (run / "valid.csv").is_file()]
     if missing:
         raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
-    return runs
+    return list(dict.fromkeys(runs))
 
 
-def run_label(run):
-    """The objective, from ``logs/<Model>/<dataset>/<objective>/<time>``."""
-    return run.parent.name
+# ---------------------------------------------------------------- one run
+
+def run_settings(run):
+    """The arguments a run was trained with: ``config.json``, else its checkpoint, else {}."""
+    config = run / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("args", {})
+    for path in (run / "last.pth", best_checkpoint_path(run)):
+        if path is not None and path.is_file():
+            try:
+                return load_checkpoint(path).get("args", {})
+            except UserError:
+                continue
+    return {}
 
 
-def summarise(run):
-    """One table row: test metrics when 2_test.py has run, else the best validation epoch."""
+def run_metrics(run):
+    """Test metrics when 2_test.py has run, else the best validation epoch; plus training minutes."""
+    train_rows = read_csv(run / "train.csv") if (run / "train.csv").is_file() else []
+    minutes = sum(float(row.get("time_s") or "nan") for row in train_rows) / 60 if train_rows else math.nan
     for split in ("test", "valid"):
         path = run / f"{split}_metrics.json"
         if path.is_file():
             metrics = json.loads(path.read_text())
-            return {"split": split, **{key: metrics[key] for key in ("acc", "balanced_acc", "macro_f1")}}
+            return {"split": split, "minutes": minutes, **{key: float(metrics.get(key, math.nan)) for key, _ in METRICS}}
     rows = read_csv(run / "valid.csv")
     if not rows:
-        return {"split": "-", "acc": float("nan"), "balanced_acc": float("nan"), "macro_f1": float("nan")}
+        return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
     best = max(rows, key=lambda row: float(row["acc"]))
-    return {"split": "best valid", **{key: float(best[key]) for key in ("acc", "balanced_acc", "macro_f1")}}
+    return {"split": "best valid", "minutes": minutes,
+            **{key: float(best.get(key) or "nan") for key, _ in METRICS}}
 
 
-def print_table(runs, file=sys.stdout):
-    labels = [run_label(run) for run in runs]
-    width = max(9, *map(len, labels))
-    print(f"{'objective':<{width}} {'split':>10} {'top-1':>7} {'bal.acc':>8} {'macro-F1':>9}  run folder", file=file)
-    for label, run in zip(labels, runs):
-        row = summarise(run)
-        print(f"{label:<{width}} {row['split']:>10} {row['acc']:>7.2f} {row['balanced_acc']:>8.2f} "
-              f"{row['macro_f1']:>9.2f}  {run}", file=file)
+def run_objective(run):
+    """The objective, from ``logs/<Model>/<dataset>/<objective>/<time>``."""
+    return run.parent.name
 
 
-def plot_curves(runs, path):
-    """Validation top-1 per epoch of every run, one line each, into an svg."""
+# ---------------------------------------------------------------- groups
+
+def setting_key(objective, settings):
+    """What makes two runs the same experiment: every setting the objective uses, except the seed."""
+    return tuple(sorted((key, json.dumps(value, sort_keys=True)) for key, value in settings.items()
+                        if key not in NOT_A_SETTING and objective in USED_BY.get(key, {objective})))
+
+
+def group_runs(runs):
+    """``[(label, [runs])]`` in first-seen order; runs of one group differ only in seed."""
+    groups = {}
+    for run in runs:
+        objective = run_objective(run)
+        key = (str(run.parent.parent), objective, setting_key(objective, run_settings(run)))
+        groups.setdefault(key, []).append(run)
+    labels = _labels(list(groups))
+    return [(label, members) for label, members in zip(labels, groups.values())]
+
+
+def _labels(keys):
+    """The objective, plus the settings in which groups of the same objective and data differ."""
+    labels = []
+    for place, objective, settings in keys:
+        siblings = [dict(other) for p, o, other in keys if (p, o) == (place, objective)]
+        mine = dict(settings)
+        differing = [key for key in mine if any(other.get(key) != mine[key] for other in siblings)]
+        extras = [f"{key}={_show(json.loads(mine[key]))}" for key in sorted(differing)]
+        if objective == "LDAM" and json.loads(mine.get("drw", "false")) and "drw" not in differing:
+            extras.insert(0, "DRW")
+        if objective == "CCE" and "ccegamma" not in differing and "ccegamma" in mine:
+            extras.insert(0, f"ccegamma={_show(json.loads(mine['ccegamma']))}")
+        if len({p for p, _, _ in keys}) > 1:
+            extras.append(Path(place).name)
+        labels.append(" ".join([objective] + extras))
+    return labels
+
+
+def _show(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (nan for one value) of the finite values."""
+    finite = [value for value in values if not math.isnan(value)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def summarise(groups):
+    """One row per group: label, n, split, (mean, std) per metric, minutes per run."""
+    rows = []
+    for label, members in groups:
+        metrics = [run_metrics(run) for run in members]
+        splits = sorted({m["split"] for m in metrics})
+        rows.append({"label": label, "n": len(members), "split": "/".join(splits), "runs": members,
+                     "minutes": mean_std([m["minutes"] for m in metrics])[0],
+                     **{key: mean_std([m[key] for m in metrics]) for key, _ in METRICS}})
+    return rows
+
+
+def format_cell(mean, std):
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def print_table(rows, file=sys.stdout):
+    width = max(9, *(len(row["label"]) for row in rows))
+    cells = [[format_cell(*row[key]) for key, _ in METRICS] for row in rows]
+    widths = [max(len(title), *(len(cell[i]) for cell in cells)) for i, (_, title) in enumerate(METRICS)]
+    header = "  ".join(f"{title:>{w}}" for (_, title), w in zip(METRICS, widths))
+    print(f"{'objective':<{width}} {'n':>2} {'split':>10}  {header}  {'min/run':>7}  runs", file=file)
+    for row, cell in zip(rows, cells):
+        values = "  ".join(f"{value:>{w}}" for value, w in zip(cell, widths))
+        folders = str(row["runs"][0]) + (f" (+{row['n'] - 1})" if row["n"] > 1 else "")
+        minutes = "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
+        print(f"{row['label']:<{width}} {row['n']:>2} {row['split']:>10}  {values}  {minutes:>7}  {folders}", file=file)
+    print("mean ± sample standard deviation over the n runs (seeds) of each row; accuracies in percent", file=file)
+
+
+def markdown_table(rows):
+    lines = ["| objective | n | split | " + " | ".join(title for _, title in METRICS) + " | min/run |",
+             "|---|---|---|" + "---|" * len(METRICS) + "---|"]
+    for row in rows:
+        minutes = "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
+        cells = " | ".join(format_cell(*row[key]) for key, _ in METRICS)
+        lines.append(f"| {row['label']} | {row['n']} | {row['split']} | {cells} | {minutes} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(groups, path):
+    """Mean validation top-1 per epoch of every group, one line each, into an svg."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.fonttype"] = "none"  # real text in the svg: smaller, searchable
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for run in runs:
-        rows = read_csv(run / "valid.csv")
-        axes.plot([int(r["epoch"]) + 1 for r in rows], [float(r["acc"]) for r in rows],
-                  label=f"{run_label(run)} ({run.name})", linewidth=1.5)
+    for label, members in groups:
+        curves = [[float(row["acc"]) for row in read_csv(run / "valid.csv")] for run in members]
+        length = min(map(len, curves))
+        mean = [statistics.fmean(curve[epoch] for curve in curves) for epoch in range(length)]
+        name = f"{label} ({members[0].name})" if len(members) == 1 else f"{label} (mean of {len(members)})"
+        axes.plot(range(1, length + 1), mean, label=name, linewidth=1.5)
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation accuracy (%)")
+    runs = [run for _, members in groups for run in members]
     axes.set_title(" / ".join(dict.fromkeys(f"{run.parent.parent.parent.name} on {run.parent.parent.name}" for run in runs)))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
@@ -98,10 +229,15 @@ def plot_curves(runs, path):
 
 
 def main(args):
-    runs = resolve_runs(args)
-    print_table(runs)
+    groups = group_runs(resolve_runs(args))
+    rows = summarise(groups)
+    print_table(rows)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown_table(rows))
+        print(f"wrote {args.markdown}")
     if args.plot:
-        plot_curves(runs, args.plot)
+        plot_curves(groups, args.plot)
         print(f"wrote {args.plot}")
     return 0
 

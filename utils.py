@@ -7,8 +7,10 @@ import datetime
 import math
 import os
 import pickle
+import platform
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -203,6 +205,62 @@ def state_dict_of(model):
     model = getattr(model, "module", model)
     model = getattr(model, "_orig_mod", model)
     return model.state_dict()
+
+
+# ---------------------------------------------------------------- environment
+
+def environment_record(device=None):
+    """Versions and hardware a run used, for its checkpoint and ``config.json``."""
+    import torchvision
+
+    device = torch.device(device or "cpu")
+    record = {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+              "numpy": str(np.__version__), "platform": platform.platform(), "device": device.type,
+              "processor": _processor_name(), "git_commit": _git_commit()}
+    if device.type == "cuda":
+        record.update(cuda=str(torch.version.cuda), cudnn=torch.backends.cudnn.version(),
+                      gpu=torch.cuda.get_device_name(device))
+    return record
+
+
+def _processor_name():
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit():
+    """The project's commit (with ``-dirty`` when files differ from it), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def torch_minor(version):
+    """``'2.14.1+cu130'`` -> ``(2, 14)``."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+
+def write_json_atomic(payload, path):
+    """Write ``payload`` as indented JSON via a temporary file and a rename."""
+    import json
+
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    os.replace(temporary, path)
 
 
 # ---------------------------------------------------------------- metrics

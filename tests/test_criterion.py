@@ -209,6 +209,24 @@ def test_drw_switches_weights_at_its_epoch():
     assert loss.class_weights.tolist() == pytest.approx(criterion.effective_number_weights(counts, 0.9999).tolist())
 
 
+def test_drw_is_a_weighted_mean_as_in_cao_et_al():
+    """Cao et al. pass the DRW weights to F.cross_entropy(weight=...): sum_i w_gi l_i / sum_i w_gi."""
+    z, y, zt, yt = batch(4, scale=0.3)
+    counts = np.array([200, 50, 10, 3])
+    loss = get_criterion("LDAM", 4, class_counts=counts, drw_epoch=0)
+    loss.set_epoch(0)
+    weights = criterion.effective_number_weights(counts, 0.9999).double().numpy()
+    margins = counts ** -0.25 * 0.5 / (counts ** -0.25).max()
+    per_sample = [ref_ce(30 * (z[i] - margins[y[i]] * np.eye(4)[y[i]]), y[i]) for i in range(len(y))]
+    expected = sum(weights[y[i]] * per_sample[i] for i in range(len(y))) / sum(weights[y[i]] for i in range(len(y)))
+    assert loss(zt, yt).item() == pytest.approx(expected, rel=1e-5)
+    adjusted = 30 * (zt - torch.as_tensor(margins, dtype=zt.dtype)[yt, None] * torch.nn.functional.one_hot(yt, 4))
+    reference = torch.nn.functional.cross_entropy(adjusted, yt, weight=torch.as_tensor(weights, dtype=zt.dtype))
+    assert loss(zt, yt).item() == pytest.approx(reference.item(), rel=1e-5)
+    plain_mean = mean([weights[y[i]] * per_sample[i] for i in range(len(y))])
+    assert abs(loss(zt, yt).item() - plain_mean) > 1e-3  # the two reductions differ on this batch
+
+
 def test_default_drw_epoch_is_last_but_one_stage():
     assert criterion.default_drw_epoch([60, 60, 40, 40]) == 120
     assert criterion.default_drw_epoch([10, 5]) == 0

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import get_model
+from b_models.heads import NormedLinear
 from conftest import ROOT
 
 ORIGINAL_NAMES = {0: "alexnet", 1: "vgg11", 8: "vgg19_bn", 9: "resnet18", 13: "resnet152", 15: "resnext101_32x8d",
@@ -59,3 +60,61 @@ def test_table_script_lists_every_model():
     assert len(lines) == len(get_model.MODELS) + 1
     assert lines[37].split()[:2] == ["36", "ResNet34"]
     assert lines[42].split() == ["41", "SimpleCNN", "141,034"]
+
+
+# He et al. (2016), Table 6: 0.27 M, 0.46 M, 0.66 M, 0.85 M and 1.7 M parameters (CIFAR-10).
+CIFAR_RESNETS = {42: ("ResNet20", 269_722), 43: ("ResNet32", 464_154), 44: ("ResNet44", 658_586),
+                 45: ("ResNet56", 853_018), 46: ("ResNet110", 1_727_962)}
+
+
+@pytest.mark.parametrize("index", sorted(CIFAR_RESNETS))
+def test_cifar_resnets_of_he_et_al(index):
+    name, parameters = CIFAR_RESNETS[index]
+    assert get_model.model_name(index) == name
+    model = get_model.get_model(index)(10)
+    assert sum(p.numel() for p in model.parameters()) == parameters
+    depth = int(name[len("ResNet"):])
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convolutions) == depth - 1  # parameter-free shortcuts: only the stem and the blocks convolve
+    assert sorted({m.out_channels for m in convolutions}) == [16, 32, 64]
+    if index <= 43:  # the deep ones cost seconds on a CPU
+        model.eval()
+        with torch.no_grad():
+            assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+            assert model.layers(model.stem(torch.randn(1, 3, 32, 32))).shape == (1, 64, 8, 8)
+
+
+def test_zero_pad_shortcut_subsamples_and_pads():
+    from b_models.resnet_cifar import ZeroPadShortcut
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
+    out = ZeroPadShortcut(2)(x)
+    assert out.shape == (1, 4, 2, 2)
+    assert torch.equal(out[0, 1:3], x[0, :, ::2, ::2]) and not out[0, 0].any() and not out[0, 3].any()
+
+
+def test_normed_head_gives_cosine_logits():
+    model = get_model.build_network(43, 7, normed_head=True)
+    head = model.fc
+    assert isinstance(head, NormedLinear) and head.weight.shape == (7, 64)
+    logits = model(torch.randn(5, 3, 32, 32) * 100)
+    assert logits.abs().max() <= 1 + 1e-6
+    features = model.pool(model.layers(model.stem(torch.randn(3, 3, 32, 32)))).flatten(1)
+    rows = torch.nn.functional.normalize(head.weight, dim=1)
+    assert torch.allclose(rows.norm(dim=1), torch.ones(7))
+    expected = torch.nn.functional.normalize(features, dim=1) @ rows.T
+    assert torch.allclose(head(features), expected, atol=1e-6)
+    scaled = get_model.build_network(41, 3, normed_head=True, head_scale=30.0)
+    assert float(scaled.fc.scale) == 30.0 and float(scaled.state_dict()["fc.scale"]) == 30.0  # saved with the weights
+
+
+@pytest.mark.parametrize("index", [9, 30, 31, 41])  # resnet18 (fc), mobilenet_v2 and mnasnet (classifier[1]), SimpleCNN
+def test_normed_head_replaces_the_classifier_of_any_linear_network(index):
+    with torch.device("meta"):
+        model = get_model.build_network(index, 6, normed_head=True)
+    assert sum(isinstance(m, NormedLinear) for m in model.modules()) == 1
+    assert not any(isinstance(m, torch.nn.Linear) and m.out_features == 6 for m in model.modules())
+
+
+def test_normed_head_needs_a_linear_classifier():
+    with pytest.raises(ValueError, match="SqueezeNet has no linear classifier"):
+        get_model.build_network(40, 4, normed_head=True)

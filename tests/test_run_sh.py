@@ -1,8 +1,14 @@
-"""3_run.sh: the batch-experiment script and its demo plan."""
+"""3_run.sh: the batch-experiment script, its plans and seeds."""
 import os
 import subprocess
 
 from conftest import ROOT
+
+
+def run_sh(tmp_path, **variables):
+    env = {**os.environ, **variables}
+    return subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
 
 
 def test_syntax():
@@ -11,15 +17,33 @@ def test_syntax():
 
 def test_quick_demo_end_to_end(tmp_path):
     objectives = ["ERM", "CCE", "COT", "FL", "CB", "LDAM", "BS", "LA"]
-    env = {**os.environ, "EPOCHS": "1", "OBJECTIVES": " ".join(objectives)}
-    result = subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = run_sh(tmp_path, EPOCHS="1", OBJECTIVES=" ".join(objectives))
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index("objective "):].splitlines()
     assert [line.split()[0] for line in table[1:9]] == objectives
-    assert all(line.split()[1] == "test" for line in table[1:9])
+    assert all(line.split("  ")[0].strip() != "" for line in table[1:9])
     for objective in objectives:
         (run_dir,) = (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / objective).iterdir()
         assert (run_dir / "confusion_matrix.svg").is_file() and (run_dir / "test_metrics.json").is_file()
     curves = (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "valid_acc.svg").read_text()
-    assert all(f"{objective} (" in curves for objective in objectives)
+    assert all(f"{objective}" in curves for objective in objectives)
+
+
+def test_seeds_and_per_objective_flags(tmp_path):
+    result = run_sh(tmp_path, EPOCHS="1", SEEDS="3 4", OBJECTIVES="ERM CCE:--ccegamma=0.5,--label_smoothing=0.1",
+                    MARKDOWN="table.md")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted((tmp_path / "logs" / "SimpleCNN" / "digits-lt").glob("*/*/config.json"))
+    assert len(runs) == 4
+    import json
+    settings = [json.loads(path.read_text())["args"] for path in runs]
+    assert sorted((s["objective"], s["seed"]) for s in settings) == [("CCE", 3), ("CCE", 4), ("ERM", 3), ("ERM", 4)]
+    assert all(s["ccegamma"] == 0.5 and s["label_smoothing"] == 0.1 for s in settings if s["objective"] == "CCE")
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert table[2].startswith("| ERM | 2 | test |") and table[3].startswith("| CCE ccegamma=0.5 | 2 | test |")
+
+
+def test_unknown_plan(tmp_path):
+    result = run_sh(tmp_path, PLAN="imagenet-lt")
+    assert result.returncode == 2 and result.stderr.strip() == \
+        "error: unknown PLAN 'imagenet-lt'; choose demo, fmnist-lt, cifar10-lt or cifar100-lt"

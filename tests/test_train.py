@@ -1,11 +1,13 @@
 """1_train.py end to end on a tiny generated dataset."""
+import json
 import re
 
 import pytest
 import torch
 
+import criterion
 import utils
-from conftest import FAST, checkpoint_accuracy, files_under, run
+from conftest import FAST, checkpoint_accuracy, files_under, run, script
 
 
 def train_run(workdir, *extra, epochs=2):
@@ -101,3 +103,78 @@ def test_other_objectives_and_samplers_train(workdir, extra):
 def test_file_path_without_cache_trains(workdir):
     train_run(workdir, "--cache_mb=0", "--workers=1", epochs=1)
     assert len(files_under(only_run_dir(workdir, "ERM"))) >= 4
+
+
+def test_ldam_uses_a_normed_head_that_2_test_rebuilds(workdir):
+    train_run(workdir, "--objective=LDAM", "--drw")
+    run_dir = only_run_dir(workdir, "LDAM")
+    state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
+    assert state["normed_head"] is True and state["head_scale"] == 1.0 and state["args"]["normed_head"] is True
+    assert float(state["model"]["fc.scale"]) == 1.0 and "fc.bias" not in state["model"]
+    result = run("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LDAM", "--datetime=latest",
+                 "--split=valid", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert f"top-1 {state['acc']:.2f} %" in result.stdout  # the same network, rebuilt from the checkpoint
+
+
+@pytest.mark.parametrize("flag,normed,scale", [("--normed_head", True, 30.0), ("--no-normed_head", False, None)])
+def test_normed_head_can_be_forced_on_or_off(workdir, flag, normed, scale):
+    objective = "ERM" if normed else "LDAM"
+    train_run(workdir, f"--objective={objective}", flag, epochs=1)
+    state = torch.load(utils.best_checkpoint_path(only_run_dir(workdir, objective)), weights_only=True)
+    assert state["normed_head"] is normed and ("fc.scale" in state["model"]) is normed
+    if normed:
+        assert float(state["model"]["fc.scale"]) == scale
+
+
+def toy_ldam_drw_losses(extra_flags, steps=40, seed=0):
+    """LDAM-DRW on an imbalanced toy set (4 classes, 200 to 6 images), built as 1_train.py builds it."""
+    train = script("1_train")
+    args = train.get_args_parser().parse_args(["--model_index=41", "--dataset=toy", "--objective=LDAM", "--drw",
+                                               "--seed=0", "--height=8", "--width=8", *extra_flags])
+    train.check_args(args)
+    generator = torch.Generator().manual_seed(seed)
+    counts = [200, 60, 20, 6]
+    centres = torch.randn(len(counts), 3, 8, 8, generator=generator)
+    labels = torch.cat([torch.full((n,), k) for k, n in enumerate(counts)])
+    images = centres[labels] + torch.randn(len(labels), 3, 8, 8, generator=generator)
+    model, _ = train.build_model(args, len(counts), train.Runtime())
+    loss_fn = criterion.get_criterion("LDAM", len(counts), class_counts=counts, drw_epoch=0)
+    loss_fn.set_epoch(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    losses = []
+    for _ in range(steps):
+        batch = torch.randint(0, len(labels), (32,), generator=generator)
+        loss = loss_fn(model(images[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+
+
+def test_ldam_drw_trains_with_the_default_head():
+    """s = 30 on unbounded logits scales the classifier's steps by 30: the loss explodes at lr 0.1.
+    On the cosine logits of the normed head (the default for LDAM) it falls."""
+    first, last = toy_ldam_drw_losses([])
+    assert last < 1.0 and last < first / 5
+    first, last = toy_ldam_drw_losses(["--no-normed_head"])
+    assert last > 50  # what 1_train.py did before the normed head: LDAM-DRW diverged
+
+
+def test_config_records_arguments_and_environment(workdir):
+    import platform
+    import numpy
+    import torchvision
+
+    train_run(workdir, "--objective=ERM", epochs=1)
+    run_dir = only_run_dir(workdir, "ERM")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["seed"] == 0 and config["args"]["objective"] == "ERM"
+    environment = config["environment"]
+    assert environment["python"] == platform.python_version() and environment["torch"] == torch.__version__
+    assert environment["torchvision"] == torchvision.__version__ and environment["numpy"] == numpy.__version__
+    assert environment["device"] == "cpu" and environment["processor"]
+    assert "git_commit" in environment
+    state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
+    assert state["environment"] == environment
