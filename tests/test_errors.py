@@ -50,7 +50,10 @@ TRAIN_CASES = {
                   r"cannot decode image .*bad\.png.*--skip_bad_images"),
     "unknown model": (base(model_index=77), None, r"unknown model index 77.*get_model\.py"),
     "unknown objective": (base() + ["--objective=XYZ"], None, r"invalid choice: 'XYZ'.*ERM"),
-    "float ccegamma": (base() + ["--ccegamma=0.5"], None, r"--ccegamma: invalid int value: '0.5'"),
+    "text ccegamma": (base() + ["--ccegamma=high"], None, r"--ccegamma: invalid float value: 'high'"),
+    "normed head without linear classifier": (base(model_index=40) + ["--normed_head"], None,
+                                              r"SqueezeNet has no linear classifier layer to replace"),
+    "zero normed scale": (base() + ["--normed_scale=0"], None, r"--normed_scale: must be positive"),
     "zero epochs": (base(epochs=0), None, r"--epochs: must be positive"),
     "negative batch": (base(batchsize=-4), None, r"--batchsize: must be positive"),
     "zero lr": (base() + ["--lr=0"], None, r"--lr: must be positive"),
@@ -196,6 +199,19 @@ def test_split_source_without_classes(tmp_path, monkeypatch, capsys):
     status, err = call("data_split", ["--dataset=other"], tmp_path, monkeypatch, capsys)
     assert_one_line_error(status, err, r"no raw dataset .*other; available: raw")
     assert not (tmp_path / "a_datasets").exists()
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--imbalance_ratio=0.5"], r"--imbalance_ratio must be >= 1, got 0.5"),
+    (["--valid_per_class=0"], r"--valid_per_class must be a positive number of images, got 0"),
+    (["--n_max=-3"], r"--n_max must be a positive number of images, got -3"),
+])
+def test_torchvision_export_bad_numbers(tmp_path, monkeypatch, capsys, argv, pattern):
+    (tmp_path / "logs").mkdir()
+    status, err = call("data_split", ["--from_torchvision=CIFAR10", "--no_download", *argv], tmp_path, monkeypatch,
+                       capsys)
+    assert_one_line_error(status, err, pattern)
+    assert not (tmp_path / "a_datasets").exists() and not (tmp_path / "data").exists()
 
 
 def test_resume_with_changed_classes(trained_copy, monkeypatch, capsys):

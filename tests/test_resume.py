@@ -1,4 +1,5 @@
 """Killed, interrupted and diverging runs: nothing half-written, and training resumes exactly."""
+import json
 import signal
 import subprocess
 import sys
@@ -78,11 +79,19 @@ def test_resume_latest_extends_a_finished_run(workdir):
     assert run("1_train.py", *FAST, "--epochs=1", cwd=workdir).returncode == 0
     again = run("1_train.py", "--resume=latest", "--model_index=41", "--dataset=tiny", "--epochs=1", cwd=workdir)
     assert again.returncode == 2 and "already finished all 1 epochs" in again.stderr
+    run_dir = next((workdir / "logs").rglob("last.pth")).parent
+    # a run saved before --normed_head and --normed_scale existed resumes with a plain head
+    state = torch.load(run_dir / "last.pth", weights_only=True)
+    for key in ("normed_head", "normed_scale"):
+        del state["args"][key]
+    torch.save(state, run_dir / "last.pth")
     extended = run("1_train.py", "--resume=latest", "--model_index=41", "--dataset=tiny", "--epochs=2", cwd=workdir)
     assert extended.returncode == 0, extended.stderr
-    run_dir = next((workdir / "logs").rglob("last.pth")).parent
     assert [r["epoch"] for r in utils.read_csv(run_dir / "valid.csv")] == ["0", "1"]
     assert len(list((workdir / "logs").rglob("valid.csv"))) == 1
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["epochs"] == 2 and config["args"]["normed_head"] is False
+    assert len(config["resumed_with"]) == 1 and config["resumed_with"][0]["torch"] == str(torch.__version__)
 
 
 def test_resume_before_first_epoch_is_explained(workdir):

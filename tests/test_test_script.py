@@ -60,6 +60,29 @@ def test_falls_back_to_valid_with_a_warning(trained, tmp_path):
     assert "valid split" in result.stdout
 
 
+def test_warns_when_torch_differs_from_the_training_run(trained, tmp_path):
+    root, _ = trained
+    shutil.copytree(root, tmp_path / "w")
+    run_dir = next((tmp_path / "w" / "logs" / "SimpleCNN" / "tiny" / "CCE").iterdir())
+    quiet = run("2_test.py", *ARGS, "--datetime=latest", cwd=tmp_path / "w")
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr  # same torch: no warning
+    path = next(run_dir.glob("[0-9]*.pth"))
+    state = torch.load(path, weights_only=True)
+    assert state["environment"]["torch"] == str(torch.__version__)
+    state["environment"]["torch"] = "1.13.1+cu117"
+    torch.save(state, path)
+    result = run("2_test.py", *ARGS, "--datetime=latest", cwd=tmp_path / "w")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {path.name} was trained with torch 1.13.1+cu117; evaluating with torch "
+                        f"{torch.__version__} may give slightly different numbers"]
+
+
+def test_torch_minor_version():
+    from utils import torch_minor
+    assert torch_minor("2.14.1+cu130") == (2, 14) and torch_minor("2.9.0") == (2, 9) and torch_minor("1.13.1") == (1, 13)
+
+
 def test_confusion_matrix_for_many_classes(tmp_path):
     script = __import__("importlib").import_module("2_test")
     classes = [f"class_{i:03d}" for i in range(100)]
