@@ -7,6 +7,7 @@ Results go to logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/: the bes
 ``config.json`` (arguments and environment) and tensorboard events.  Under ``torchrun --nproc_per_node=N`` it trains with DDP.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -22,10 +23,11 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import criterion as objectives
-from get_model import build_network, check_input_size, get_model, model_name
+from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, get_model,
+                       load_matching, model_name)
 from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
 from utils import (CSV_COLUMNS, LAST_CHECKPOINT, ArgumentParser, CsvLog, UserError, classification_metrics,
-                   create_run_dir, environment_record, find_run_dir, load_checkpoint, lr_factor, parse_int_list,
+                   cosine_factor, create_run_dir, environment_record, find_run_dir, load_checkpoint, lr_factor, parse_int_list,
                    positive, run_cli, save_atomic, state_dict_of, write_json_atomic)
 
 VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
@@ -38,7 +40,8 @@ def get_args_parser():
     parser.add_argument("--model_index", type=int, help="network index (python get_model.py lists them)")
     parser.add_argument("--dataset", help="dataset folder under --data_dir")
     parser.add_argument("--objective", default="ERM", choices=objectives.OBJECTIVES, help="loss function")
-    parser.add_argument("--lr", type=positive(float), default=0.1, help="initial learning rate")
+    parser.add_argument("--lr", type=positive(float), default=None, help="initial learning rate (default: 0.1 with SGD, "
+                        "0.001 with AdamW)")
     parser.add_argument("--epochs", type=positive(int), default=None,
                         help="number of epochs (default 200; with --resume: extend the run to this many)")
     parser.add_argument("--batchsize", type=positive(int), default=128, help="batch size per process")
@@ -50,8 +53,15 @@ def get_args_parser():
     parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
     parser.add_argument("--ccegamma", type=float, default=5,
                         help="gamma of CCE: CE - gamma/(K-1) * complement entropy (the paper's gamma is -ccegamma)")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight_decay", type=float, default=5e-4)
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    parser.add_argument("--weight_decay", type=float, default=None, help="default: 5e-4 with SGD, 0.05 with AdamW")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum, or AdamW")
+    parser.add_argument("--schedule", choices=("step", "cosine"), default="step",
+                        help="step: the --lrstep stages; cosine: per-iteration cosine decay to 0 after the warm-up")
+    parser.add_argument("--pretrained", nargs="?", const="imagenet", default=None, metavar="FILE",
+                        help="start from torchvision's ImageNet weights (torchvision networks), or from the fitting "
+                             "weights of a state dict FILE; normalises with ImageNet's mean/std")
+    parser.add_argument("--freeze_backbone", action="store_true", help="train the classifier layer only")
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
                         help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn and recorded)")
@@ -98,6 +108,15 @@ def check_args(args):
         raise UserError(str(error)) from None
     if args.epochs is None:
         args.epochs = 200
+    if args.lr is None:
+        args.lr = 0.1 if args.optimizer == "sgd" else 1e-3
+    if args.weight_decay is None:
+        args.weight_decay = 5e-4 if args.optimizer == "sgd" else 0.05
+    if args.pretrained not in (None, "imagenet"):
+        if not Path(args.pretrained).is_file():
+            raise UserError(f"--pretrained: no file {args.pretrained} (give a state dict file, or no value for "
+                            "torchvision's ImageNet weights)")
+        args.pretrained = str(Path(args.pretrained).resolve())
     args.lrstep = parse_int_list(args.lrstep)
     if not args.lrstep or min(args.lrstep) <= 0:
         raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
@@ -260,11 +279,22 @@ def evaluate(model, criterion, stream, runtime):
 
 def build_model(args, num_classes, runtime):
     torch.manual_seed(args.seed)
+    pretrained = None if args.resume else args.pretrained  # a resumed run has its weights in last.pth
     try:
-        model = build_network(args.model_index, num_classes, args.normed_head, head_scale(args))
-        check_input_size(model, args.height, args.width)
+        model = build_network(args.model_index, num_classes, args.normed_head, head_scale(args),
+                              pretrained="imagenet" if pretrained == "imagenet" else None)
+        if pretrained not in (None, "imagenet"):
+            skipped = load_matching(model, pretrained)
+            if skipped and runtime.is_main:
+                print(f"--pretrained {pretrained}: skipped {len(skipped)} weight(s) that do not fit: "
+                      f"{', '.join(skipped)}", flush=True)
+        check_input_size(model, args.height, args.width, args.model_index)
     except ValueError as error:
         raise UserError(str(error)) from None
+    if args.freeze_backbone:
+        trainable = {id(p) for p in classifier_parameters(model)}
+        for parameter in model.parameters():
+            parameter.requires_grad_(id(parameter) in trainable)
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -285,7 +315,10 @@ def build_streams(args, runtime, splits):
     train = BatchStream(splits["train"], args.height, args.width, args.batchsize, train=True,
                         augment=args.augment, sampler=args.sampler, **common)
     valid = BatchStream(splits["valid"], args.height, args.width, args.batchsize, train=False, **common)
-    mean, std = train_stats(train, args.height, args.width)
+    if args.pretrained:  # the statistics the pretrained weights were trained with
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    else:
+        mean, std = train_stats(train, args.height, args.width)
     for stream in (train, valid):
         stream.set_normalization(mean, std)
     return train, valid, mean, std
@@ -420,11 +453,21 @@ def train(args, runtime):
 
 
 def build_optimisation(args, model, iters_per_epoch, runtime):
-    """SGD, the per-iteration lr schedule (stages + warm-up) and the fp16 gradient scaler."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    """The optimiser (SGD or AdamW), the per-iteration lr schedule (warm-up, then stages or cosine) and the fp16
+    gradient scaler."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if args.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     warmup_epochs = 5 if args.warmup else 0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, iters_per_epoch, args.lrstep, args.lrdecay, warmup_epochs))
+    if args.schedule == "cosine":
+        factor = functools.partial(cosine_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
+                                   warmup_epochs=warmup_epochs)
+    else:
+        factor = functools.partial(lr_factor, iters_per_epoch=iters_per_epoch, stage_lengths=args.lrstep,
+                                   decay=args.lrdecay, warmup_epochs=warmup_epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
     return optimizer, scheduler, scaler
 

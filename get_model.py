@@ -1,14 +1,19 @@
 """The model registry: an integer index per network, as in the original project.
 
 Indices never change, so published command lines keep working; add a network by
-appending one line to ``MODELS``.  ``python get_model.py`` prints the table.
-No pretrained weights are ever downloaded.
+appending one line to ``MODELS``.  ``python get_model.py`` prints the table:
+index, name, parameters, the smallest input size, and whether torchvision has
+ImageNet weights for it.  Weights are only ever loaded on request
+(``build_network(..., pretrained=...)``, ``1_train.py --pretrained``).
 """
-import sys
-
 import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
 
 import torch
+import torch.nn as nn
 
 from b_models.cifar_resnet import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.heads import NormedLinear, replace_classifier
@@ -16,21 +21,40 @@ from b_models.resnet_cifar import ResNet20, ResNet32, ResNet44, ResNet56, ResNet
 from b_models.simple_cnn import SimpleCNN
 from b_models.squeezenet import SqueezeNet
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
-def _torchvision(name, **options):
+
+@dataclass(frozen=True)
+class Network:
+    """A registry entry: ``build(num_classes)`` makes it with random weights."""
+    name: str
+    build: Callable[[int], nn.Module]
+    min_size: int = 4  # smallest height and width it takes
+    exact_size: Optional[int] = None  # the only size it takes (ViT)
+    imagenet: bool = False  # torchvision has ImageNet weights for it
+
+
+def _torchvision_models():
+    # Imported on first use: torchvision.models takes a second to import, small networks don't need it.
+    return importlib.import_module("torchvision.models")
+
+
+def _torchvision(name, min_size=32, exact_size=None, **options):
+    """A torchvision network.  Below 32 px the last stage of these stride-32 networks sees a single pixel, so
+    32 is their floor; some need more (AlexNet 63, Inception 75), ViT-B/16 takes 224 x 224 only."""
     def build(num_classes):
-        # Imported on first use: torchvision.models takes a second to import, small networks don't need it.
-        models = importlib.import_module("torchvision.models")
-        return getattr(models, name)(weights=None, num_classes=num_classes, **options)
-    return name, build
+        return getattr(_torchvision_models(), name)(weights=None, num_classes=num_classes, **options)
+    build.options = options
+    return Network(name, build, min_size, exact_size, imagenet=True)
 
 
 def _small(network):
-    return network.__name__, network
+    return Network(network.__name__, network)
 
 
 MODELS = dict(enumerate([
-    _torchvision("alexnet"),
+    _torchvision("alexnet", min_size=63),
     _torchvision("vgg11"), _torchvision("vgg11_bn"), _torchvision("vgg13"), _torchvision("vgg13_bn"),
     _torchvision("vgg16"), _torchvision("vgg16_bn"), _torchvision("vgg19"), _torchvision("vgg19_bn"),
     _torchvision("resnet18"), _torchvision("resnet34"), _torchvision("resnet50"),
@@ -39,8 +63,8 @@ MODELS = dict(enumerate([
     _torchvision("wide_resnet50_2"), _torchvision("wide_resnet101_2"),
     _torchvision("squeezenet1_0"), _torchvision("squeezenet1_1"),
     _torchvision("densenet121"), _torchvision("densenet161"), _torchvision("densenet169"), _torchvision("densenet201"),
-    _torchvision("inception_v3", aux_logits=False, init_weights=False),
-    _torchvision("googlenet", aux_logits=False, init_weights=False),
+    _torchvision("inception_v3", min_size=75, aux_logits=False, init_weights=False, transform_input=False),
+    _torchvision("googlenet", aux_logits=False, init_weights=False, transform_input=False),
     _torchvision("shufflenet_v2_x0_5"), _torchvision("shufflenet_v2_x1_0"),
     _torchvision("shufflenet_v2_x1_5"), _torchvision("shufflenet_v2_x2_0"),
     _torchvision("mobilenet_v2"),
@@ -52,58 +76,165 @@ MODELS = dict(enumerate([
     _small(SimpleCNN),
     # 42-46: He et al.'s CIFAR ResNets (16-32-64 channels), ResNet-32 as in the long-tail literature.
     _small(ResNet20), _small(ResNet32), _small(ResNet44), _small(ResNet56), _small(ResNet110),
+    # 47-56: today's ImageNet networks, for fine-tuning at 224 x 224 (--pretrained).
+    _torchvision("efficientnet_b0"), _torchvision("efficientnet_b1"), _torchvision("efficientnet_v2_s"),
+    _torchvision("regnet_y_400mf"), _torchvision("regnet_y_800mf"),
+    _torchvision("mobilenet_v3_small"), _torchvision("mobilenet_v3_large"),
+    _torchvision("convnext_tiny"), _torchvision("vit_b_16", min_size=224, exact_size=224), _torchvision("swin_t"),
 ]))
+
+
+def network(model_index):
+    """The registry entry of ``model_index``, or a ``ValueError`` naming the valid indices."""
+    if model_index not in MODELS:
+        raise ValueError(f"unknown model index {model_index}; valid indices are 0-{max(MODELS)} "
+                         "(run 'python get_model.py' for the table)")
+    return MODELS[model_index]
 
 
 def get_model(model_index):
     """The constructor ``f(num_classes) -> nn.Module`` of ``model_index``; ``f.__name__`` is its log name."""
-    if model_index not in MODELS:
-        raise ValueError(f"unknown model index {model_index}; valid indices are 0-{max(MODELS)} "
-                         "(run 'python get_model.py' for the table)")
-    name, build = MODELS[model_index]
+    entry = network(model_index)
 
     def constructor(num_classes):
-        return build(num_classes)
+        return entry.build(num_classes)
 
-    constructor.__name__ = name
+    constructor.__name__ = entry.name
     return constructor
 
 
-def build_network(model_index, num_classes, normed_head=False, head_scale=1.0):
-    """Network ``model_index`` for ``num_classes``; with ``normed_head`` its classifier is a ``NormedLinear``."""
-    model = get_model(model_index)(num_classes)
+def model_name(model_index):
+    """The log-folder name of ``model_index`` (e.g. ``ResNet34``)."""
+    return network(model_index).name
+
+
+# ---------------------------------------------------------------- building, with weights and heads
+
+def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, pretrained=None):
+    """Network ``model_index`` for ``num_classes``.
+
+    ``pretrained``: ``"imagenet"`` (torchvision's default weights, through its weights
+    API and the torch hub cache) or the path of a state dict; the classifier stays
+    new.  With ``normed_head`` the classifier is a ``NormedLinear``.
+    """
+    entry = network(model_index)
+    if pretrained == "imagenet":
+        model = _imagenet_network(entry, num_classes)
+    else:
+        model = entry.build(num_classes)
+        if pretrained is not None:
+            load_matching(model, pretrained)
     if normed_head:
         replace_classifier(model, num_classes, lambda features, classes: NormedLinear(features, classes, head_scale))
     return model
 
 
-def model_name(model_index):
-    """The log-folder name of ``model_index`` (e.g. ``ResNet34``)."""
-    return get_model(model_index).__name__
+def _imagenet_network(entry, num_classes):
+    if not entry.imagenet:
+        raise ValueError(f"{entry.name} has no ImageNet weights in torchvision; --pretrained needs one of: "
+                         f"{', '.join(str(i) for i, e in MODELS.items() if e.imagenet)} (or --pretrained FILE)")
+    models = _torchvision_models()
+    weights = models.get_model_weights(entry.name).DEFAULT
+    try:
+        model = getattr(models, entry.name)(weights=weights, **entry.build.options)
+    except Exception as error:  # urllib, socket and hash errors all mean: the file has to be put there by hand
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise ValueError(f"the ImageNet weights of {entry.name} are not cached and could not be downloaded "
+                         f"({reason}); put {weights.url.rsplit('/', 1)[-1]} (from {weights.url}) into {cache}/") from None
+    return _new_classifier(model, num_classes)
 
 
-def check_input_size(model, height, width):
+def _new_classifier(model, num_classes):
+    """Replace the 1000-class ImageNet classifier (a linear layer, or SqueezeNet's 1x1 convolution)."""
+    last = [(name, module) for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and module.out_features == 1000
+            or isinstance(module, nn.Conv2d) and module.out_channels == 1000]
+    name, old = last[-1]
+    if isinstance(old, nn.Linear):
+        new = nn.Linear(old.in_features, num_classes)
+    else:
+        new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride)
+    parent_name, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
+    return model
+
+
+def load_matching(model, path):
+    """Load the entries of a state dict file whose names and shapes fit ``model``; return the names skipped.
+
+    The file may hold a plain state dict or a checkpoint of this project (``model``) or
+    of other tools (``state_dict``).  Raises ``ValueError`` when nothing fits.
+    """
+    from utils import UserError, load_checkpoint
+
+    try:
+        state = load_checkpoint(path)
+    except UserError as error:
+        raise ValueError(str(error)) from None
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    state = {name.removeprefix("module."): value for name, value in state.items() if torch.is_tensor(value)}
+    own = model.state_dict()
+    fitting = {name: value for name, value in state.items() if name in own and own[name].shape == value.shape}
+    if not fitting:
+        raise ValueError(f"no weight in {path} fits {type(model).__name__} (names or shapes differ everywhere)")
+    model.load_state_dict(fitting, strict=False)
+    skipped = sorted(set(state) - set(fitting)) + sorted(set(own) - set(state))
+    return skipped
+
+
+def classifier_parameters(model):
+    """The parameters of the last layer that maps to the classes (for ``--freeze_backbone``)."""
+    heads = [module for module in model.modules() if isinstance(module, (nn.Linear, NormedLinear))
+             or isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)]
+    return list(heads[-1].parameters())
+
+
+# ---------------------------------------------------------------- sizes and the table
+
+def check_input_size(model, height, width, model_index=None):
     """Raise ``ValueError`` if ``model`` cannot classify ``height x width`` images."""
+    name = type(model).__name__
+    if model_index is not None:
+        entry = network(model_index)
+        if entry.exact_size and (height, width) != (entry.exact_size, entry.exact_size):
+            raise ValueError(f"{entry.name} takes {entry.exact_size}x{entry.exact_size} images only, not "
+                             f"{height}x{width}; pass --height={entry.exact_size} --width={entry.exact_size}")
+        if min(height, width) < entry.min_size:
+            raise ValueError(f"{entry.name} cannot take {height}x{width} images (it needs at least "
+                             f"{entry.min_size}x{entry.min_size}); use a larger --height/--width or a small-image "
+                             "network (indices 35-46)")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, height, width, device=next(model.parameters()).device))
-    except (RuntimeError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0]
-        raise ValueError(f"{type(model).__name__} cannot take {height}x{width} images ({reason}); "
-                         "use a larger --height/--width or a small-image network (indices 35-41)") from None
+    except (RuntimeError, ValueError, AssertionError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{name} cannot take {height}x{width} images ({reason}); "
+                         "use a larger --height/--width or a small-image network (indices 35-46)") from None
     finally:
         model.train(was_training)
 
 
+def _parameter_count(entry):
+    try:
+        with torch.device("meta"):  # no memory, no initialisation
+            model = entry.build(10)
+    except NotImplementedError:  # RegNet computes its widths with tensors: build it for real
+        model = entry.build(10)
+    return sum(p.numel() for p in model.parameters())
+
+
 def print_table(file=sys.stdout):
-    """Print index, name and parameter count of every registered network."""
-    print(f"{'index':>5}  {'name':<20} {'parameters':>12}", file=file)
-    for index, (name, build) in MODELS.items():
-        with torch.device("meta"):
-            parameters = sum(p.numel() for p in build(10).parameters())
-        print(f"{index:>5}  {name:<20} {parameters:>12,}", file=file)
+    """Index, name, parameter count (10 classes), smallest input and ImageNet weights of every network."""
+    print(f"{'index':>5}  {'name':<20} {'parameters':>12}  {'input':>9}  imagenet", file=file)
+    for index, entry in MODELS.items():
+        size = f"{entry.exact_size} only" if entry.exact_size else f">= {entry.min_size}"
+        print(f"{index:>5}  {entry.name:<20} {_parameter_count(entry):>12,}  {size:>9}  "
+              f"{'yes' if entry.imagenet else '-'}", file=file)
 
 
 if __name__ == "__main__":

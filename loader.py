@@ -130,6 +130,18 @@ def decode_image(path, height, width):
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def try_decode(path, height, width):
+    """``decode_image``, or one warning and None for a file that cannot be decoded."""
+    return _decode_or_skip(path, height, width, skip_bad=True)
+
+
+def normalise(images, mean, std):
+    """uint8 images (N x 3 x H x W) -> float, ``(x / 255 - mean) / std`` per channel."""
+    mean = torch.as_tensor(mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(std, device=images.device).view(1, 3, 1, 1)
+    return (images.float().div_(255) - mean) / std
+
+
 def _decode_or_skip(path, height, width, skip_bad):
     try:
         return decode_image(path, height, width)
@@ -347,7 +359,7 @@ class BatchStream:
             labels = labels.to(self.device, non_blocking=True)
             if self.padding or self.flip:
                 images = augment_batch(images, self.padding, self.flip, self.generator)
-            images = (images.float().div_(255) - self.mean) / self.std
+            images = normalise(images, self.mean, self.std)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels

@@ -91,6 +91,17 @@ def lr_factor(iteration, iters_per_epoch, stage_lengths, decay=0.2, warmup_epoch
     return factor
 
 
+def cosine_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
+    """Multiplier of the base lr for ``--schedule cosine``: the linear warm-up of ``lr_factor``, then
+    ``(1 + cos(pi * t / T)) / 2`` per iteration, ``t`` counted from the end of the warm-up, reaching 0 at the end."""
+    warmup_iters = warmup_epochs * iters_per_epoch
+    if iteration < warmup_iters:
+        return (iteration + 1) / warmup_iters
+    decay_iters = max(epochs * iters_per_epoch - warmup_iters, 1)
+    progress = min((iteration - warmup_iters) / decay_iters, 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 # ---------------------------------------------------------------- run folders
 
 def run_parent(logs_dir, model_name, dataset, objective):

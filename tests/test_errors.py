@@ -59,7 +59,7 @@ TRAIN_CASES = {
     "zero lr": (base() + ["--lr=0"], None, r"--lr: must be positive"),
     "bad lrstep": (base() + ["--lrstep", "60", "0", "40"], None, r"--lrstep lengths must be positive"),
     "text lrstep": (base() + ["--lrstep=60,x"], None, r"--lrstep takes whole numbers"),
-    "image too small": (base(model_index=0), None, r"AlexNet cannot take 16x16 images.*--height/--width"),
+    "image too small": (base(model_index=0), None, r"(?i)alexnet cannot take 16x16 images.*--height/--width"),
     "no dataset flag": (["--model_index=41"], None, r"--model_index and --dataset are required"),
     "resume nothing": (["--resume=logs/none"], None, r"is not a run folder"),
 }

@@ -24,7 +24,8 @@ def test_original_numbering_is_kept():
 
 @pytest.mark.parametrize("index", sorted(get_model.MODELS))
 def test_every_index_builds(index):
-    with torch.device("meta"):  # no memory, no init cost: checks the constructor and the head size
+    meta = "regnet" not in get_model.model_name(index)  # RegNet computes its widths with tensors
+    with torch.device("meta" if meta else "cpu"):  # meta: no memory, no init cost
         model = get_model.get_model(index)(7)
     last_linear = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))][-1]
     assert 7 in (getattr(last_linear, "out_features", None), getattr(last_linear, "out_channels", None))
@@ -59,7 +60,7 @@ def test_table_script_lists_every_model():
     lines = out.strip().splitlines()
     assert len(lines) == len(get_model.MODELS) + 1
     assert lines[37].split()[:2] == ["36", "ResNet34"]
-    assert lines[42].split() == ["41", "SimpleCNN", "141,034"]
+    assert lines[42].split() == ["41", "SimpleCNN", "141,034", ">=", "4", "-"]
 
 
 # He et al. (2016), Table 6: 0.27 M, 0.46 M, 0.66 M, 0.85 M and 1.7 M parameters (CIFAR-10).

@@ -1,0 +1,118 @@
+"""Classify new images with a trained run: one CSV row per image.
+
+    python predict.py --model_index=41 --dataset=digits-lt --objective=CCE --datetime=latest \\
+                      --images new_scans/ one_more.png --out predictions.csv --topk 3
+
+PATH is an image file or a folder (searched recursively; hidden and non-image
+files are skipped as the loader skips them).  Images are decoded, resized and
+normalised exactly as 2_test.py does, with the run's image size and mean/std.
+An image that cannot be decoded gets one warning line and no row.
+"""
+import csv
+import importlib
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from criterion import OBJECTIVES
+from get_model import build_network
+from loader import IMAGE_EXTENSIONS, is_image_file, normalise, try_decode
+from utils import ArgumentParser, UserError, positive, run_cli
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Classify new images with a trained run (see README.md).")
+    parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
+    parser.add_argument("--dataset", required=True, help="the dataset the run used")
+    parser.add_argument("--objective", required=True, choices=OBJECTIVES, help="the objective the run used")
+    parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
+    parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files and/or folders")
+    parser.add_argument("--out", default="predictions.csv", help="CSV file to write")
+    parser.add_argument("--topk", type=positive(int), default=3, help="classes per row, most probable first")
+    parser.add_argument("--batchsize", type=positive(int), default=None, help="default: the run's")
+    parser.add_argument("--logs_dir", default="logs")
+    return parser
+
+
+def find_images(paths):
+    """Image files named by ``paths`` (files, or folders searched recursively), in a stable order."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if is_image_file(p)
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UserError(f"--images: {path} does not exist")
+    return list(dict.fromkeys(found))
+
+
+@torch.inference_mode()
+def predict(model, paths, height, width, mean, std, batch_size, device, progress=True):
+    """``(paths kept, probabilities N x K)``: undecodable files are warned about and dropped."""
+    kept, probabilities = [], []
+    for start in tqdm(range(0, len(paths), batch_size), desc="predicting", unit="batch", leave=False,
+                      disable=None if progress else True, file=sys.stderr):
+        batch = [(path, try_decode(path, height, width)) for path in paths[start:start + batch_size]]
+        batch = [(path, image) for path, image in batch if image is not None]
+        if not batch:
+            continue
+        images = normalise(torch.stack([image for _, image in batch]).to(device), mean, std)
+        probabilities.append(torch.softmax(model(images).float(), dim=1).cpu())
+        kept += [path for path, _ in batch]
+    return kept, torch.cat(probabilities) if probabilities else torch.zeros(0, 0)
+
+
+def write_csv(path, image_paths, probabilities, classes, topk):
+    """Rows: path, prediction, probability, then top2, top2_probability, ... up to ``topk``."""
+    k = min(topk, len(classes))
+    header = ["path", "prediction", "probability"]
+    for rank in range(2, k + 1):
+        header += [f"top{rank}", f"top{rank}_probability"]
+    values, indices = probabilities.topk(k, dim=1) if len(image_paths) else (None, None)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for row, image_path in enumerate(image_paths):
+            cells = [str(image_path)]
+            for value, index in zip(values[row].tolist(), indices[row].tolist()):
+                cells += [classes[index], f"{value:.6f}"]
+            writer.writerow(cells)
+    temporary.replace(path)
+
+
+def main(args):
+    test_script = importlib.import_module("2_test")
+    train_script = importlib.import_module("1_train")
+    run_dir, checkpoint_path, state = test_script.load_run(args)
+    paths = find_images(args.images)
+    if not paths:
+        raise UserError(f"no images found in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    out = Path(args.out)
+    try:  # refuse an unwritable --out before spending time on the images
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(f".{out.name}.tmp")
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write --out {out}: {error.strerror}; choose a writable path") from None
+    classes = list(state["classes"])
+    runtime = train_script.Runtime()
+    model = build_network(args.model_index, len(classes), state.get("normed_head", False), state.get("head_scale", 1.0))
+    model.load_state_dict(state["model"])
+    model.to(runtime.device).eval()
+    height, width = state["image_size"]
+    kept, probabilities = predict(model, paths, height, width, state["mean"], state["std"],
+                                  args.batchsize or state["args"]["batchsize"], runtime.device)
+    write_csv(out, kept, probabilities, classes, args.topk)
+    print(f"classified {len(kept)} image(s) with {checkpoint_path} ({len(paths) - len(kept)} could not be decoded); "
+          f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, get_args_parser()))
