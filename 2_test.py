@@ -3,7 +3,10 @@
     python 2_test.py --dataset=digits-lt --model_index=41 --objective=CCE --datetime=2026-11-29-10-00-00
     python 2_test.py --dataset=digits-lt --model_index=41 --objective=CCE --datetime=latest
 
-Writes ``confusion_matrix.svg`` and ``<split>_metrics.json`` into the run folder.
+Writes ``<split>_metrics.json`` (with 95 % bootstrap intervals and the calibration
+error), ``<split>_predictions.npz`` (per image: path, target, softmax), ``confusion_matrix.svg``
+and ``reliability.svg`` into the run folder.  ``--posthoc_tau T|auto`` also reports
+the predictions after post-hoc logit adjustment.
 """
 import importlib
 import json
@@ -13,6 +16,7 @@ import warnings
 import numpy as np
 import torch
 
+import stats
 from criterion import OBJECTIVES
 from get_model import build_network, get_model
 from loader import BatchStream, load_splits
@@ -35,6 +39,12 @@ def get_args_parser():
     parser.add_argument("--width", type=positive(int), default=None, help="default: the run's")
     parser.add_argument("--data_dir", default="a_datasets")
     parser.add_argument("--logs_dir", default="logs")
+    parser.add_argument("--posthoc_tau", default=None, metavar="T|auto",
+                        help="also report predictions adjusted by -T*log(training class frequency) (Menon et al., "
+                             "2021); auto: the T in 0..2 (step 0.1) with the best balanced accuracy on valid/")
+    parser.add_argument("--resamples", type=positive(int), default=stats.RESAMPLES,
+                        help="bootstrap resamples for the 95 %% intervals")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--cache_mb", type=float, default=4096)
     parser.add_argument("--workers", type=int, default=None)
     return parser
@@ -71,7 +81,7 @@ def choose_split(args, state):
             raise UserError(f"{args.data_dir}/{args.dataset} has no test/ split")
         warnings.warn(f"{args.data_dir}/{args.dataset} has no test/ split; evaluating valid/ instead")
         name = "valid"
-    return splits[name]
+    return splits[name], splits
 
 
 def per_class_table(targets, predictions, classes):
@@ -113,53 +123,125 @@ def plot_confusion_matrix(targets, predictions, classes, path, title):
     plt.close(figure)
 
 
+@torch.inference_mode()
+def infer(model, stream, runtime):
+    """Logits (N x K, float32) and targets of a split, in the split's file order."""
+    model.eval()
+    logits, targets = [], []
+    for images, labels in stream:
+        with runtime.autocast():
+            logits.append(model(images).float().cpu())
+        targets.append(labels.cpu())
+    return torch.cat(logits).numpy(), torch.cat(targets).numpy()
+
+
+def summarise(logits, targets, classes, state, resamples, seed):
+    """Every metric of one set of logits: top-1/5, balanced accuracy, macro-F1, shot groups, 95 % intervals, ECE."""
+    probabilities = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
+    predictions = probabilities.argmax(axis=1)
+    metrics = classification_metrics(targets, predictions, len(classes), state.get("class_counts"),
+                                     state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
+    top5 = np.argsort(-logits, axis=1)[:, :min(5, len(classes))]
+    intervals = stats.bootstrap_intervals(targets, predictions, resamples, seed)
+    summary = {"acc": metrics["acc"], "acc_ci95": intervals["acc"],
+               "top5acc": 100.0 * float(np.mean((top5 == targets[:, None]).any(axis=1))),
+               "balanced_acc": metrics["balanced_acc"], "balanced_acc_ci95": intervals["balanced_acc"],
+               "macro_f1": metrics["macro_f1"], "ece": stats.expected_calibration_error(probabilities, targets)}
+    summary.update({key: metrics[key] for key in ("many_acc", "medium_acc", "few_acc") if key in metrics})
+    return summary, predictions, probabilities
+
+
 def main(args):
     train_script = importlib.import_module("1_train")
     run_dir, checkpoint_path, state = load_run(args)
-    split = choose_split(args, state)
+    split, splits = choose_split(args, state)
+    if args.posthoc_tau == "auto" and split.name == "valid":
+        raise UserError("--posthoc_tau auto picks tau on valid/, so it cannot report valid/; give a number, "
+                        "or evaluate a test/ split")
+    tau = None if args.posthoc_tau in (None, "auto") else parse_tau(args.posthoc_tau)
+    if args.posthoc_tau is not None and not state.get("class_counts"):
+        raise UserError(f"{checkpoint_path} records no training class counts, which --posthoc_tau needs")
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
     runtime = train_script.Runtime()
-    stream = BatchStream(split, height, width, args.batchsize or state["args"]["batchsize"], train=False,
-                         device=runtime.device, cache_mb=args.cache_mb, workers=args.workers,
-                         channels_last=runtime.channels_last)
-    stream.set_normalization(state["mean"], state["std"])
     classes = list(state["classes"])
     model = build_network(args.model_index, len(classes), state.get("normed_head", False), state.get("head_scale", 1.0))
     model.load_state_dict(state["model"])
     model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    result = train_script.evaluate(model, torch.nn.CrossEntropyLoss(), stream, runtime)
-    metrics = classification_metrics(result["targets"], result["predictions"], len(classes),
-                                     state.get("class_counts"), state["args"].get("many_shot", 100),
-                                     state["args"].get("few_shot", 20))
+
+    def logits_of(chosen):
+        stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
+                             device=runtime.device, cache_mb=args.cache_mb, workers=args.workers,
+                             channels_last=runtime.channels_last)
+        stream.set_normalization(state["mean"], state["std"])
+        logits, targets = infer(model, stream, runtime)
+        assert np.array_equal(targets, chosen.labels), "predictions out of file order"
+        return logits, targets
+
+    logits, targets = logits_of(split)
+    summary, predictions, probabilities = summarise(logits, targets, classes, state, args.resamples, args.seed)
     summary = {"split": split.name, "checkpoint": checkpoint_path.name, "epoch": state["epoch"],
-               "images": len(result["targets"]), "acc": metrics["acc"], "top5acc": result["top5acc"],
-               "balanced_acc": metrics["balanced_acc"], "macro_f1": metrics["macro_f1"], "loss": result["loss"]}
-    summary.update({key: metrics[key] for key in ("many_acc", "medium_acc", "few_acc") if key in metrics})
-    table = per_class_table(result["targets"], result["predictions"], classes)
+               "images": len(targets), **summary}
+    if args.posthoc_tau is not None:
+        chosen_on = "given"
+        if tau is None:
+            valid_logits, valid_targets = logits_of(splits["valid"])
+            tau, chosen_on = stats.choose_tau(valid_logits, valid_targets, state["class_counts"]), "valid"
+        adjusted = stats.adjust_logits(logits, state["class_counts"], tau)
+        summary["posthoc"] = {"tau": tau, "tau_chosen_on": chosen_on,
+                              **summarise(adjusted, targets, classes, state, args.resamples, args.seed)[0]}
+    table = per_class_table(targets, predictions, classes)
     report(summary, table, run_dir)
+    dataset_root = split.root.parent
+    np.savez_compressed(run_dir / f"{split.name}_predictions.npz",
+                        paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
+                        targets=targets.astype(np.int64), probs=probabilities.astype(np.float32),
+                        classes=np.array(classes))
     (run_dir / f"{split.name}_metrics.json").write_text(json.dumps({**summary, "per_class": table}, indent=1))
-    plot_confusion_matrix(result["targets"], result["predictions"], classes, run_dir / "confusion_matrix.svg",
-                          f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}, "
-                          f"top-1 {metrics['acc']:.2f} %)")
-    print(f"wrote {run_dir / 'confusion_matrix.svg'} and {run_dir / (split.name + '_metrics.json')}")
+    title = f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}"
+    plot_confusion_matrix(targets, predictions, classes, run_dir / "confusion_matrix.svg",
+                          f"{title}, top-1 {summary['acc']:.2f} %)")
+    stats.plot_reliability(probabilities, targets, run_dir / "reliability.svg", title + ")")
+    print(f"wrote {split.name}_metrics.json, {split.name}_predictions.npz, confusion_matrix.svg and reliability.svg "
+          f"into {run_dir}")
     return 0
+
+
+def parse_tau(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--posthoc_tau takes a number or 'auto', got {text!r}") from None
+
+
+def _interval(values):
+    return f"[{values[0]:.2f}, {values[1]:.2f}]"
 
 
 def report(summary, table, run_dir):
     print(f"run {run_dir}, checkpoint {summary['checkpoint']} (epoch {summary['epoch'] + 1}), "
           f"{summary['split']} split, {summary['images']} images")
-    print(f"top-1 {summary['acc']:.2f} %  top-5 {summary['top5acc']:.2f} %  "
-          f"balanced acc {summary['balanced_acc']:.2f} %  macro-F1 {summary['macro_f1']:.2f} %")
-    groups = [f"{key[:-4]} {summary[key]:.2f} %" for key in ("many_acc", "medium_acc", "few_acc")
-              if key in summary and not np.isnan(summary[key])]
-    if groups:
-        print("shot groups (by train images): " + "  ".join(groups))
+    _print_metrics(summary)
+    if "posthoc" in summary:
+        posthoc = summary["posthoc"]
+        where = "chosen on valid/" if posthoc["tau_chosen_on"] == "valid" else "given"
+        print(f"post-hoc logit adjustment, tau {posthoc['tau']:g} ({where}):")
+        _print_metrics(posthoc, indent="  ")
     width = max(5, *(len(row["class"]) for row in table))
     print(f"{'class':<{width}} {'support':>8} {'recall':>8} {'precision':>10}")
     for row in table:
         print(f"{row['class']:<{width}} {row['support']:>8} {row['recall']:>8.2f} {row['precision']:>10.2f}")
+
+
+def _print_metrics(summary, indent=""):
+    print(f"{indent}top-1 {summary['acc']:.2f} % {_interval(summary['acc_ci95'])}  top-5 {summary['top5acc']:.2f} %  "
+          f"balanced acc {summary['balanced_acc']:.2f} % {_interval(summary['balanced_acc_ci95'])}  "
+          f"macro-F1 {summary['macro_f1']:.2f} %  ECE {summary['ece']:.2f} %   ([..]: 95 % bootstrap interval)")
+    groups = [f"{key[:-4]} {summary[key]:.2f} %" for key in ("many_acc", "medium_acc", "few_acc")
+              if key in summary and not np.isnan(summary[key])]
+    if groups:
+        print(f"{indent}shot groups (by train images): " + "  ".join(groups))
 
 
 if __name__ == "__main__":

@@ -3,17 +3,24 @@
     python compare.py --dataset fmnist-lt --model_index 41 --datetime all --markdown table.md
     python compare.py --dataset digits-lt --model_index 41 --objectives ERM CCE --plot curves.svg
     python compare.py --runs logs/SimpleCNN/digits-lt/ERM/2026-11-29-10-00-00 ... --plot curves.svg
+    python compare.py --runs RUN_A RUN_B                         # B minus A, paired, on the same test images
+    python compare.py --dataset fmnist-lt --model_index 41 --objectives ERM CCE --datetime all --paired
 
 Runs that differ only in their seed form one group (one row).  Each run is read
 from its folder: ``test_metrics.json`` (or ``valid_metrics.json``) written by
 2_test.py, ``valid.csv`` and ``train.csv`` written by 1_train.py, and the run's
 arguments (``config.json``, or the checkpoint of runs older than that file).
+Intervals and paired tests need ``<split>_predictions.npz`` (2_test.py writes it).
 """
 import json
 import math
 import statistics
 import sys
 from pathlib import Path
+
+import numpy as np
+
+import stats
 
 from criterion import OBJECTIVES
 from get_model import get_model
@@ -42,6 +49,10 @@ def get_args_parser():
     parser.add_argument("--logs_dir", default="logs")
     parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
+    parser.add_argument("--paired", action="store_true",
+                        help="compare two groups of seeds run by run (paired by seed): second group minus first")
+    parser.add_argument("--split", choices=("test", "valid"), default=None,
+                        help="split whose saved predictions to use (default: test, else valid)")
     return parser
 
 
@@ -160,16 +171,58 @@ def mean_std(values):
     return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
 
 
-def summarise(groups):
-    """One row per group: label, n, split, (mean, std) per metric, minutes per run."""
+def load_predictions(run, split=None):
+    """``(split, paths, targets, predicted classes)`` from a run's saved predictions, or None."""
+    for name in ([split] if split else ["test", "valid"]):
+        path = run / f"{name}_predictions.npz"
+        if path.is_file():
+            with np.load(path) as saved:
+                return name, saved["paths"], saved["targets"], saved["probs"].argmax(axis=1)
+    return None
+
+
+def same_images(runs, saved):
+    """Refuse (one line) runs whose saved predictions cover different images."""
+    first = saved[0]
+    for run, other in zip(runs[1:], saved[1:]):
+        if other[0] != first[0] or not np.array_equal(other[1], first[1]) or not np.array_equal(other[2], first[2]):
+            raise UserError(f"{runs[0]} and {run} were evaluated on different images ({first[0]}: {len(first[1])} "
+                            f"images, {other[0]}: {len(other[1])}); compare runs evaluated on the same split")
+
+
+def group_intervals(members, split=None):
+    """95 % intervals (test images resampled) of the group's mean top-1 and balanced accuracy, or None."""
+    saved = [load_predictions(run, split) for run in members]
+    if any(entry is None for entry in saved):
+        return None
+    try:
+        same_images(members, saved)
+    except UserError:
+        return None
+    return stats.bootstrap_intervals(saved[0][2], [entry[3] for entry in saved])
+
+
+def summarise(groups, split=None):
+    """One row per group: label, n, split, (mean, std) per metric, 95 % intervals, minutes per run."""
     rows = []
     for label, members in groups:
         metrics = [run_metrics(run) for run in members]
         splits = sorted({m["split"] for m in metrics})
         rows.append({"label": label, "n": len(members), "split": "/".join(splits), "runs": members,
                      "minutes": mean_std([m["minutes"] for m in metrics])[0],
+                     "intervals": group_intervals(members, split),
                      **{key: mean_std([m[key] for m in metrics]) for key, _ in METRICS}})
     return rows
+
+
+def _interval_cells(row):
+    intervals = row["intervals"]
+    if intervals is None:
+        return ["-", "-"]
+    return [f"[{intervals[key][0]:.2f}, {intervals[key][1]:.2f}]" for key in ("acc", "balanced_acc")]
+
+
+INTERVAL_TITLES = ("top-1 95% CI", "bal. acc 95% CI")
 
 
 def format_cell(mean, std):
@@ -180,24 +233,27 @@ def format_cell(mean, std):
 
 def print_table(rows, file=sys.stdout):
     width = max(9, *(len(row["label"]) for row in rows))
-    cells = [[format_cell(*row[key]) for key, _ in METRICS] for row in rows]
-    widths = [max(len(title), *(len(cell[i]) for cell in cells)) for i, (_, title) in enumerate(METRICS)]
-    header = "  ".join(f"{title:>{w}}" for (_, title), w in zip(METRICS, widths))
+    cells = [[format_cell(*row[key]) for key, _ in METRICS] + _interval_cells(row) for row in rows]
+    titles = [title for _, title in METRICS] + list(INTERVAL_TITLES)
+    widths = [max(len(title), *(len(cell[i]) for cell in cells)) for i, title in enumerate(titles)]
+    header = "  ".join(f"{title:>{w}}" for title, w in zip(titles, widths))
     print(f"{'objective':<{width}} {'n':>2} {'split':>10}  {header}  {'min/run':>7}  runs", file=file)
     for row, cell in zip(rows, cells):
         values = "  ".join(f"{value:>{w}}" for value, w in zip(cell, widths))
         folders = str(row["runs"][0]) + (f" (+{row['n'] - 1})" if row["n"] > 1 else "")
         minutes = "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
         print(f"{row['label']:<{width}} {row['n']:>2} {row['split']:>10}  {values}  {minutes:>7}  {folders}", file=file)
-    print("mean ± sample standard deviation over the n runs (seeds) of each row; accuracies in percent", file=file)
+    print("mean ± sample standard deviation over the n runs (seeds) of each row; accuracies in percent; "
+          "95% CI: stratified bootstrap over the test images of the row's mean", file=file)
 
 
 def markdown_table(rows):
-    lines = ["| objective | n | split | " + " | ".join(title for _, title in METRICS) + " | min/run |",
-             "|---|---|---|" + "---|" * len(METRICS) + "---|"]
+    titles = [title for _, title in METRICS] + list(INTERVAL_TITLES)
+    lines = ["| objective | n | split | " + " | ".join(titles) + " | min/run |",
+             "|---|---|---|" + "---|" * len(titles) + "---|"]
     for row in rows:
         minutes = "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
-        cells = " | ".join(format_cell(*row[key]) for key, _ in METRICS)
+        cells = " | ".join([format_cell(*row[key]) for key, _ in METRICS] + _interval_cells(row))
         lines.append(f"| {row['label']} | {row['n']} | {row['split']} | {cells} | {minutes} |")
     return "\n".join(lines) + "\n"
 
@@ -228,10 +284,65 @@ def plot_curves(groups, path):
     plt.close(figure)
 
 
+def paired_comparison(runs_a, runs_b, split=None, file=sys.stdout):
+    """B minus A on the same images: balanced accuracy with a paired bootstrap interval, exact McNemar on top-1.
+
+    ``runs_a`` and ``runs_b`` pair up one to one (one run each, or the seeds of two groups)."""
+    saved = []
+    for run in runs_a + runs_b:
+        entry = load_predictions(run, split)
+        if entry is None:
+            raise UserError(f"{run} has no saved predictions; run 2_test.py on it first")
+        saved.append(entry)
+    same_images(runs_a + runs_b, saved)
+    targets = saved[0][2]
+    predictions_a, predictions_b = [entry[3] for entry in saved[:len(runs_a)]], [entry[3] for entry in saved[len(runs_a):]]
+    label_a, label_b = _short(runs_a), _short(runs_b)
+    print(f"\n{label_b} minus {label_a}, paired on the same {len(targets)} {saved[0][0]} images:", file=file)
+    for run_a, run_b, a, b in zip(runs_a, runs_b, predictions_a, predictions_b):
+        difference, interval = stats.paired_difference(targets, a, b)
+        only_a, only_b, p_value = stats.mcnemar_exact(a == targets, b == targets)
+        print(f"  {run_b.name} vs {run_a.name}: balanced acc {difference:+.2f} points, 95% CI "
+              f"[{interval[0]:+.2f}, {interval[1]:+.2f}]; top-1: {only_b} images right only in B, {only_a} only in A, "
+              f"exact McNemar p = {p_value:.3g}", file=file)
+    if len(runs_a) > 1:
+        difference, interval = stats.paired_difference(targets, predictions_a, predictions_b)
+        per_pair = [stats.balanced_accuracy(targets, b) - stats.balanced_accuracy(targets, a)
+                    for a, b in zip(predictions_a, predictions_b)]
+        print(f"  mean over {len(runs_a)} pairs: balanced acc {difference:+.2f} points, 95% CI "
+              f"[{interval[0]:+.2f}, {interval[1]:+.2f}] (test images resampled); across pairs "
+              f"{statistics.stdev(per_pair):.2f} points standard deviation", file=file)
+    return difference, interval
+
+
+def _short(runs):
+    return run_objective(runs[0]) if len(runs) > 1 else f"{run_objective(runs[0])} ({runs[0].name})"
+
+
+def _paired_groups(groups):
+    if len(groups) != 2:
+        raise UserError(f"--paired compares two groups of runs; these runs form {len(groups)}: "
+                        f"{', '.join(label for label, _ in groups)}")
+    (_, first), (_, second) = groups
+    seeds = [{run_settings(run).get("seed"): run for run in members} for members in (first, second)]
+    common = [seed for seed in seeds[0] if seed in seeds[1]]
+    if not common:
+        raise UserError("--paired pairs runs by seed, and the two groups share no seed")
+    return [seeds[0][seed] for seed in common], [seeds[1][seed] for seed in common]
+
+
 def main(args):
-    groups = group_runs(resolve_runs(args))
-    rows = summarise(groups)
+    runs = resolve_runs(args)
+    groups = group_runs(runs)
+    rows = summarise(groups, args.split)
     print_table(rows)
+    if args.paired:
+        paired_comparison(*_paired_groups(groups), args.split)
+    elif len(runs) == 2:
+        if all(load_predictions(run, args.split) for run in runs):
+            paired_comparison([runs[0]], [runs[1]], args.split)
+        else:
+            print("(no paired comparison: run 2_test.py on both runs to save their predictions)")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(markdown_table(rows))

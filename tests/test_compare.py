@@ -78,3 +78,81 @@ def test_table_and_figure_of_latest_runs(tmp_path):
 def test_unknown_run_folder(tmp_path):
     result = run("compare.py", "--runs", str(tmp_path / "nothing"), cwd=tmp_path)
     assert result.returncode == 2 and "not a training run folder" in result.stderr
+
+
+def save_predictions(run_dir, targets, predicted, paths=None, classes=3):
+    import numpy as np
+    probs = np.full((len(targets), classes), 0.1, dtype=np.float32)
+    probs[np.arange(len(targets)), predicted] = 0.8
+    paths = paths if paths is not None else [f"test/{t}/{i}.png" for i, t in enumerate(targets)]
+    np.savez_compressed(run_dir / "test_predictions.npz", paths=np.array(paths), targets=np.array(targets),
+                        probs=probs, classes=np.array(["a", "b", "c"]))
+
+
+TARGETS = [0] * 10 + [1] * 10 + [2] * 10
+
+
+def paired_runs(tmp_path):
+    import numpy as np
+    a = np.array(TARGETS)
+    a[25:] = 0  # A misses half of class 2
+    b = np.array(TARGETS)
+    b[0] = 1  # B misses one image of class 0
+    runs = []
+    for objective, predicted in (("ERM", a), ("CCE", b)):
+        run_dir = fake_run(tmp_path, objective, "2026-01-01-00-00-00", [50], metrics(80, 80))
+        save_predictions(run_dir, TARGETS, predicted)
+        runs.append((run_dir, predicted))
+    return runs
+
+
+def test_two_runs_are_compared_pairwise(tmp_path):
+    import numpy as np
+    import stats
+    (run_a, a), (run_b, b) = paired_runs(tmp_path)
+    result = run("compare.py", "--runs", run_a, run_b, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    targets = np.array(TARGETS)
+    difference, (low, high) = stats.paired_difference(targets, a, b)
+    assert difference == pytest.approx(100 * (5 / 10 - 1 / 10) / 3)
+    _, _, p_value = stats.mcnemar_exact(a == targets, b == targets)
+    assert p_value == pytest.approx(2 * (1 + 6) / 2**6)  # 1 image right only in A, 5 only in B
+    assert "CCE (2026-01-01-00-00-00) minus ERM (2026-01-01-00-00-00), paired on the same 30 test images" in result.stdout
+    assert (f"balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}]; top-1: 5 images right only "
+            f"in B, 1 only in A, exact McNemar p = {p_value:.3g}") in result.stdout
+    row = [line for line in result.stdout.splitlines() if line.startswith("ERM")][0]
+    interval = stats.bootstrap_intervals(targets, a)["balanced_acc"]
+    assert f"[{interval[0]:.2f}, {interval[1]:.2f}]" in row
+
+
+def test_runs_on_different_images_are_refused(tmp_path):
+    (run_a, a), (run_b, b) = paired_runs(tmp_path)
+    save_predictions(run_b, TARGETS, b, paths=[f"test/x/{i}.png" for i in range(30)])
+    result = run("compare.py", "--runs", run_a, run_b, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "were evaluated on different images" in lines[0]
+
+
+def test_groups_of_seeds_are_paired_by_seed(tmp_path):
+    import numpy as np
+    import stats
+    predictions = {}
+    for objective, misses in (("ERM", 4), ("CCE", 1)):
+        for seed in (0, 1, 2):
+            predicted = np.array(TARGETS)
+            predicted[20:20 + misses + seed] = 0
+            run_dir = fake_run(tmp_path, objective, f"2026-01-01-00-0{seed}-00", [50], metrics(80, 80), seed=seed)
+            save_predictions(run_dir, TARGETS, predicted)
+            predictions[objective, seed] = predicted
+    result = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE", "--datetime=all",
+                 "--paired", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    targets = np.array(TARGETS)
+    difference, (low, high) = stats.paired_difference(targets, [predictions["ERM", s] for s in range(3)],
+                                                      [predictions["CCE", s] for s in range(3)])
+    assert difference == pytest.approx(100 * 0.3 / 3)
+    assert f"mean over 3 pairs: balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}]" in result.stdout
+    assert result.stdout.count(" vs ") == 3
+    alone = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
+                "--paired", cwd=tmp_path)
+    assert alone.returncode == 2 and "--paired compares two groups of runs; these runs form 1" in alone.stderr

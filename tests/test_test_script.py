@@ -92,3 +92,65 @@ def test_confusion_matrix_for_many_classes(tmp_path):
     assert "class_000" not in svg  # no unreadable labels past 30 classes
     script.plot_confusion_matrix(targets[:30] % 30, targets[:30] % 30, classes[:30], tmp_path / "cm30.svg", "30")
     assert "class_029" in (tmp_path / "cm30.svg").read_text()
+
+
+def test_predictions_intervals_and_calibration_are_saved(trained):
+    import numpy as np
+    root, run_dir = trained
+    result = run("2_test.py", *ARGS, "--datetime=latest", cwd=root)
+    assert result.returncode == 0, result.stderr
+    saved = np.load(run_dir / "test_predictions.npz")
+    assert saved["paths"][0] == "test/cat/0.png" and len(saved["paths"]) == 15
+    assert saved["targets"].tolist() == [0] * 5 + [1] * 5 + [2] * 5 and saved["classes"].tolist() == ["cat", "dog", "fox"]
+    assert saved["probs"].dtype == np.float32 and saved["probs"].shape == (15, 3)
+    assert np.allclose(saved["probs"].sum(axis=1), 1, atol=1e-5)
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    predictions = saved["probs"].argmax(axis=1)
+    assert metrics["acc"] == pytest.approx(100 * np.mean(predictions == saved["targets"]))
+    for key in ("acc", "balanced_acc"):
+        low, high = metrics[f"{key}_ci95"]
+        assert low <= metrics[key] <= high
+    assert 0 <= metrics["ece"] <= 100
+    assert (run_dir / "reliability.svg").read_text().startswith("<?xml")
+    assert f"[{metrics['acc_ci95'][0]:.2f}, {metrics['acc_ci95'][1]:.2f}]" in result.stdout
+
+
+def test_posthoc_adjustment_matches_the_formula(trained):
+    import numpy as np
+    root, run_dir = trained
+    result = run("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=1.5", cwd=root)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    saved = np.load(run_dir / "test_predictions.npz")
+    state = torch.load(next(run_dir.glob("[0-9]*.pth")), weights_only=True)
+    counts = np.array(state["class_counts"], dtype=float)
+    adjusted = np.log(saved["probs"].astype(float)) - 1.5 * np.log(counts / counts.sum())
+    hits = adjusted.argmax(axis=1) == saved["targets"]
+    assert metrics["posthoc"]["tau"] == 1.5 and metrics["posthoc"]["tau_chosen_on"] == "given"
+    assert metrics["posthoc"]["acc"] == pytest.approx(100 * hits.mean(), abs=1e-9)
+    assert "post-hoc logit adjustment, tau 1.5 (given)" in result.stdout
+
+
+def test_posthoc_auto_chooses_tau_on_valid_only(trained, tmp_path, monkeypatch):
+    import stats
+    from utils import run_cli
+    root, _ = trained
+    shutil.copytree(root, tmp_path / "w")
+    monkeypatch.chdir(tmp_path / "w")
+    seen = []
+
+    def spy(logits, targets, counts, taus=stats.TAUS):
+        seen.append(targets.tolist())
+        return 0.7
+
+    monkeypatch.setattr(stats, "choose_tau", spy)
+    module = __import__("importlib").import_module("2_test")
+    assert run_cli(module.main, module.get_args_parser(), [*ARGS, "--datetime=latest", "--posthoc_tau=auto"]) == 0
+    assert seen == [[0] * 6 + [1] * 6 + [2] * 6]  # valid/'s 18 images, never test/'s 15
+    run_dir = next((tmp_path / "w" / "logs" / "SimpleCNN" / "tiny" / "CCE").iterdir())
+    posthoc = json.loads((run_dir / "test_metrics.json").read_text())["posthoc"]
+    assert posthoc["tau"] == 0.7 and posthoc["tau_chosen_on"] == "valid"
+    refused = run("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=auto", "--split=valid", cwd=tmp_path / "w")
+    assert refused.returncode == 2 and "cannot report valid/" in refused.stderr
+    bad = run("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=lots", cwd=tmp_path / "w")
+    assert bad.returncode == 2 and "--posthoc_tau takes a number or 'auto', got 'lots'" in bad.stderr

@@ -1,0 +1,116 @@
+"""stats.py: bootstrap intervals, paired comparisons, McNemar, calibration and post-hoc logit adjustment."""
+import math
+
+import numpy as np
+import pytest
+
+import stats
+
+
+def toy_predictions(seed=0, per_class=(30, 12, 5), accuracy=(0.9, 0.6, 0.3)):
+    rng = np.random.default_rng(seed)
+    targets = np.concatenate([np.full(n, c) for c, n in enumerate(per_class)])
+    right = np.concatenate([rng.random(n) < a for n, a in zip(per_class, accuracy)])
+    wrong = (targets + 1 + rng.integers(0, len(per_class) - 1, len(targets))) % len(per_class)
+    return targets, np.where(right, targets, wrong)
+
+
+def slow_intervals(targets, predictions, resamples, seed):
+    """The same bootstrap, one replicate and one class at a time, drawing as stats does."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(set(targets.tolist()))
+    draws = {}
+    for c in classes:
+        members = [i for i, t in enumerate(targets) if t == c]
+        draws[c] = [[members[j] for j in row] for row in rng.integers(0, len(members), size=(resamples, len(members)))]
+    top1, balanced = [], []
+    for b in range(resamples):
+        hits = {c: sum(predictions[i] == targets[i] for i in draws[c][b]) for c in classes}
+        sizes = {c: len(draws[c][b]) for c in classes}
+        top1.append(100 * sum(hits.values()) / sum(sizes.values()))
+        balanced.append(100 * sum(hits[c] / sizes[c] for c in classes) / len(classes))
+    return [list(np.percentile(values, [2.5, 97.5])) for values in (top1, balanced)]
+
+
+def test_intervals_equal_a_slow_reference_loop():
+    targets, predictions = toy_predictions()
+    fast = stats.bootstrap_intervals(targets, predictions, resamples=300, seed=7)
+    top1, balanced = slow_intervals(targets, predictions, 300, 7)
+    assert fast["acc"] == pytest.approx(top1) and fast["balanced_acc"] == pytest.approx(balanced)
+    point = stats.balanced_accuracy(targets, predictions)
+    assert fast["balanced_acc"][0] < point < fast["balanced_acc"][1]
+    assert stats.bootstrap_intervals(targets, predictions, resamples=300, seed=8) != fast  # the seed matters
+
+
+def test_interval_covers_the_true_value_about_95_percent_of_the_time():
+    per_class, accuracy = (60, 40, 25), (0.85, 0.7, 0.5)
+    truth = 100 * np.mean(accuracy)
+    covered = []
+    for draw in range(300):
+        targets, predictions = toy_predictions(1000 + draw, per_class, accuracy)
+        low, high = stats.bootstrap_intervals(targets, predictions, resamples=1000, seed=draw)["balanced_acc"]
+        covered.append(low <= truth <= high)
+    assert 0.90 <= np.mean(covered) <= 0.985
+
+
+def test_group_interval_of_one_run_is_the_runs_interval():
+    targets, predictions = toy_predictions()
+    single = stats.bootstrap_intervals(targets, predictions, resamples=200)
+    assert stats.bootstrap_intervals(targets, [predictions], resamples=200) == single
+    both = stats.bootstrap_intervals(targets, [predictions, predictions], resamples=200)
+    assert both["balanced_acc"] == pytest.approx(single["balanced_acc"])
+
+
+def test_paired_difference():
+    targets, a = toy_predictions(1)
+    b = a.copy()
+    b[targets == 2] = 2  # B gets every image of class 2 right
+    difference, (low, high) = stats.paired_difference(targets, a, b, resamples=500)
+    expected = stats.balanced_accuracy(targets, b) - stats.balanced_accuracy(targets, a)
+    assert difference == pytest.approx(expected) and difference > 0 and low <= difference <= high
+    same, interval = stats.paired_difference(targets, a, a, resamples=100)
+    assert same == 0 and interval == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("only_a, only_b, p_value", [
+    (1, 9, 2 * (1 + 10) / 2**10),            # 2 * P(X <= 1), X ~ Binomial(10, 1/2)
+    (0, 5, 2 / 2**5),
+    (5, 5, 1.0),
+    (3, 0, 2 / 2**3),
+    (0, 0, 1.0),
+    (10, 20, 2 * sum(math.comb(30, k) for k in range(11)) / 2**30),
+])
+def test_mcnemar_is_the_exact_binomial_test(only_a, only_b, p_value):
+    both = 7
+    correct_a = np.array([True] * both + [True] * only_a + [False] * only_b + [False] * 4)
+    correct_b = np.array([True] * both + [False] * only_a + [True] * only_b + [False] * 4)
+    assert stats.mcnemar_exact(correct_a, correct_b) == (only_a, only_b, pytest.approx(p_value, rel=1e-9))
+
+
+def test_ece_against_hand_computed_bins():
+    probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.3, 0.7], [0.5, 0.5]])
+    targets = np.array([0, 1, 0, 1, 1])
+    # confidences 0.95, 0.95 (bin 14, accuracy 1/2), 0.55 (bin 8, right), 0.7 (bin 10, right), 0.5 (bin 7, wrong:
+    # a tie goes to class 0)
+    expected = (2 / 5) * abs(0.5 - 0.95) + (1 / 5) * abs(1 - 0.55) + (1 / 5) * abs(1 - 0.7) + (1 / 5) * abs(0 - 0.5)
+    assert stats.expected_calibration_error(probabilities, targets) == pytest.approx(100 * expected)
+    counts, confidence, accuracy = stats.calibration_bins(probabilities, targets)
+    assert counts.tolist() == [0] * 7 + [1, 1, 0, 1, 0, 0, 0, 2] and accuracy[14] == 0.5
+    perfect = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert stats.expected_calibration_error(perfect, np.array([0, 1])) == 0
+
+
+def test_posthoc_adjustment_formula_and_tau_choice():
+    log_probabilities = np.log(np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]]))
+    counts = [700, 200, 100]
+    adjusted = stats.adjust_logits(log_probabilities, counts, 1.5)
+    expected = log_probabilities - 1.5 * np.log(np.array(counts) / 1000)
+    assert np.allclose(adjusted, expected)
+    assert np.array_equal(stats.adjust_logits(log_probabilities, counts, 0.0), log_probabilities)
+    # valid predictions that favour the head class: a positive tau fixes them, the smallest best tau is chosen
+    targets = np.array([0, 1, 2, 2])
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.5, 0.45, 0.05], [0.5, 0.1, 0.4], [0.45, 0.1, 0.45]]))
+    tau = stats.choose_tau(logits, targets, counts)
+    scores = {t: stats.balanced_accuracy(targets, stats.adjust_logits(logits, counts, t).argmax(1)) for t in stats.TAUS}
+    assert scores[tau] == max(scores.values()) and all(scores[t] < scores[tau] for t in stats.TAUS if t < tau)
+    assert tau > 0
