@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import stats
-from criterion import OBJECTIVES
+from criterion import OBJECTIVES, logit_scale
 from get_model import build_network, get_model
 from loader import BatchStream, load_splits
 from utils import (ArgumentParser, UserError, best_checkpoint_path, classification_metrics, find_run_dir,
@@ -180,6 +180,8 @@ def main(args):
         return logits, targets
 
     logits, targets = logits_of(split)
+    scale = logit_scale(args.objective, state["args"].get("ldam_scale", 30.0))  # LDAM trains softmax(s * z)
+    logits = logits * scale
     summary, predictions, probabilities = summarise(logits, targets, classes, state, args.resamples, args.seed)
     summary = {"split": split.name, "checkpoint": checkpoint_path.name, "epoch": state["epoch"],
                "images": len(targets), **summary}
@@ -187,7 +189,7 @@ def main(args):
         chosen_on = "given"
         if tau is None:
             valid_logits, valid_targets = logits_of(splits["valid"])
-            tau, chosen_on = stats.choose_tau(valid_logits, valid_targets, state["class_counts"]), "valid"
+            tau, chosen_on = stats.choose_tau(valid_logits * scale, valid_targets, state["class_counts"]), "valid"
         adjusted = stats.adjust_logits(logits, state["class_counts"], tau)
         summary["posthoc"] = {"tau": tau, "tau_chosen_on": chosen_on,
                               **summarise(adjusted, targets, classes, state, args.resamples, args.seed)[0]}

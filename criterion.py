@@ -249,6 +249,15 @@ def get_criterion(objective, num_classes, ccegamma=5, class_counts=None, *, foca
     return builders[objective]()
 
 
+def logit_scale(objective, ldam_scale=30.0):
+    """The factor the loss applies to the network's outputs before its softmax: LDAM's ``s``, else 1.
+
+    Probabilities (calibration, predictions) are the softmax of the outputs times
+    this factor, the distribution the loss trained; the argmax does not depend on it.
+    """
+    return float(ldam_scale) if objective == "LDAM" else 1.0
+
+
 def default_drw_epoch(stage_lengths):
     """DRW starts with the last-but-one learning-rate stage (0 with a single stage)."""
     if len(stage_lengths) < 2:
@@ -257,4 +266,4 @@ def default_drw_epoch(stage_lengths):
 
 
 __all__ = ["OBJECTIVES", "get_criterion", "ComplementEntropy", "complement_entropy",
-           "effective_number_weights", "default_drw_epoch"]
+           "effective_number_weights", "default_drw_epoch", "logit_scale"]

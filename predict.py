@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from criterion import OBJECTIVES
+from criterion import OBJECTIVES, logit_scale
 from get_model import build_network
 from loader import IMAGE_EXTENSIONS, is_image_file, normalise, try_decode
 from utils import ArgumentParser, UserError, positive, run_cli
@@ -51,7 +51,7 @@ def find_images(paths):
 
 
 @torch.inference_mode()
-def predict(model, paths, height, width, mean, std, batch_size, device, progress=True):
+def predict(model, paths, height, width, mean, std, batch_size, device, scale=1.0, progress=True):
     """``(paths kept, probabilities N x K)``: undecodable files are warned about and dropped."""
     kept, probabilities = [], []
     for start in tqdm(range(0, len(paths), batch_size), desc="predicting", unit="batch", leave=False,
@@ -61,7 +61,7 @@ def predict(model, paths, height, width, mean, std, batch_size, device, progress
         if not batch:
             continue
         images = normalise(torch.stack([image for _, image in batch]).to(device), mean, std)
-        probabilities.append(torch.softmax(model(images).float(), dim=1).cpu())
+        probabilities.append(torch.softmax(model(images).float() * scale, dim=1).cpu())
         kept += [path for path, _ in batch]
     return kept, torch.cat(probabilities) if probabilities else torch.zeros(0, 0)
 
@@ -107,7 +107,8 @@ def main(args):
     model.to(runtime.device).eval()
     height, width = state["image_size"]
     kept, probabilities = predict(model, paths, height, width, state["mean"], state["std"],
-                                  args.batchsize or state["args"]["batchsize"], runtime.device)
+                                  args.batchsize or state["args"]["batchsize"], runtime.device,
+                                  logit_scale(args.objective, state["args"].get("ldam_scale", 30.0)))
     write_csv(out, kept, probabilities, classes, args.topk)
     print(f"classified {len(kept)} image(s) with {checkpoint_path} ({len(paths) - len(kept)} could not be decoded); "
           f"wrote {out}")

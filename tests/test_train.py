@@ -115,6 +115,20 @@ def test_ldam_uses_a_normed_head_that_2_test_rebuilds(workdir):
                  "--split=valid", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert f"top-1 {state['acc']:.2f} %" in result.stdout  # the same network, rebuilt from the checkpoint
+    # Probabilities are those LDAM trains: softmax(s * cosine), not softmax(cosine).
+    import numpy as np
+    import loader
+    from get_model import build_network
+    saved = np.load(run_dir / "valid_predictions.npz")
+    model = build_network(41, 3, normed_head=True)
+    model.load_state_dict(state["model"])
+    model.eval()
+    split = loader.load_splits(workdir / "a_datasets", "tiny")["valid"]
+    images = torch.stack([loader.decode_image(path, 16, 16) for path in split.paths])
+    with torch.no_grad():
+        cosines = model(loader.normalise(images, state["mean"], state["std"]))
+    assert cosines.abs().max() <= 1
+    assert np.allclose(saved["probs"], torch.softmax(30 * cosines, dim=1).numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("flag,normed,scale", [("--normed_head", True, 30.0), ("--no-normed_head", False, None)])
