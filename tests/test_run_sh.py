@@ -47,3 +47,19 @@ def test_unknown_plan(tmp_path):
     result = run_sh(tmp_path, PLAN="imagenet-lt")
     assert result.returncode == 2 and result.stderr.strip() == \
         "error: unknown PLAN 'imagenet-lt'; choose demo, fmnist-lt, cifar10-lt or cifar100-lt"
+
+
+def test_cifar_plans_follow_cao_et_al(tmp_path):
+    """A dry run (PYTHON=echo prints each command): the data and training commands of the GPU plans."""
+    result = run_sh(tmp_path, PYTHON="echo", PLAN="cifar100-lt", SEEDS="0 1", OBJECTIVES="ERM LDAM:--drw")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("data_split.py --from_torchvision CIFAR100 --root data --imbalance_ratio 100 "
+                             "--valid_source test --out_name cifar100-lt")
+    training = [line for line in lines if "1_train.py" in line]
+    assert len(training) == 4
+    assert all("--dataset=cifar100-lt --model_index=43" in line and "--epochs=200" in line and
+               "--lr=0.1 --lrstep 160 20 20 --lrdecay=0.01 --warmup --batchsize=128 --weight_decay=2e-4" in line and
+               "--augment=crop_flip" in line for line in training)
+    assert "--objective=LDAM" in training[1] and training[1].endswith(" --drw") and "--drw" not in training[0]
+    assert "--seed=0" in training[0] and "--seed=1" in training[3]
