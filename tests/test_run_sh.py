@@ -1,12 +1,13 @@
 """3_run.sh: the batch-experiment script, its plans and seeds."""
 import os
 import subprocess
+import sys
 
 from conftest import ROOT
 
 
 def run_sh(tmp_path, **variables):
-    env = {**os.environ, **variables}
+    env = {**os.environ, "PYTHON": sys.executable, **variables}  # the interpreter running the tests
     return subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
 
