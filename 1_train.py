@@ -51,7 +51,7 @@ def get_args_parser():
                         help="lengths in epochs of the lr stages, e.g. '60 60 40 40' or '60,60,40,40'")
     parser.add_argument("--lrdecay", type=positive(float), default=0.2, help="lr factor between stages")
     parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
-    parser.add_argument("--ccegamma", type=float, default=5,
+    parser.add_argument("--ccegamma", type=float, default=0.5,
                         help="gamma of CCE: CE - gamma/(K-1) * complement entropy (the paper's gamma is -ccegamma)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
     parser.add_argument("--weight_decay", type=float, default=None, help="default: 5e-4 with SGD, 0.05 with AdamW")

@@ -284,7 +284,7 @@ def plot_curves(groups, path):
     plt.close(figure)
 
 
-def paired_comparison(runs_a, runs_b, split=None, file=sys.stdout):
+def paired_comparison(runs_a, runs_b, split=None, labels=None, file=sys.stdout):
     """B minus A on the same images: balanced accuracy with a paired bootstrap interval, exact McNemar on top-1.
 
     ``runs_a`` and ``runs_b`` pair up one to one (one run each, or the seeds of two groups)."""
@@ -297,7 +297,7 @@ def paired_comparison(runs_a, runs_b, split=None, file=sys.stdout):
     same_images(runs_a + runs_b, saved)
     targets = saved[0][2]
     predictions_a, predictions_b = [entry[3] for entry in saved[:len(runs_a)]], [entry[3] for entry in saved[len(runs_a):]]
-    label_a, label_b = _short(runs_a), _short(runs_b)
+    label_a, label_b = labels or (_short(runs_a), _short(runs_b))
     print(f"\n{label_b} minus {label_a}, paired on the same {len(targets)} {saved[0][0]} images:", file=file)
     for run_a, run_b, a, b in zip(runs_a, runs_b, predictions_a, predictions_b):
         difference, interval = stats.paired_difference(targets, a, b)
@@ -323,12 +323,12 @@ def _paired_groups(groups):
     if len(groups) != 2:
         raise UserError(f"--paired compares two groups of runs; these runs form {len(groups)}: "
                         f"{', '.join(label for label, _ in groups)}")
-    (_, first), (_, second) = groups
+    (label_a, first), (label_b, second) = groups
     seeds = [{run_settings(run).get("seed"): run for run in members} for members in (first, second)]
     common = [seed for seed in seeds[0] if seed in seeds[1]]
     if not common:
         raise UserError("--paired pairs runs by seed, and the two groups share no seed")
-    return [seeds[0][seed] for seed in common], [seeds[1][seed] for seed in common]
+    return [seeds[0][seed] for seed in common], [seeds[1][seed] for seed in common], (label_a, label_b)
 
 
 def main(args):
@@ -337,7 +337,8 @@ def main(args):
     rows = summarise(groups, args.split)
     print_table(rows)
     if args.paired:
-        paired_comparison(*_paired_groups(groups), args.split)
+        runs_a, runs_b, labels = _paired_groups(groups)
+        paired_comparison(runs_a, runs_b, args.split, labels)
     elif len(runs) == 2:
         if all(load_predictions(run, args.split) for run in runs):
             paired_comparison([runs[0]], [runs[1]], args.split)

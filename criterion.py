@@ -143,7 +143,7 @@ class CrossEntropy(_Loss):
 class ComplementCrossEntropy(_Loss):
     """CCE: ``CE - gamma / (K - 1) * C``; gamma > 0 flattens the incorrect classes."""
 
-    def __init__(self, num_classes, gamma=5, label_smoothing=0.0, class_weights=None):
+    def __init__(self, num_classes, gamma=0.5, label_smoothing=0.0, class_weights=None):
         super().__init__(class_weights)
         self.num_classes, self.gamma, self.label_smoothing = num_classes, gamma, label_smoothing
 
@@ -222,7 +222,7 @@ class LDAMLoss(_Loss):
         return _cross_entropy(self.scale * logits.scatter_add(1, targets[:, None], -margin), targets)
 
 
-def get_criterion(objective, num_classes, ccegamma=5, class_counts=None, *, focal_gamma=2.0,
+def get_criterion(objective, num_classes, ccegamma=0.5, class_counts=None, *, focal_gamma=2.0,
                   label_smoothing=0.0, class_balanced=False, cb_beta=0.9999, la_tau=1.0,
                   ldam_max_margin=0.5, ldam_scale=30.0, drw_epoch=None):
     """The loss module for ``objective``; for COT this is the cross-entropy step.

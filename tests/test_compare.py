@@ -153,6 +153,7 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
     assert difference == pytest.approx(100 * 0.3 / 3)
     assert f"mean over 3 pairs: balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}]" in result.stdout
     assert result.stdout.count(" vs ") == 3
+    assert "CCE ccegamma=5 minus ERM, paired on the same 30 test images" in result.stdout  # group labels
     alone = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
                 "--paired", cwd=tmp_path)
     assert alone.returncode == 2 and "--paired compares two groups of runs; these runs form 1" in alone.stderr
