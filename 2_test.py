@@ -26,12 +26,17 @@ from utils import (ArgumentParser, UserError, best_checkpoint_path, classificati
 MAX_LABELLED_CLASSES = 30
 
 
-def get_args_parser():
-    parser = ArgumentParser(description="Evaluate a trained run (see README.md).")
+def add_run_arguments(parser):
+    """The flags that name a trained run (shared with predict.py)."""
     parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
     parser.add_argument("--dataset", required=True, help="the dataset the run used")
     parser.add_argument("--objective", required=True, choices=OBJECTIVES, help="the objective the run used")
     parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
+
+
+def get_args_parser():
+    parser = ArgumentParser(description="Evaluate a trained run (see README.md).")
+    add_run_arguments(parser)
     parser.add_argument("--split", choices=("test", "valid"), default=None,
                         help="split to evaluate (default: test, or valid when there is no test/)")
     parser.add_argument("--batchsize", type=positive(int), default=None, help="default: the run's")
@@ -68,6 +73,14 @@ def load_run(args):
         warnings.warn(f"{path.name} was trained with torch {trained_with}; evaluating with torch {torch.__version__} "
                       "may give slightly different numbers")
     return run_dir, path, state
+
+
+def trained_model(model_index, state, device):
+    """The checkpoint's network (with its head) and weights on ``device``, in eval mode."""
+    model = build_network(model_index, len(state["classes"]), state.get("normed_head", False),
+                          state.get("head_scale", 1.0))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
 
 
 def choose_split(args, state):
@@ -164,9 +177,7 @@ def main(args):
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
     runtime = train_script.Runtime()
     classes = list(state["classes"])
-    model = build_network(args.model_index, len(classes), state.get("normed_head", False), state.get("head_scale", 1.0))
-    model.load_state_dict(state["model"])
-    model.to(runtime.device)
+    model = trained_model(args.model_index, state, runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
 

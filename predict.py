@@ -16,18 +16,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from criterion import OBJECTIVES, logit_scale
-from get_model import build_network
+from criterion import logit_scale
 from loader import IMAGE_EXTENSIONS, is_image_file, normalise, try_decode
 from utils import ArgumentParser, UserError, positive, run_cli
 
 
 def get_args_parser():
     parser = ArgumentParser(description="Classify new images with a trained run (see README.md).")
-    parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
-    parser.add_argument("--dataset", required=True, help="the dataset the run used")
-    parser.add_argument("--objective", required=True, choices=OBJECTIVES, help="the objective the run used")
-    parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
+    importlib.import_module("2_test").add_run_arguments(parser)
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files and/or folders")
     parser.add_argument("--out", default="predictions.csv", help="CSV file to write")
     parser.add_argument("--topk", type=positive(int), default=3, help="classes per row, most probable first")
@@ -102,9 +98,7 @@ def main(args):
         raise UserError(f"cannot write --out {out}: {error.strerror}; choose a writable path") from None
     classes = list(state["classes"])
     runtime = train_script.Runtime()
-    model = build_network(args.model_index, len(classes), state.get("normed_head", False), state.get("head_scale", 1.0))
-    model.load_state_dict(state["model"])
-    model.to(runtime.device).eval()
+    model = test_script.trained_model(args.model_index, state, runtime.device)
     height, width = state["image_size"]
     kept, probabilities = predict(model, paths, height, width, state["mean"], state["std"],
                                   args.batchsize or state["args"]["batchsize"], runtime.device,
