@@ -2,35 +2,29 @@
 
     python 1_train.py --dataset=digits-lt --model_index=41 --objective=CCE --warmup --ccegamma=1
 
-Results go to logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/: the best
-``<acc>.pth``, ``last.pth`` (for ``--resume``), ``train.csv``, ``valid.csv``,
-``config.json`` (arguments and environment) and tensorboard events.  Under ``torchrun --nproc_per_node=N`` it trains with DDP.
+Results go to a run folder logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/ (its files: runs.py and
+logs/README.md).  Under ``torchrun --nproc_per_node=N`` it trains with DDP (runtime.py).
 """
 import argparse
-import functools
-import json
-import math
-import os
 import random
 import signal
 import sys
 import time
-from contextlib import nullcontext
+import warnings
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-import criterion as objectives
-from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, get_model,
-                       load_matching, model_name)
+import criterion
+from get_model import IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching
 from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
-from utils import (CSV_COLUMNS, LAST_CHECKPOINT, ArgumentParser, CsvLog, UserError, classification_metrics,
-                   cosine_factor, create_run_dir, environment_record, find_run_dir, load_checkpoint, lr_factor, parse_int_list,
-                   positive, run_cli, save_atomic, state_dict_of, write_json_atomic)
+from optimisation import build_optimisation
+from runs import LAST_CHECKPOINT, RunRecorder, create_run_dir, find_run_dir, model_folder, saved_arguments
+from runtime import Runtime, environment_record, exit_process
+from stats import classification_metrics
+from utils import ArgumentParser, UserError, load_checkpoint, parse_int_list, positive, run_cli
 
-VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
 
 
@@ -39,7 +33,8 @@ def get_args_parser():
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model_index", type=int, help="network index (python get_model.py lists them)")
     parser.add_argument("--dataset", help="dataset folder under --data_dir")
-    parser.add_argument("--objective", default="ERM", choices=objectives.OBJECTIVES, help="loss function")
+    parser.add_argument("--objective", default="ERM", choices=list(criterion.OBJECTIVES),
+                        help="loss function (python criterion.py lists them)")
     parser.add_argument("--lr", type=positive(float), default=None, help="initial learning rate (default: 0.1 with SGD, "
                         "0.001 with AdamW)")
     parser.add_argument("--epochs", type=positive(int), default=None,
@@ -51,8 +46,6 @@ def get_args_parser():
                         help="lengths in epochs of the lr stages, e.g. '60 60 40 40' or '60,60,40,40'")
     parser.add_argument("--lrdecay", type=positive(float), default=0.2, help="lr factor between stages")
     parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
-    parser.add_argument("--ccegamma", type=float, default=0.5,
-                        help="gamma of CCE: CE - gamma/(K-1) * complement entropy (the paper's gamma is -ccegamma)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
     parser.add_argument("--weight_decay", type=float, default=None, help="default: 5e-4 with SGD, 0.05 with AdamW")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum, or AdamW")
@@ -65,21 +58,19 @@ def get_args_parser():
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
                         help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn and recorded)")
+    options = parser.add_argument_group("objective options (python criterion.py: which objective reads which)")
+    for name, option in criterion.OPTIONS.items():
+        if option.type is bool:
+            options.add_argument(f"--{name}", action="store_true", help=option.help)
+        else:
+            options.add_argument(f"--{name}", type=option.type, default=option.default, help=option.help)
     losses = parser.add_argument_group("imbalance options")
-    losses.add_argument("--focal_gamma", type=float, default=2.0, help="gamma of FL")
-    losses.add_argument("--label_smoothing", type=float, default=0.0, help="for ERM, CB, CCE and COT")
-    losses.add_argument("--class_balanced", action="store_true",
-                        help="effective-number class weights for ERM, CCE and FL (CB is ERM with them)")
-    losses.add_argument("--cb_beta", type=float, default=0.9999, help="beta of the effective number")
-    losses.add_argument("--la_tau", type=float, default=1.0, help="tau of LA")
-    losses.add_argument("--ldam_max_margin", type=float, default=0.5)
-    losses.add_argument("--ldam_scale", type=float, default=30.0)
-    losses.add_argument("--drw", action="store_true", help="LDAM: deferred re-weighting")
     losses.add_argument("--normed_head", action=argparse.BooleanOptionalAction, default=None,
-                        help="cosine classifier (normalised features and weights); default: on for LDAM only")
+                        help="cosine classifier (normalised features and weights); default: the objective's "
+                             "(on for LDAM only)")
     losses.add_argument("--normed_scale", type=positive(float), default=30.0,
-                        help="objectives other than LDAM: factor on the cosine logits of --normed_head")
-    losses.add_argument("--drw_epoch", type=int, default=None, help="DRW start (default: last-but-one lr stage)")
+                        help="factor on the cosine logits of --normed_head, for objectives that do not scale "
+                             "their logits themselves (LDAM applies its --ldam_scale)")
     losses.add_argument("--sampler", default="random", choices=SAMPLERS, help="training batch sampler")
     losses.add_argument("--many_shot", type=int, default=100, help="many-shot: more train images than this")
     losses.add_argument("--few_shot", type=int, default=20, help="few-shot: fewer train images than this")
@@ -99,13 +90,11 @@ def get_args_parser():
 
 
 def check_args(args):
-    """Validate what argparse cannot; raise ``UserError``."""
+    """Validate what argparse cannot and fill the defaults that depend on other flags; raise ``UserError``."""
     if args.model_index is None or args.dataset is None:
         raise UserError("--model_index and --dataset are required (or --resume <run folder>)")
-    try:
-        get_model(args.model_index)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    model_folder(args.model_index)  # an unknown index is an error naming the valid ones
+    objective = criterion.get_objective(args.objective)
     if args.epochs is None:
         args.epochs = 200
     if args.lr is None:
@@ -121,74 +110,24 @@ def check_args(args):
     if not args.lrstep or min(args.lrstep) <= 0:
         raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
     if args.normed_head is None:
-        args.normed_head = args.objective == "LDAM"
-    if args.objective == "LDAM" and args.drw and args.drw_epoch is None:
-        args.drw_epoch = objectives.default_drw_epoch(args.lrstep)
+        args.normed_head = objective.normed_head
+    if "drw" in objective.options and args.drw and args.drw_epoch is None:
+        args.drw_epoch = criterion.default_drw_epoch(args.lrstep)
+    warn_unread_options(args, objective)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return args
 
 
-# ---------------------------------------------------------------- device and processes
-
-class Runtime:
-    """Where this process runs: device, rank and mixed-precision settings."""
-
-    def __init__(self, no_amp=False):
-        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
-        self.distributed = self.world_size > 1
-        self.rank = int(os.environ.get("RANK", 0))
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        if torch.cuda.is_available():
-            self.device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        else:
-            self.device = torch.device("cpu")
-        if self.distributed:
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        cuda = self.device.type == "cuda"
-        self.amp_dtype = None if no_amp or not cuda else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-        self.channels_last = cuda
-
-    @property
-    def is_main(self):
-        return self.rank == 0
-
-    def autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def broadcast(self, value):
-        """Rank 0's ``value`` on every rank."""
-        if not self.distributed:
-            return value
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def gather(self, value):
-        """List of every rank's ``value``."""
-        if not self.distributed:
-            return [value]
-        values = [None] * self.world_size
-        dist.all_gather_object(values, value)
-        return values
-
-    def all_sum(self, tensor):
-        if self.distributed:
-            dist.all_reduce(tensor)
-        return tensor
-
-    def barrier(self):
-        if self.distributed:
-            dist.barrier()
-
-    def close(self):
-        if self.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+def warn_unread_options(args, objective):
+    """One warning per objective option set on the command line that this objective does not read."""
+    read = objective.reads(vars(args))
+    for name, option in criterion.OPTIONS.items():
+        if name not in read and getattr(args, name) not in (option.default, None):
+            gate = option.only_with if option.only_with in objective.options else None
+            reason = f"without --{gate}" if gate else f"by {objective.name}"
+            warnings.warn(f"--{name} has no effect: it is not read {reason} (python criterion.py lists which "
+                          "objective reads which option)")
 
 
 # ---------------------------------------------------------------- one epoch
@@ -295,17 +234,15 @@ def build_model(args, num_classes, runtime):
         trainable = {id(p) for p in classifier_parameters(model)}
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in trainable)
-    model = model.to(runtime.device)
-    if runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = runtime.prepare(model)
     if runtime.distributed and args.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model, model_name(args.model_index)
+    return model, model_folder(args.model_index)
 
 
 def head_scale(args):
-    """Factor on the cosine logits of a normed head: LDAM applies its own ``s``."""
-    return 1.0 if args.objective == "LDAM" else args.normed_scale
+    """Factor on the cosine logits of a normed head: 1 for an objective that scales its logits itself (LDAM)."""
+    return 1.0 if criterion.get_objective(args.objective).logit_scale else args.normed_scale
 
 
 def build_streams(args, runtime, splits):
@@ -325,11 +262,11 @@ def build_streams(args, runtime, splits):
 
 
 def build_criterion(args, num_classes, class_counts):
-    options = dict(focal_gamma=args.focal_gamma, label_smoothing=args.label_smoothing,
-                   class_balanced=args.class_balanced, cb_beta=args.cb_beta, la_tau=args.la_tau,
-                   ldam_max_margin=args.ldam_max_margin, ldam_scale=args.ldam_scale, drw_epoch=args.drw_epoch if args.drw else None)
-    loss = objectives.get_criterion(args.objective, num_classes, args.ccegamma, class_counts, **options)
-    complement = objectives.ComplementEntropy(num_classes) if args.objective == "COT" else None
+    """The objective's loss and, for objectives with a complement step (COT), that step's loss."""
+    objective = criterion.get_objective(args.objective)
+    options = {name: getattr(args, name) for name in objective.options}
+    loss = criterion.get_criterion(args.objective, num_classes, class_counts, **options)
+    complement = criterion.ComplementEntropy(num_classes) if objective.complement_step else None
     return loss, complement
 
 
@@ -340,8 +277,7 @@ def resolve_resume(args):
         if args.model_index is None or args.dataset is None:
             raise UserError("--resume latest needs --model_index, --dataset and --objective to find the run")
         check_args(args)
-        run_dir = find_run_dir(args.logs_dir, get_model(args.model_index).__name__, args.dataset,
-                               args.objective, "latest")
+        run_dir = find_run_dir(args.logs_dir, model_folder(args.model_index), args.dataset, args.objective, "latest")
     else:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
@@ -351,8 +287,7 @@ def resolve_resume(args):
         raise UserError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from (it stopped before its first epoch "
                         "ended); start a new run instead")
     state = load_checkpoint(last)
-    # Runs saved before a flag existed trained with that flag's default (and a plain classifier head).
-    saved = argparse.Namespace(**{**vars(get_args_parser().parse_args([])), "normed_head": False, **state["args"]})
+    saved = saved_arguments(state, vars(get_args_parser().parse_args([])))
     saved.resume = str(run_dir)
     if requested_epochs is not None:
         saved.epochs = requested_epochs
@@ -387,15 +322,15 @@ def train(args, runtime):
                         f"the run to resume ({', '.join(state['classes'])})")
     model, model_name = build_model(args, len(classes), runtime)  # checks the image size before decoding anything
     train_stream, valid_stream, mean, std = build_streams(args, runtime, splits)
-    criterion, complement = build_criterion(args, len(classes), train_stream.class_counts)
-    criterion.to(runtime.device)
+    loss_fn, complement = build_criterion(args, len(classes), train_stream.class_counts)
+    loss_fn.to(runtime.device)
     raw_model = model
     if runtime.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None)
     if args.compile:
         model = torch.compile(model)
-    optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime)
+    optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype)
     start_epoch, best = 0, None
     if state is not None:
         start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler)
@@ -419,12 +354,12 @@ def train(args, runtime):
         for epoch in range(start_epoch, args.epochs):
             torch.manual_seed(args.seed * 1_000_003 + epoch * 101 + runtime.rank)
             train_stream.set_epoch(epoch)
-            if hasattr(criterion, "set_epoch"):
-                criterion.set_epoch(epoch)
+            if hasattr(loss_fn, "set_epoch"):  # a loss that changes with the epoch (DRW)
+                loss_fn.set_epoch(epoch)
             started = time.perf_counter()
-            train_row = train_one_epoch(model, criterion, complement, optimizer, scheduler, scaler,
+            train_row = train_one_epoch(model, loss_fn, complement, optimizer, scheduler, scaler,
                                         train_stream, epoch, args, runtime)
-            valid = evaluate(model, criterion, valid_stream, runtime)
+            valid = evaluate(model, loss_fn, valid_stream, runtime)
             train_row["time_s"] = round(time.perf_counter() - started, 3)
             if recorder is not None:
                 valid.update(classification_metrics(valid["targets"], valid["predictions"], len(classes),
@@ -452,26 +387,6 @@ def train(args, runtime):
     return 0
 
 
-def build_optimisation(args, model, iters_per_epoch, runtime):
-    """The optimiser (SGD or AdamW), the per-iteration lr schedule (warm-up, then stages or cosine) and the fp16
-    gradient scaler."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if args.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    warmup_epochs = 5 if args.warmup else 0
-    if args.schedule == "cosine":
-        factor = functools.partial(cosine_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
-                                   warmup_epochs=warmup_epochs)
-    else:
-        factor = functools.partial(lr_factor, iters_per_epoch=iters_per_epoch, stage_lengths=args.lrstep,
-                                   decay=args.lrdecay, warmup_epochs=warmup_epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
-    return optimizer, scheduler, scaler
-
-
 def restore(state, model, optimizer, scheduler, scaler):
     """Load a ``last.pth``; returns the next epoch and (best acc, best epoch, best file name)."""
     model.load_state_dict(state["model"])
@@ -495,81 +410,5 @@ def _create_run_dir(args, model_name, runtime):
     return Path(result)
 
 
-class RunRecorder:
-    """Rank 0's files of a run: CSV rows, tensorboard scalars, the best ``<acc>.pth`` and ``last.pth``.
-
-    Per epoch the rows are written first and ``last.pth`` last, so a resumed run
-    drops the rows of an epoch whose checkpoint never landed.
-    """
-
-    def __init__(self, run_dir, about, start_epoch=0, best=None):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.run_dir, self.about = run_dir, about
-        self.best_acc, self.best_epoch, best_file = best or (-1.0, -1, None)
-        self.best_path = run_dir / best_file if best_file else None
-        keep = start_epoch if best else None
-        self.train_csv = CsvLog(run_dir / "train.csv", CSV_COLUMNS + ("time_s",), keep)
-        self.valid_csv = CsvLog(run_dir / "valid.csv", CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch if best else None)
-        self._write_config(resumed=best is not None)
-
-    def _write_config(self, resumed):
-        """``config.json``: the arguments and the environment of the run (and of each resumption)."""
-        path = self.run_dir / "config.json"
-        config = {"args": self.about["args"], "environment": self.about["environment"]}
-        if resumed and path.is_file():
-            config = json.loads(path.read_text())
-            config["args"] = self.about["args"]
-            config.setdefault("resumed_with", []).append(self.about["environment"])
-        write_json_atomic(config, path)
-
-    def checkpoint(self, model, epoch, valid):
-        """What a best ``<acc>.pth`` holds: weights plus everything needed to evaluate them."""
-        return {"model": state_dict_of(model), "epoch": epoch, "acc": valid["acc"], "top5acc": valid["top5acc"],
-                "loss": valid["loss"], "balanced_acc": valid["balanced_acc"], "macro_f1": valid["macro_f1"],
-                **self.about}
-
-    def record(self, epoch, train_row, valid, model, training_state):
-        self._log(epoch, train_row, valid)
-        if valid["acc"] > self.best_acc:
-            self.best_acc, self.best_epoch = valid["acc"], epoch
-            new_path = self.run_dir / f"{self.best_acc:.2f}.pth"
-            save_atomic(self.checkpoint(model, epoch, valid), new_path)
-            if self.best_path is not None and self.best_path != new_path:
-                self.best_path.unlink(missing_ok=True)
-            self.best_path = new_path
-        save_atomic({**self.checkpoint(model, epoch, valid), **training_state, "best_acc": self.best_acc,
-                     "best_epoch": self.best_epoch, "best_file": self.best_path.name}, self.run_dir / LAST_CHECKPOINT)
-
-    def _log(self, epoch, train_row, valid):
-        self.train_csv.write({"epoch": epoch, **train_row})
-        self.valid_csv.write({"epoch": epoch, **{key: valid[key] for key in CSV_COLUMNS[1:] + VALID_EXTRA_COLUMNS}})
-        for split, row in (("train", train_row), ("valid", valid)):
-            for key in ("loss", "acc", "top5acc", "lr"):
-                self.writer.add_scalar(f"{split}/{key}", row[key], epoch)
-        for key in VALID_EXTRA_COLUMNS[:-1]:  # all but the image count
-            if not math.isnan(valid[key]):
-                self.writer.add_scalar(f"valid/{key}", valid[key], epoch)
-        for name, recall in zip(self.about["classes"], valid["per_class_recall"]):
-            self.writer.add_scalar(f"valid_class_acc/{name}", 100 * float(recall), epoch)
-        self.writer.flush()
-
-    def close(self):
-        self.train_csv.close()
-        self.valid_csv.close()
-        self.writer.close()
-
-
-def _exit(status):
-    """Exit; under torchrun skip interpreter finalisation, where gloo's worker threads can abort the
-    process after the process group was destroyed (an intermittent "terminate called" at exit)."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    sys.exit(status)
-
-
 if __name__ == "__main__":
-    _exit(run_cli(main, get_args_parser()))
+    exit_process(run_cli(main, get_args_parser()))

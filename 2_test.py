@@ -8,8 +8,6 @@ error), ``<split>_predictions.npz`` (per image: path, target, softmax), ``confus
 and ``reliability.svg`` into the run folder.  ``--posthoc_tau T|auto`` also reports
 the predictions after post-hoc logit adjustment.
 """
-import importlib
-import json
 import sys
 import warnings
 
@@ -17,21 +15,12 @@ import numpy as np
 import torch
 
 import stats
-from criterion import OBJECTIVES, logit_scale
-from get_model import build_network, get_model
 from loader import BatchStream, load_splits
-from utils import (ArgumentParser, UserError, best_checkpoint_path, classification_metrics, find_run_dir,
-                   load_checkpoint, positive, run_cli, torch_minor)
+from runs import CONFUSION_MATRIX, RELIABILITY, add_run_arguments, metrics_file, open_run, predictions_file
+from runtime import Runtime
+from utils import ArgumentParser, UserError, atomic_write, positive, run_cli, save_svg, write_json_atomic
 
 MAX_LABELLED_CLASSES = 30
-
-
-def add_run_arguments(parser):
-    """The flags that name a trained run (shared with predict.py)."""
-    parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
-    parser.add_argument("--dataset", required=True, help="the dataset the run used")
-    parser.add_argument("--objective", required=True, choices=OBJECTIVES, help="the objective the run used")
-    parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
 
 
 def get_args_parser():
@@ -53,34 +42,6 @@ def get_args_parser():
     parser.add_argument("--cache_mb", type=float, default=4096)
     parser.add_argument("--workers", type=int, default=None)
     return parser
-
-
-def load_run(args):
-    """The run folder and its best checkpoint, checked against the command line."""
-    try:
-        name = get_model(args.model_index).__name__
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    run_dir = find_run_dir(args.logs_dir, name, args.dataset, args.objective, args.datetime)
-    path = best_checkpoint_path(run_dir)
-    if path is None:
-        raise UserError(f"{run_dir} has no <acc>.pth checkpoint (the run stopped before its first epoch ended)")
-    state = load_checkpoint(path)
-    if state.get("model_index") != args.model_index:
-        raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {args.model_index}")
-    trained_with = state.get("environment", {}).get("torch")
-    if trained_with and torch_minor(trained_with) != torch_minor(torch.__version__):
-        warnings.warn(f"{path.name} was trained with torch {trained_with}; evaluating with torch {torch.__version__} "
-                      "may give slightly different numbers")
-    return run_dir, path, state
-
-
-def trained_model(model_index, state, device):
-    """The checkpoint's network (with its head) and weights on ``device``, in eval mode."""
-    model = build_network(model_index, len(state["classes"]), state.get("normed_head", False),
-                          state.get("head_scale", 1.0))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
 
 
 def choose_split(args, state):
@@ -132,7 +93,7 @@ def plot_confusion_matrix(targets, predictions, classes, path, title):
     axes.set_ylabel("true class")
     axes.set_title(title)
     figure.tight_layout()
-    figure.savefig(path, format="svg")
+    save_svg(figure, path)
     plt.close(figure)
 
 
@@ -152,8 +113,8 @@ def summarise(logits, targets, classes, state, resamples, seed):
     """Every metric of one set of logits: top-1/5, balanced accuracy, macro-F1, shot groups, 95 % intervals, ECE."""
     probabilities = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
     predictions = probabilities.argmax(axis=1)
-    metrics = classification_metrics(targets, predictions, len(classes), state.get("class_counts"),
-                                     state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
+    metrics = stats.classification_metrics(targets, predictions, len(classes), state.get("class_counts"),
+                                           state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
     top5 = np.argsort(-logits, axis=1)[:, :min(5, len(classes))]
     intervals = stats.bootstrap_intervals(targets, predictions, resamples, seed)
     summary = {"acc": metrics["acc"], "acc_ci95": intervals["acc"],
@@ -165,21 +126,19 @@ def summarise(logits, targets, classes, state, resamples, seed):
 
 
 def main(args):
-    train_script = importlib.import_module("1_train")
-    run_dir, checkpoint_path, state = load_run(args)
+    run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime)
+    state = run.state
     split, splits = choose_split(args, state)
     if args.posthoc_tau == "auto" and split.name == "valid":
         raise UserError("--posthoc_tau auto picks tau on valid/, so it cannot report valid/; give a number, "
                         "or evaluate a test/ split")
     tau = None if args.posthoc_tau in (None, "auto") else parse_tau(args.posthoc_tau)
     if args.posthoc_tau is not None and not state.get("class_counts"):
-        raise UserError(f"{checkpoint_path} records no training class counts, which --posthoc_tau needs")
+        raise UserError(f"{run.checkpoint_path} records no training class counts, which --posthoc_tau needs")
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
-    runtime = train_script.Runtime()
-    classes = list(state["classes"])
-    model = trained_model(args.model_index, state, runtime.device)
-    if runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    runtime = Runtime()
+    classes = run.classes
+    model = run.network(runtime)
 
     def logits_of(chosen):
         stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
@@ -191,10 +150,10 @@ def main(args):
         return logits, targets
 
     logits, targets = logits_of(split)
-    scale = logit_scale(args.objective, state["args"].get("ldam_scale", 30.0))  # LDAM trains softmax(s * z)
+    scale = run.probability_scale()  # LDAM trains softmax(s * z)
     logits = logits * scale
     summary, predictions, probabilities = summarise(logits, targets, classes, state, args.resamples, args.seed)
-    summary = {"split": split.name, "checkpoint": checkpoint_path.name, "epoch": state["epoch"],
+    summary = {"split": split.name, "checkpoint": run.checkpoint_path.name, "epoch": state["epoch"],
                "images": len(targets), **summary}
     if args.posthoc_tau is not None:
         chosen_on = "given"
@@ -205,20 +164,26 @@ def main(args):
         summary["posthoc"] = {"tau": tau, "tau_chosen_on": chosen_on,
                               **summarise(adjusted, targets, classes, state, args.resamples, args.seed)[0]}
     table = per_class_table(targets, predictions, classes)
-    report(summary, table, run_dir)
-    dataset_root = split.root.parent
-    np.savez_compressed(run_dir / f"{split.name}_predictions.npz",
-                        paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
-                        targets=targets.astype(np.int64), probs=probabilities.astype(np.float32),
-                        classes=np.array(classes))
-    (run_dir / f"{split.name}_metrics.json").write_text(json.dumps({**summary, "per_class": table}, indent=1))
+    report(summary, table, run.run_dir)
+    write_results(run.run_dir, split, targets, probabilities, classes, {**summary, "per_class": table})
     title = f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}"
-    plot_confusion_matrix(targets, predictions, classes, run_dir / "confusion_matrix.svg",
+    plot_confusion_matrix(targets, predictions, classes, run.run_dir / CONFUSION_MATRIX,
                           f"{title}, top-1 {summary['acc']:.2f} %)")
-    stats.plot_reliability(probabilities, targets, run_dir / "reliability.svg", title + ")")
-    print(f"wrote {split.name}_metrics.json, {split.name}_predictions.npz, confusion_matrix.svg and reliability.svg "
-          f"into {run_dir}")
+    stats.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
+    print(f"wrote {metrics_file(split.name)}, {predictions_file(split.name)}, {CONFUSION_MATRIX} and {RELIABILITY} "
+          f"into {run.run_dir}")
     return 0
+
+
+def write_results(run_dir, split, targets, probabilities, classes, metrics):
+    """``<split>_predictions.npz`` (per image: path relative to the dataset, target, probabilities) and
+    ``<split>_metrics.json``, each replaced atomically."""
+    dataset_root = split.root.parent
+    with atomic_write(run_dir / predictions_file(split.name), "wb") as file:
+        np.savez_compressed(file, paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
+                            targets=targets.astype(np.int64), probs=probabilities.astype(np.float32),
+                            classes=np.array(classes))
+    write_json_atomic(metrics, run_dir / metrics_file(split.name))
 
 
 def parse_tau(text):

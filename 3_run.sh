@@ -58,9 +58,13 @@ if [ ! -d "a_datasets/$DATASET" ]; then
     "$PYTHON" "${PREPARE[@]}"
 fi
 
-latest_run() {  # the newest run folder of one objective
-    "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name; from utils import find_run_dir
-print(find_run_dir('logs', model_name(int(sys.argv[2])), sys.argv[3], sys.argv[4], 'latest'))" "$HERE" "$MODEL" "$DATASET" "$1"
+MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name
+print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
+
+latest_run() {  # the newest run folder of one objective: folders are named by start time, so the last in order
+    local runs=("logs/$MODEL_NAME/$DATASET/$1"/*/)
+    local last="${runs[-1]}"
+    echo "${last%/}"
 }
 
 RUNS=()
@@ -77,7 +81,6 @@ for seed in $SEEDS; do
     done
 done
 
-MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, '$HERE'); from get_model import model_name; print(model_name($MODEL))")"
 echo
 "$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg" \
     ${MARKDOWN:+--markdown="$MARKDOWN"}

@@ -20,7 +20,6 @@ a prefix (``0_T-shirt-top``), so the loader's class k is the dataset's class k.
 """
 import gzip
 import importlib
-import os
 import re
 import shutil
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils import UserError, staged_folder
+from utils import UserError, atomic_write, staged_folder
 
 TORCHVISION_DATASETS = ("CIFAR10", "CIFAR100", "FashionMNIST", "MNIST", "KMNIST", "SVHN")
 MNIST_FAMILY = ("FashionMNIST", "MNIST", "KMNIST")
@@ -63,10 +62,8 @@ def unpack_mnist_raw(name, root):
     for filename, _ in _dataset_class(name).resources:
         archive, unpacked = raw / filename, raw / filename.removesuffix(".gz")
         if archive.is_file() and not unpacked.is_file():
-            temporary = unpacked.with_name(f".{unpacked.name}.tmp")
-            with gzip.open(archive, "rb") as source, open(temporary, "wb") as target:
+            with gzip.open(archive, "rb") as source, atomic_write(unpacked, "wb") as target:
                 shutil.copyfileobj(source, target)
-            os.replace(temporary, unpacked)
 
 
 def open_torchvision(name, root, download=True):
@@ -120,7 +117,9 @@ def class_folders(names):
 # ---------------------------------------------------------------- what goes where
 
 def long_tail_counts(n_max, num_classes, ratio=None, kind="exp"):
-    """Train images per class in label order (Cao et al.'s profile); ``n_max`` everywhere without ``ratio``."""
+    """Train images of the k-th class of a long-tailed profile (Cao et al., 2019): ``int(n_max * ratio**(-k /
+    (C - 1)))`` (``exp``), or ``n_max`` for the first ``C // 2`` and ``int(n_max / ratio)`` for the rest
+    (``step``); ``n_max`` everywhere without ``ratio``.  The one profile of both ``data_split.py`` paths."""
     if ratio is None:
         return [n_max] * num_classes
     if kind == "exp":
@@ -194,7 +193,7 @@ def write_benchmark(plan, datasets, folders, destination, force=False, progress=
                     bar.update()
 
 
-def print_counts(plan, folders, official, file=sys.stdout):
+def print_counts(plan, folders, official, file=None):
     """Per-class table: official train / test sizes and the three splits."""
     width = max(8, *map(len, folders))
     header = f"{'label':>5} {'class':<{width}} {'official':>9} {'train':>6} {'valid':>6} {'test':>6}"

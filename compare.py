@@ -20,21 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+import criterion
 import stats
-
-from criterion import OBJECTIVES
-from get_model import get_model
-from utils import ArgumentParser, UserError, best_checkpoint_path, find_run_dir, list_runs, load_checkpoint, \
-    read_csv, run_cli, run_parent
+from runs import (TRAIN_CSV, VALID_CSV, find_run_dir, list_runs, load_predictions, metrics_file, model_folder,
+                  read_csv, run_parent, run_settings)
+from utils import ArgumentParser, UserError, atomic_write, run_cli, save_svg
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
            ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
 # Arguments that never change what a run learns (paths, speed, bookkeeping) and the seed: not part of a group.
 NOT_A_SETTING = {"seed", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers", "compile", "no_amp",
                  "skip_bad_images", "sync_bn", "many_shot", "few_shot"}
-# Arguments that only some objectives read: ignored for the others when grouping and labelling.
-USED_BY = {"ccegamma": {"CCE"}, "focal_gamma": {"FL"}, "la_tau": {"LA"}, "cb_beta": {"CB"},
-           "ldam_max_margin": {"LDAM"}, "ldam_scale": {"LDAM"}, "drw": {"LDAM"}, "drw_epoch": {"LDAM"}}
 
 
 def get_args_parser():
@@ -42,7 +38,7 @@ def get_args_parser():
     parser.add_argument("--runs", nargs="+", default=[], help="run folders")
     parser.add_argument("--dataset", help="with --model_index: pick runs by name")
     parser.add_argument("--model_index", type=int)
-    parser.add_argument("--objectives", nargs="+", default=[], choices=OBJECTIVES,
+    parser.add_argument("--objectives", nargs="+", default=[], choices=list(criterion.OBJECTIVES),
                         help="objectives to pick (default with --dataset: all that have runs)")
     parser.add_argument("--datetime", default="latest",
                         help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
@@ -61,11 +57,8 @@ def resolve_runs(args):
     if args.dataset is not None or args.objectives:
         if args.dataset is None or args.model_index is None:
             raise UserError("--objectives and --dataset need both --dataset and --model_index")
-        try:
-            name = get_model(args.model_index).__name__
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        objectives = args.objectives or [o for o in OBJECTIVES if list_runs(args.logs_dir, name, args.dataset, o)]
+        name = model_folder(args.model_index)
+        objectives = args.objectives or [o for o in criterion.OBJECTIVES if list_runs(args.logs_dir, name, args.dataset, o)]
         if not objectives:
             raise UserError(f"no runs under {Path(args.logs_dir) / name / args.dataset}")
         for objective in objectives:
@@ -78,7 +71,7 @@ def resolve_runs(args):
                 runs.append(find_run_dir(args.logs_dir, name, args.dataset, objective, args.datetime))
     if not runs:
         raise UserError("name runs with --runs, or with --dataset and --model_index")
-    missing = [str(run) for run in runs if not (run / "valid.csv").is_file()]
+    missing = [str(run) for run in runs if not (run / VALID_CSV).is_file()]
     if missing:
         raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
     return list(dict.fromkeys(runs))
@@ -86,30 +79,16 @@ def resolve_runs(args):
 
 # ---------------------------------------------------------------- one run
 
-def run_settings(run):
-    """The arguments a run was trained with: ``config.json``, else its checkpoint, else {}."""
-    config = run / "config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("args", {})
-    for path in (run / "last.pth", best_checkpoint_path(run)):
-        if path is not None and path.is_file():
-            try:
-                return load_checkpoint(path).get("args", {})
-            except UserError:
-                continue
-    return {}
-
-
 def run_metrics(run):
     """Test metrics when 2_test.py has run, else the best validation epoch; plus training minutes."""
-    train_rows = read_csv(run / "train.csv") if (run / "train.csv").is_file() else []
+    train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
     minutes = sum(float(row.get("time_s") or "nan") for row in train_rows) / 60 if train_rows else math.nan
     for split in ("test", "valid"):
-        path = run / f"{split}_metrics.json"
+        path = run / metrics_file(split)
         if path.is_file():
             metrics = json.loads(path.read_text())
             return {"split": split, "minutes": minutes, **{key: float(metrics.get(key, math.nan)) for key, _ in METRICS}}
-    rows = read_csv(run / "valid.csv")
+    rows = read_csv(run / VALID_CSV)
     if not rows:
         return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
     best = max(rows, key=lambda row: float(row["acc"]))
@@ -125,9 +104,12 @@ def run_objective(run):
 # ---------------------------------------------------------------- groups
 
 def setting_key(objective, settings):
-    """What makes two runs the same experiment: every setting the objective uses, except the seed."""
+    """What makes two runs the same experiment: every setting except the seed and bookkeeping, and of the
+    objective options only those the objective reads under these settings (``criterion.OBJECTIVES``)."""
+    entry = criterion.OBJECTIVES.get(objective)
+    unread = set(criterion.OPTIONS) - set(entry.reads(settings)) if entry else set()
     return tuple(sorted((key, json.dumps(value, sort_keys=True)) for key, value in settings.items()
-                        if key not in NOT_A_SETTING and objective in USED_BY.get(key, {objective})))
+                        if key not in NOT_A_SETTING and key not in unread))
 
 
 def group_runs(runs):
@@ -142,21 +124,28 @@ def group_runs(runs):
 
 
 def _labels(keys):
-    """The objective, plus the settings in which groups of the same objective and data differ."""
+    """The objective, the options its table entry always shows (``DRW``, ``ccegamma=0.5``), and the settings in
+    which groups of the same objective and data differ."""
     labels = []
     for place, objective, settings in keys:
         siblings = [dict(other) for p, o, other in keys if (p, o) == (place, objective)]
         mine = dict(settings)
         differing = [key for key in mine if any(other.get(key) != mine[key] for other in siblings)]
-        extras = [f"{key}={_show(json.loads(mine[key]))}" for key in sorted(differing)]
-        if objective == "LDAM" and json.loads(mine.get("drw", "false")) and "drw" not in differing:
-            extras.insert(0, "DRW")
-        if objective == "CCE" and "ccegamma" not in differing and "ccegamma" in mine:
-            extras.insert(0, f"ccegamma={_show(json.loads(mine['ccegamma']))}")
+        entry = criterion.OBJECTIVES.get(objective)
+        shown = [key for key in (entry.shown if entry else ()) if key in mine and key not in differing]
+        extras = [_show_setting(key, json.loads(mine[key])) for key in shown]
+        extras += [f"{key}={_show(json.loads(mine[key]))}" for key in sorted(differing)]
         if len({p for p, _, _ in keys}) > 1:
             extras.append(Path(place).name)
-        labels.append(" ".join([objective] + extras))
+        labels.append(" ".join([objective] + [extra for extra in extras if extra]))
     return labels
+
+
+def _show_setting(key, value):
+    """A shown option in a label: a flag by its name when on (``DRW``), nothing when off; else ``key=value``."""
+    if isinstance(value, bool):
+        return key.upper() if value else ""
+    return f"{key}={_show(value)}"
 
 
 def _show(value):
@@ -169,16 +158,6 @@ def mean_std(values):
     if not finite:
         return math.nan, math.nan
     return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
-
-
-def load_predictions(run, split=None):
-    """``(split, paths, targets, predicted classes)`` from a run's saved predictions, or None."""
-    for name in ([split] if split else ["test", "valid"]):
-        path = run / f"{name}_predictions.npz"
-        if path.is_file():
-            with np.load(path) as saved:
-                return name, saved["paths"], saved["targets"], saved["probs"].argmax(axis=1)
-    return None
 
 
 def same_images(runs, saved):
@@ -231,7 +210,7 @@ def format_cell(mean, std):
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def print_table(rows, file=sys.stdout):
+def print_table(rows, file=None):
     width = max(9, *(len(row["label"]) for row in rows))
     cells = [[format_cell(*row[key]) for key, _ in METRICS] + _interval_cells(row) for row in rows]
     titles = [title for _, title in METRICS] + list(INTERVAL_TITLES)
@@ -267,7 +246,7 @@ def plot_curves(groups, path):
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for label, members in groups:
-        curves = [[float(row["acc"]) for row in read_csv(run / "valid.csv")] for run in members]
+        curves = [[float(row["acc"]) for row in read_csv(run / VALID_CSV)] for run in members]
         length = min(map(len, curves))
         mean = [statistics.fmean(curve[epoch] for curve in curves) for epoch in range(length)]
         name = f"{label} ({members[0].name})" if len(members) == 1 else f"{label} (mean of {len(members)})"
@@ -280,11 +259,11 @@ def plot_curves(groups, path):
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="svg")
+    save_svg(figure, path)
     plt.close(figure)
 
 
-def paired_comparison(runs_a, runs_b, split=None, labels=None, file=sys.stdout):
+def paired_comparison(runs_a, runs_b, split=None, labels=None, file=None):
     """B minus A on the same images: balanced accuracy with a paired bootstrap interval, exact McNemar on top-1.
 
     ``runs_a`` and ``runs_b`` pair up one to one (one run each, or the seeds of two groups)."""
@@ -346,7 +325,8 @@ def main(args):
             print("(no paired comparison: run 2_test.py on both runs to save their predictions)")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(markdown_table(rows))
+        with atomic_write(args.markdown) as file:
+            file.write(markdown_table(rows))
         print(f"wrote {args.markdown}")
     if args.plot:
         plot_curves(groups, args.plot)

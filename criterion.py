@@ -1,34 +1,24 @@
-"""Training objectives for imbalanced image classification.
+"""Training objectives for imbalanced image classification, and the table of them.
 
 Notation: logits ``z`` (N x K), targets ``y`` (N), ``p = softmax(z)``, ``g`` the
-true class of a sample.  Every loss returns the batch mean, computes in float32
-(or float64) even for half-precision logits and works from ``log_softmax`` so it
-stays finite for logits as large as |z| = 1e4.
+true class of a sample, ``n_j`` the training images of class ``j``.  Every loss
+returns the batch mean, computes in float32 (or float64) even for half-precision
+logits and works from ``log_softmax`` so it stays finite for logits as large as
+|z| = 1e4.  Each loss class gives its formula and paper.
 
-Objectives (``--objective``):
-
-* ``ERM``  cross entropy, ``CE = -mean_i log p_ig``.
-* ``CCE``  complement cross entropy (Kim, Lee & Jeon, 2020),
-  ``CE - gamma / (K - 1) * mean_i C_i``, where
-  ``C_i = -sum_{j != g} q_ij log q_ij`` and ``q_ij = p_ij / (1 - p_ig)``.
-* ``COT``  complement objective training (Chen et al., 2019): a CE step, then a
-  step on ``ComplementEntropy``, ``-mean_i C_i / (K - 1)``.
-* ``FL``   focal loss (Lin et al., 2017), ``-mean_i (1 - p_ig)^gamma_f log p_ig``.
-* ``CB``   class-balanced cross entropy (Cui et al., 2019): sample weights
-  ``w_g = (1 - beta) / (1 - beta^n_g)``, normalised to sum to K, plain batch mean.
-* ``LDAM`` label-distribution-aware margin (Cao et al., 2019),
-  ``CE(s * (z - m_g e_g))`` with ``m_j`` proportional to ``n_j^(-1/4)``, largest 0.5,
-  on cosine logits ``z`` of a normalised classifier; optional deferred
-  re-weighting (DRW) from a given epoch, reduced by the weighted mean.
-* ``BS``   balanced softmax (Ren et al., 2020), ``CE(z + log n)``.
-* ``LA``   logit-adjusted cross entropy (Menon et al., 2021), ``CE(z + tau log pi)``.
+``OBJECTIVES`` (at the end) is the one place that says what an objective is: its
+builder, the options it reads, whether it needs the class counts, its default
+classifier head, the factor its probabilities use, whether it takes a second
+(complement) step, and its formula and paper for the README.  ``1_train.py``,
+``2_test.py``, ``predict.py`` and ``compare.py`` read it; ``python criterion.py``
+prints it as the README's table.  A new loss is a ``Loss`` subclass plus one entry.
 """
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-OBJECTIVES = ("ERM", "CCE", "COT", "FL", "CB", "LDAM", "BS", "LA")
-NEEDS_CLASS_COUNTS = ("CB", "LDAM", "BS", "LA")
 
 
 def _as_float(logits):
@@ -94,8 +84,9 @@ def effective_number_weights(class_counts, beta):
     return (weights / weights.sum() * len(counts)).float()
 
 
-class _Loss(nn.Module):
-    """Base: per-sample loss, optional per-class weights ``w``, batch reduction.
+class Loss(nn.Module):
+    """Base of every loss: a subclass gives ``per_sample(logits, targets)``; optional per-class weights ``w``
+    and the batch reduction come from here.
 
     Two reductions of weighted losses are in use and both are kept as published:
     the plain mean ``mean_i w_gi l_i`` (Cui et al.'s class-balanced loss, with
@@ -129,7 +120,7 @@ def _cross_entropy(logits, targets, label_smoothing=0.0):
     return F.cross_entropy(logits, targets, reduction="none", label_smoothing=label_smoothing)
 
 
-class CrossEntropy(_Loss):
+class CrossEntropy(Loss):
     """ERM: ``-log p_g`` (with optional label smoothing and class weights)."""
 
     def __init__(self, label_smoothing=0.0, class_weights=None):
@@ -140,7 +131,7 @@ class CrossEntropy(_Loss):
         return _cross_entropy(logits, targets, self.label_smoothing)
 
 
-class ComplementCrossEntropy(_Loss):
+class ComplementCrossEntropy(Loss):
     """CCE: ``CE - gamma / (K - 1) * C``; gamma > 0 flattens the incorrect classes."""
 
     def __init__(self, num_classes, gamma=0.5, label_smoothing=0.0, class_weights=None):
@@ -154,7 +145,7 @@ class ComplementCrossEntropy(_Loss):
         return ce - self.gamma / (self.num_classes - 1) * complement
 
 
-class ComplementEntropy(_Loss):
+class ComplementEntropy(Loss):
     """COT's complement step: minimise ``-C / (K - 1)``, i.e. maximise the complement entropy."""
 
     def __init__(self, num_classes):
@@ -165,7 +156,7 @@ class ComplementEntropy(_Loss):
         return -complement_entropy(logits, targets) / (self.num_classes - 1)
 
 
-class FocalLoss(_Loss):
+class FocalLoss(Loss):
     """FL: ``-(1 - p_g)^gamma log p_g`` with optional per-class weights (alpha)."""
 
     def __init__(self, gamma=2.0, class_weights=None):
@@ -178,7 +169,7 @@ class FocalLoss(_Loss):
         return -one_minus_pg.pow(self.gamma) * log_pg
 
 
-class LogitAdjustedLoss(_Loss):
+class LogitAdjustedLoss(Loss):
     """Cross entropy on ``z + tau * log(prior)``: BS (tau 1, counts) and LA (tau, frequencies)."""
 
     def __init__(self, class_counts, tau=1.0, normalise=True):
@@ -191,7 +182,7 @@ class LogitAdjustedLoss(_Loss):
         return _cross_entropy(logits + self.adjustment.to(logits.dtype), targets)
 
 
-class LDAMLoss(_Loss):
+class LDAMLoss(Loss):
     """LDAM: ``CE(s * (z - m_g e_g))``, ``m_j = max_margin * (n_min / n_j)^(1/4)``.
 
     With ``drw_epoch`` set, class-balanced weights (beta 0.9999) switch on from that
@@ -222,40 +213,6 @@ class LDAMLoss(_Loss):
         return _cross_entropy(self.scale * logits.scatter_add(1, targets[:, None], -margin), targets)
 
 
-def get_criterion(objective, num_classes, ccegamma=0.5, class_counts=None, *, focal_gamma=2.0,
-                  label_smoothing=0.0, class_balanced=False, cb_beta=0.9999, la_tau=1.0,
-                  ldam_max_margin=0.5, ldam_scale=30.0, drw_epoch=None):
-    """The loss module for ``objective``; for COT this is the cross-entropy step.
-
-    ``class_balanced`` applies effective-number weights (``cb_beta``) to ERM, CCE and FL.
-    """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    if num_classes < 2:
-        raise ValueError("classification needs at least 2 classes")
-    if (objective in NEEDS_CLASS_COUNTS or class_balanced) and class_counts is None:
-        raise ValueError(f"objective {objective} needs the training class counts")
-    weights = effective_number_weights(class_counts, cb_beta) if class_balanced or objective == "CB" else None
-    builders = {
-        "ERM": lambda: CrossEntropy(label_smoothing, weights),
-        "CB": lambda: CrossEntropy(label_smoothing, weights),
-        "COT": lambda: CrossEntropy(label_smoothing),
-        "CCE": lambda: ComplementCrossEntropy(num_classes, ccegamma, label_smoothing, weights),
-        "FL": lambda: FocalLoss(focal_gamma, weights),
-        "BS": lambda: LogitAdjustedLoss(class_counts, tau=1.0, normalise=False),
-        "LA": lambda: LogitAdjustedLoss(class_counts, tau=la_tau),
-        "LDAM": lambda: LDAMLoss(class_counts, ldam_max_margin, ldam_scale, drw_epoch),
-    }
-    return builders[objective]()
-
-
-def logit_scale(objective, ldam_scale=30.0):
-    """The factor the loss applies to the network's outputs before its softmax: LDAM's ``s``, else 1.
-
-    Probabilities (calibration, predictions) are the softmax of the outputs times
-    this factor, the distribution the loss trained; the argmax does not depend on it.
-    """
-    return float(ldam_scale) if objective == "LDAM" else 1.0
 
 
 def default_drw_epoch(stage_lengths):
@@ -265,5 +222,185 @@ def default_drw_epoch(stage_lengths):
     return int(sum(stage_lengths[:-2]))
 
 
-__all__ = ["OBJECTIVES", "get_criterion", "ComplementEntropy", "complement_entropy",
-           "effective_number_weights", "default_drw_epoch", "logit_scale"]
+# ---------------------------------------------------------------- the table of objectives
+
+@dataclass(frozen=True)
+class Option:
+    """A setting some objectives read; ``1_train.py`` makes it the flag ``--<name>``.
+
+    ``only_with``: the option matters only while this flag is on, for objectives that read that flag too
+    (``cb_beta`` for ERM only with ``--class_balanced``; CB always uses it).
+    """
+    default: object
+    type: type
+    help: str
+    only_with: Optional[str] = None
+
+
+OPTIONS = {
+    "ccegamma": Option(0.5, float, "gamma of CCE: CE - gamma/(K-1) * complement entropy (the paper's gamma is "
+                                   "-ccegamma)"),
+    "focal_gamma": Option(2.0, float, "gamma of FL"),
+    "label_smoothing": Option(0.0, float, "label smoothing of the cross-entropy term"),
+    "class_balanced": Option(False, bool, "effective-number class weights (CB is ERM with them)"),
+    "cb_beta": Option(0.9999, float, "beta of the effective number", only_with="class_balanced"),
+    "la_tau": Option(1.0, float, "tau of LA"),
+    "ldam_max_margin": Option(0.5, float, "largest margin of LDAM"),
+    "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits"),
+    "drw": Option(False, bool, "deferred re-weighting: class-balanced weights from --drw_epoch on"),
+    "drw_epoch": Option(None, int, "DRW start (default: the last-but-one lr stage)", only_with="drw"),
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: everything a script needs to know about it.
+
+    ``build(num_classes, class_counts, **options)`` returns the loss module, called with exactly the
+    ``options`` listed (names of ``OPTIONS``).  ``logit_scale`` names the option holding the factor the loss
+    applies to the network's outputs before its softmax (LDAM's ``s``): probabilities are the softmax of the
+    outputs times it, and a normalised head then gives raw cosines.  ``complement_step``: a second optimiser
+    step per batch on ``ComplementEntropy`` (COT).  ``shown``: options always named in a table's label.
+    """
+    name: str
+    build: Callable[..., nn.Module]
+    formula: str
+    paper: str
+    options: tuple = ()
+    needs_class_counts: bool = False
+    normed_head: bool = False
+    logit_scale: Optional[str] = None
+    complement_step: bool = False
+    shown: tuple = ()
+
+    def reads(self, settings):
+        """The options this objective reads under ``settings`` (a run's arguments, as a dict)."""
+        def gated_off(name):
+            gate = OPTIONS[name].only_with
+            return gate in self.options and not settings.get(gate, OPTIONS[gate].default)
+        return tuple(name for name in self.options if not gated_off(name))
+
+    def probability_scale(self, settings):
+        """The factor on the network's outputs whose softmax is the distribution the loss trained."""
+        if self.logit_scale is None:
+            return 1.0
+        return float(settings.get(self.logit_scale, OPTIONS[self.logit_scale].default))
+
+
+def _class_weights(class_counts, class_balanced, cb_beta):
+    if not class_balanced:
+        return None
+    if class_counts is None:
+        raise ValueError("--class_balanced needs the training class counts")
+    return effective_number_weights(class_counts, cb_beta)
+
+
+def _erm(num_classes, class_counts, label_smoothing, class_balanced, cb_beta):
+    return CrossEntropy(label_smoothing, _class_weights(class_counts, class_balanced, cb_beta))
+
+
+def _cce(num_classes, class_counts, ccegamma, label_smoothing, class_balanced, cb_beta):
+    return ComplementCrossEntropy(num_classes, ccegamma, label_smoothing,
+                                  _class_weights(class_counts, class_balanced, cb_beta))
+
+
+def _cot(num_classes, class_counts, label_smoothing):
+    return CrossEntropy(label_smoothing)
+
+
+def _focal(num_classes, class_counts, focal_gamma, class_balanced, cb_beta):
+    return FocalLoss(focal_gamma, _class_weights(class_counts, class_balanced, cb_beta))
+
+
+def _class_balanced(num_classes, class_counts, label_smoothing, cb_beta):
+    return CrossEntropy(label_smoothing, effective_number_weights(class_counts, cb_beta))
+
+
+def _ldam(num_classes, class_counts, ldam_max_margin, ldam_scale, drw, drw_epoch):
+    if drw and drw_epoch is None:
+        raise ValueError("--drw needs --drw_epoch")
+    return LDAMLoss(class_counts, ldam_max_margin, ldam_scale, drw_epoch if drw else None)
+
+
+def _balanced_softmax(num_classes, class_counts):
+    return LogitAdjustedLoss(class_counts, tau=1.0, normalise=False)
+
+
+def _logit_adjusted(num_classes, class_counts, la_tau):
+    return LogitAdjustedLoss(class_counts, tau=la_tau)
+
+
+WEIGHTS = ("class_balanced", "cb_beta")
+
+OBJECTIVES = {entry.name: entry for entry in (
+    Objective("ERM", _erm, "`CE = -log p_g`", "cross entropy", ("label_smoothing", *WEIGHTS)),
+    Objective("CCE", _cce, "`CE - gamma / (K - 1) * C`",
+              "Kim, Lee & Jeon, *Imbalanced image classification with complement cross entropy*, 2020",
+              ("ccegamma", "label_smoothing", *WEIGHTS), shown=("ccegamma",)),
+    Objective("COT", _cot, "per batch: a step on `CE`, then a step on `-C / (K - 1)`",
+              "Chen et al., *Complement objective training*, ICLR 2019", ("label_smoothing",), complement_step=True),
+    Objective("FL", _focal, "`-(1 - p_g)^gamma log p_g`",
+              "Lin et al., *Focal loss for dense object detection*, ICCV 2017", ("focal_gamma", *WEIGHTS)),
+    Objective("CB", _class_balanced, "`w_g * CE`, `w_j = (1 - beta) / (1 - beta^n_j)` normalised to sum to K",
+              "Cui et al., *Class-balanced loss based on effective number of samples*, CVPR 2019",
+              ("label_smoothing", "cb_beta"), needs_class_counts=True),
+    Objective("LDAM", _ldam, "`CE(s * (z - m_g e_g))` on cosine logits `z`, `m_j ∝ n_j^(-1/4)`, largest "
+              "`--ldam_max_margin`; `--drw`: CB weights from `--drw_epoch`",
+              "Cao et al., *Learning imbalanced datasets with label-distribution-aware margin loss*, NeurIPS 2019",
+              ("ldam_max_margin", "ldam_scale", "drw", "drw_epoch"), needs_class_counts=True, normed_head=True,
+              logit_scale="ldam_scale", shown=("drw",)),
+    Objective("BS", _balanced_softmax, "`CE(z + log n)`",
+              "Ren et al., *Balanced meta-softmax for long-tailed visual recognition*, NeurIPS 2020",
+              needs_class_counts=True),
+    Objective("LA", _logit_adjusted, "`CE(z + tau * log(n / sum n))`",
+              "Menon et al., *Long-tail learning via logit adjustment*, ICLR 2021", ("la_tau",),
+              needs_class_counts=True),
+)}
+
+
+def get_objective(name):
+    """The table entry of ``name``, or a ``ValueError`` naming the valid ones."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
+
+def get_criterion(objective_name, num_classes, class_counts=None, **options):
+    """The loss module of an objective; for COT this is the cross-entropy step.
+
+    ``options`` are values of ``OPTIONS`` (defaults for the rest); the objective gets those it reads.
+    """
+    entry = get_objective(objective_name)
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; the options are {', '.join(OPTIONS)}")
+    if num_classes < 2:
+        raise ValueError("classification needs at least 2 classes")
+    if entry.needs_class_counts and class_counts is None:
+        raise ValueError(f"objective {objective_name} needs the training class counts")
+    values = {name: options.get(name, OPTIONS[name].default) for name in entry.options}
+    return entry.build(num_classes, class_counts, **values)
+
+
+def objectives_table():
+    """The README's table of objectives, in markdown."""
+    def flag(name):
+        option = OPTIONS[name]
+        if option.type is bool or option.default is None:
+            return f"`--{name}`"
+        return f"`--{name} {option.default:g}`"
+
+    lines = ["| objective | loss | options (default) | head | reference |", "|---|---|---|---|---|"]
+    for entry in OBJECTIVES.values():
+        head = "cosine (normalised)" if entry.normed_head else "linear"
+        options = ", ".join(flag(name) for name in entry.options) or "-"
+        lines.append(f"| `{entry.name}` | {entry.formula} | {options} | {head} | {entry.paper} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["OBJECTIVES", "OPTIONS", "Objective", "Option", "Loss", "get_objective", "get_criterion", "ComplementEntropy",
+           "complement_entropy", "effective_number_weights", "default_drw_epoch", "objectives_table"]
+
+
+if __name__ == "__main__":
+    print(objectives_table(), end="")

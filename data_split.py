@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import TORCHVISION_DATASETS, export_torchvision
+from benchmarks import TORCHVISION_DATASETS, export_torchvision, long_tail_counts
 from loader import is_image_file, list_datasets
 from utils import ArgumentParser, UserError, run_cli, staged_folder
 
@@ -65,18 +65,11 @@ def split_counts(n, ratios):
     return n - valid - test, valid, test
 
 
-def long_tail_counts(train_counts, ratio, kind="exp"):
-    """Train images kept per class: ``floor(n_max * ratio**(-i / (C - 1)))`` (exp) or a step profile.
-
-    Classes are ranked by size (largest first, ties by name); each count is capped
-    by what the class has and kept at one image at least.
-    """
+def kept_counts(train_counts, ratio, kind="exp"):
+    """Train images kept per class (``{class: count}``): ``long_tail_counts``'s profile over the classes ranked
+    by size (largest first, ties by name), each count capped by what the class has and at least one."""
     ranked = sorted(train_counts, key=lambda name: (-train_counts[name], name))
-    n_max, last = train_counts[ranked[0]], max(len(ranked) - 1, 1)
-    if kind == "exp":
-        targets = [math.floor(n_max * ratio ** (-i / last)) for i in range(len(ranked))]
-    else:
-        targets = [n_max if i < len(ranked) // 2 else math.floor(n_max / ratio) for i in range(len(ranked))]
+    targets = long_tail_counts(train_counts[ranked[0]], len(ranked), ratio, kind)
     return {name: max(1, min(target, train_counts[name])) for name, target in zip(ranked, targets)}
 
 
@@ -108,7 +101,7 @@ def plan_split(images, ratios, seed, imbalance_ratio=None, imbalance_type="exp")
         plan["valid"][name] = order[n_train:n_train + n_valid]
         plan["test"][name] = order[n_train + n_valid:]
     if imbalance_ratio is not None:
-        kept = long_tail_counts({name: len(p) for name, p in plan["train"].items()}, imbalance_ratio, imbalance_type)
+        kept = kept_counts({name: len(p) for name, p in plan["train"].items()}, imbalance_ratio, imbalance_type)
         plan["train"] = {name: paths[:kept[name]] for name, paths in plan["train"].items()}
     return plan
 
@@ -126,7 +119,7 @@ def write_split(plan, source, destination, force):
                     shutil.copy2(path, target)
 
 
-def print_table(images, plan, file=sys.stdout):
+def print_table(images, plan, file=None):
     width = max(8, *(len(name) for name in images))
     print(f"{'class':<{width}} {'total':>6} {'train':>6} {'valid':>6} {'test':>6}", file=file)
     for name in images:

@@ -7,7 +7,6 @@ ImageNet weights for it.  Weights are only ever loaded on request
 (``build_network(..., pretrained=...)``, ``1_train.py --pretrained``).
 """
 import importlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -15,10 +14,10 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from b_models.cifar_resnet import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
-from b_models.heads import NormedLinear, replace_classifier
-from b_models.resnet_cifar import ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
+from b_models.he_cifar_resnets import ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
+from b_models.heads import cosine_head, find_classifier, fresh_classifier, replace_classifier
 from b_models.simple_cnn import SimpleCNN
+from b_models.small_image_resnets import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.squeezenet import SqueezeNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -125,7 +124,10 @@ def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, p
         if pretrained is not None:
             load_matching(model, pretrained)
     if normed_head:
-        replace_classifier(model, num_classes, lambda features, classes: NormedLinear(features, classes, head_scale))
+        if not isinstance(find_classifier(model, num_classes)[1], nn.Linear):
+            raise ValueError(f"{entry.name} has no linear classifier layer to replace (its classifier is a "
+                             "convolution)")
+        replace_classifier(model, cosine_head(num_classes, head_scale), num_classes)
     return model
 
 
@@ -142,21 +144,7 @@ def _imagenet_network(entry, num_classes):
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
         raise ValueError(f"the ImageNet weights of {entry.name} are not cached and could not be downloaded "
                          f"({reason}); put {weights.url.rsplit('/', 1)[-1]} (from {weights.url}) into {cache}/") from None
-    return _new_classifier(model, num_classes)
-
-
-def _new_classifier(model, num_classes):
-    """Replace the 1000-class ImageNet classifier (a linear layer, or SqueezeNet's 1x1 convolution)."""
-    last = [(name, module) for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and module.out_features == 1000
-            or isinstance(module, nn.Conv2d) and module.out_channels == 1000]
-    name, old = last[-1]
-    if isinstance(old, nn.Linear):
-        new = nn.Linear(old.in_features, num_classes)
-    else:
-        new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride)
-    parent_name, _, attribute = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
+    replace_classifier(model, fresh_classifier(num_classes), num_outputs=1000)
     return model
 
 
@@ -186,10 +174,8 @@ def load_matching(model, path):
 
 
 def classifier_parameters(model):
-    """The parameters of the last layer that maps to the classes (for ``--freeze_backbone``)."""
-    heads = [module for module in model.modules() if isinstance(module, (nn.Linear, NormedLinear))
-             or isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)]
-    return list(heads[-1].parameters())
+    """The parameters of the layer that maps features to classes (for ``--freeze_backbone``)."""
+    return list(find_classifier(model)[1].parameters())
 
 
 # ---------------------------------------------------------------- sizes and the table
@@ -228,7 +214,7 @@ def _parameter_count(entry):
     return sum(p.numel() for p in model.parameters())
 
 
-def print_table(file=sys.stdout):
+def print_table(file=None):
     """Index, name, parameter count (10 classes), smallest input and ImageNet weights of every network."""
     print(f"{'index':>5}  {'name':<20} {'parameters':>12}  {'input':>9}  imagenet", file=file)
     for index, entry in MODELS.items():

@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
-from utils import UserError, save_atomic
+from utils import UserError, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 SAMPLERS = ("random", "class_balanced", "sqrt")
@@ -382,11 +382,5 @@ def train_stats(stream, height, width):
     except (OSError, ValueError, KeyError):
         pass
     mean, std = channel_stats(stream.raw_batches())
-    record = json.dumps({"fingerprint": fingerprint, "mean": mean, "std": std}, indent=1)
-
-    def write():
-        temp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        temp.write_text(record)
-        os.replace(temp, cache_file)
-    _try_write(write, cache_file)
+    _try_write(lambda: write_json_atomic({"fingerprint": fingerprint, "mean": mean, "std": std}, cache_file), cache_file)
     return mean, std

@@ -9,21 +9,21 @@ normalised exactly as 2_test.py does, with the run's image size and mean/std.
 An image that cannot be decoded gets one warning line and no row.
 """
 import csv
-import importlib
 import sys
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from criterion import logit_scale
 from loader import IMAGE_EXTENSIONS, is_image_file, normalise, try_decode
-from utils import ArgumentParser, UserError, positive, run_cli
+from runs import add_run_arguments, open_run
+from runtime import Runtime
+from utils import ArgumentParser, UserError, atomic_write, positive, run_cli
 
 
 def get_args_parser():
     parser = ArgumentParser(description="Classify new images with a trained run (see README.md).")
-    importlib.import_module("2_test").add_run_arguments(parser)
+    add_run_arguments(parser)
     parser.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files and/or folders")
     parser.add_argument("--out", default="predictions.csv", help="CSV file to write")
     parser.add_argument("--topk", type=positive(int), default=3, help="classes per row, most probable first")
@@ -69,8 +69,7 @@ def write_csv(path, image_paths, probabilities, classes, topk):
     for rank in range(2, k + 1):
         header += [f"top{rank}", f"top{rank}_probability"]
     values, indices = probabilities.topk(k, dim=1) if len(image_paths) else (None, None)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="") as file:
+    with atomic_write(path, newline="") as file:
         writer = csv.writer(file)
         writer.writerow(header)
         for row, image_path in enumerate(image_paths):
@@ -78,13 +77,10 @@ def write_csv(path, image_paths, probabilities, classes, topk):
             for value, index in zip(values[row].tolist(), indices[row].tolist()):
                 cells += [classes[index], f"{value:.6f}"]
             writer.writerow(cells)
-    temporary.replace(path)
 
 
 def main(args):
-    test_script = importlib.import_module("2_test")
-    train_script = importlib.import_module("1_train")
-    run_dir, checkpoint_path, state = test_script.load_run(args)
+    run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime)
     paths = find_images(args.images)
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -96,16 +92,14 @@ def main(args):
         probe.unlink()
     except OSError as error:
         raise UserError(f"cannot write --out {out}: {error.strerror}; choose a writable path") from None
-    classes = list(state["classes"])
-    runtime = train_script.Runtime()
-    model = test_script.trained_model(args.model_index, state, runtime.device)
-    height, width = state["image_size"]
-    kept, probabilities = predict(model, paths, height, width, state["mean"], state["std"],
-                                  args.batchsize or state["args"]["batchsize"], runtime.device,
-                                  logit_scale(args.objective, state["args"].get("ldam_scale", 30.0)))
-    write_csv(out, kept, probabilities, classes, args.topk)
-    print(f"classified {len(kept)} image(s) with {checkpoint_path} ({len(paths) - len(kept)} could not be decoded); "
-          f"wrote {out}")
+    runtime = Runtime()
+    model = run.network(runtime)
+    height, width = run.state["image_size"]
+    kept, probabilities = predict(model, paths, height, width, run.state["mean"], run.state["std"],
+                                  args.batchsize or run.settings["batchsize"], runtime.device, run.probability_scale())
+    write_csv(out, kept, probabilities, run.classes, args.topk)
+    print(f"classified {len(kept)} image(s) with {run.checkpoint_path} ({len(paths) - len(kept)} could not be "
+          f"decoded); wrote {out}")
     return 0
 
 

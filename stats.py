@@ -1,15 +1,57 @@
-"""Statistics of saved predictions: bootstrap intervals, paired tests, calibration, post-hoc logit adjustment.
+"""Statistics of predictions: imbalance metrics, bootstrap intervals, paired tests, calibration, post-hoc logit
+adjustment.
 
-Used by 2_test.py (one evaluation) and compare.py (two runs or two groups of seeds).
+Used by 1_train.py (validation metrics per epoch), 2_test.py (one evaluation) and compare.py (two runs or two
+groups of seeds).
 Accuracies are in percent.  Bootstrap resamples are stratified by class: each
 replicate draws, within every class, as many images as the class has (with
 replacement), so class sizes, and with them balanced accuracy's definition, stay
 fixed.  All resampling is vectorised and seeded.
 """
+import math
+
 import numpy as np
+
+from utils import save_svg
 
 RESAMPLES = 2000
 TAUS = np.round(np.arange(0.0, 2.0001, 0.1), 1)  # --posthoc_tau auto searches these
+
+
+# ---------------------------------------------------------------- metrics
+
+def shot_groups(class_counts, many_shot=100, few_shot=20):
+    """Class indices with > ``many_shot``, ``few_shot``..``many_shot`` and < ``few_shot`` train images."""
+    counts = np.asarray(class_counts)
+    return {
+        "many": np.flatnonzero(counts > many_shot),
+        "medium": np.flatnonzero((counts >= few_shot) & (counts <= many_shot)),
+        "few": np.flatnonzero(counts < few_shot),
+    }
+
+
+def classification_metrics(targets, predictions, num_classes, class_counts=None, many_shot=100, few_shot=20):
+    """Top-1 (%), balanced accuracy (%), macro-F1 (%), per-class recall and shot-group accuracies."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+
+    labels = list(range(num_classes))
+    present = np.unique(targets)
+    per_class_recall = recall_score(targets, predictions, labels=labels, average=None, zero_division=0)
+    metrics = {
+        "acc": 100.0 * float(np.mean(np.asarray(targets) == np.asarray(predictions))),
+        # Balanced accuracy over the classes that occur in this split.
+        "balanced_acc": 100.0 * float(balanced_accuracy_score(targets, predictions)) if len(present) else math.nan,
+        "macro_f1": 100.0 * float(f1_score(targets, predictions, labels=present, average="macro", zero_division=0)),
+        "per_class_recall": per_class_recall,
+    }
+    if class_counts is not None:
+        for group, members in shot_groups(class_counts, many_shot, few_shot).items():
+            members = np.intersect1d(members, present)
+            metrics[f"{group}_acc"] = 100.0 * float(per_class_recall[members].mean()) if len(members) else math.nan
+    return metrics
+
+
+# ---------------------------------------------------------------- bootstrap intervals and paired tests
 
 
 def class_indices(targets):
@@ -136,7 +178,7 @@ def plot_reliability(probabilities, targets, path, title, bins=15):
     axes.set_title(f"{title}\nECE {expected_calibration_error(probabilities, targets, bins):.2f} %", fontsize=9)
     axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, format="svg")
+    save_svg(figure, path)
     plt.close(figure)
 
 

@@ -1,1 +1,1 @@
-"""Networks for small images (CIFAR-sized inputs) that torchvision does not ship."""
+"""Networks torchvision does not ship, one file per family (for small, CIFAR-sized images), their residual block, and the classifier heads."""

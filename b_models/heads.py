@@ -1,4 +1,4 @@
-"""Classifier heads that replace a network's last linear layer."""
+"""Classifier heads, and the one place that finds and swaps a network's classifier layer."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -26,15 +26,44 @@ class NormedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, scale={float(self.scale):g}"
 
 
-def replace_classifier(model, num_classes, head):
-    """Swap the last ``nn.Linear`` with ``num_classes`` outputs for ``head(in_features, num_classes)``."""
-    linear = [name for name, module in model.named_modules()
-              if isinstance(module, nn.Linear) and module.out_features == num_classes]
-    if not linear:
-        raise ValueError(f"{type(model).__name__} has no linear classifier layer to replace "
-                         "(its classifier is a convolution)")
-    parent_name, _, attribute = linear[-1].rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    old = getattr(parent, attribute)
-    setattr(parent, attribute, head(old.in_features, num_classes))
-    return model
+def _outputs(module):
+    """The number of classes a classifier-shaped layer maps to, or None for any other layer."""
+    if isinstance(module, (nn.Linear, NormedLinear)):
+        return module.out_features
+    if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1):  # SqueezeNet classifies with a 1x1 conv
+        return module.out_channels
+    return None
+
+
+def find_classifier(model, num_outputs=None):
+    """``(name, layer)`` of the last linear, cosine or 1x1-convolution layer (with ``num_outputs`` outputs, when
+    given): the layer that maps features to classes.  ``ValueError`` when there is none."""
+    found = [(name, module) for name, module in model.named_modules()
+             if _outputs(module) is not None and num_outputs in (None, _outputs(module))]
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no classifier layer"
+                         f"{f' with {num_outputs} outputs' if num_outputs else ''}")
+    return found[-1]
+
+
+def replace_classifier(model, new_layer, num_outputs=None):
+    """Swap the classifier (see ``find_classifier``) for ``new_layer(old_layer)``; returns the new layer."""
+    name, old = find_classifier(model, num_outputs)
+    parent_name, _, attribute = name.rpartition(".")
+    new = new_layer(old)
+    setattr(model.get_submodule(parent_name) if parent_name else model, attribute, new)
+    return new
+
+
+def cosine_head(num_classes, scale):
+    """``replace_classifier``'s argument for a ``NormedLinear`` head over a linear classifier's features."""
+    return lambda old: NormedLinear(old.in_features, num_classes, scale)
+
+
+def fresh_classifier(num_classes):
+    """``replace_classifier``'s argument for a new, randomly initialised layer of the same kind."""
+    def build(old):
+        if isinstance(old, nn.Conv2d):
+            return nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride)
+        return nn.Linear(old.in_features, num_classes)
+    return build

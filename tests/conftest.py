@@ -1,8 +1,14 @@
-"""Shared fixtures: tiny image-folder datasets built in tmp_path, and script runners."""
+"""Shared fixtures: tiny image-folder datasets built in tmp_path, runs trained once per session, and two ways to
+run an entry script: in this process (``call``, fast) or as a real process (``run``, for signals, exit paths
+and the shell)."""
+import contextlib
 import importlib
+import io
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +28,26 @@ def script(name):
 
 
 def run(name, *args, cwd, env=None, timeout=300):
-    """Run ``ROOT/name`` with ``args`` in ``cwd``; returns the CompletedProcess."""
+    """Run ``ROOT/name`` with ``args`` in ``cwd`` as a real process; returns the CompletedProcess."""
     command = [sys.executable, str(ROOT / name), *map(str, args)]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})})
+
+
+def call(name, *args, cwd):
+    """Run entry script ``name`` (``1_train.py``) in this process as its command line would, in ``cwd``: exit
+    status, stdout and stderr (warnings as the command line prints them) of a ``CompletedProcess``."""
+    from utils import run_cli
+
+    module = script(name.removesuffix(".py"))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        status = run_cli(module.main, module.get_args_parser(), [str(arg) for arg in args])
+    shown = "".join(f"warning: {warning.message}\n" for warning in caught)
+    return subprocess.CompletedProcess([name, *args], status, stdout.getvalue(), shown + stderr.getvalue())
 
 
 def class_image(label, rng, size=16):
@@ -72,6 +94,38 @@ def workdir(tmp_path):
 FAST = ["--model_index=41", "--dataset=tiny", "--height=16", "--width=16", "--batchsize=8",
         "--lr=0.05", "--seed=0", "--lrstep", "1", "1"]
 
+# The runs trained once per session: 2 epochs of FAST with a warm-up, one per objective below.
+TRAINED_FLAGS = [*FAST, "--epochs=2", "--warmup", "--ccegamma=1"]
+TRAINED_OBJECTIVES = {"ERM": [], "CCE": [], "COT": [], "FL": [], "CB": [], "LDAM": ["--drw"], "BS": [], "LA": []}
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory):
+    """A working folder with a_datasets/tiny and one finished run per objective of ``TRAINED_OBJECTIVES``, and what
+    each run printed.  Never changed: tests take a copy (``trained``)."""
+    root = tmp_path_factory.mktemp("trained")
+    make_dataset(root / "a_datasets")
+    (root / "logs").mkdir()
+    printed = {}
+    for objective, extra in TRAINED_OBJECTIVES.items():
+        result = call("1_train.py", *TRAINED_FLAGS, f"--objective={objective}", *extra, cwd=root)
+        assert result.returncode == 0, result.stderr
+        printed[objective] = result.stdout
+    return root, printed
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path):
+    """A private copy of the session's trained working folder (a_datasets/tiny, logs/ with one run per objective)."""
+    shutil.copytree(trained_once[0], tmp_path / "w")
+    return tmp_path / "w"
+
+
+def run_dir_of(root, objective="ERM", model="SimpleCNN", dataset="tiny"):
+    """The only run folder of one objective."""
+    (run_dir,) = (root / "logs" / model / dataset / objective).iterdir()
+    return run_dir
+
 
 def checkpoint_accuracy(workdir, state):
     """Top-1 (%) of a checkpoint's weights on tiny's valid split, evaluated in this process."""
@@ -84,8 +138,8 @@ def checkpoint_accuracy(workdir, state):
     split = loader.load_splits(workdir / "a_datasets", "tiny")["valid"]
     stream = loader.BatchStream(split, 16, 16, 8, train=False, device="cpu", progress=False)
     stream.set_normalization(state["mean"], state["std"])
-    train = script("1_train")
-    result = train.evaluate(model, torch.nn.CrossEntropyLoss(), stream, train.Runtime())
+    from runtime import Runtime
+    result = script("1_train").evaluate(model, torch.nn.CrossEntropyLoss(), stream, Runtime())
     return 100 * (result["predictions"] == result["targets"]).mean()
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import benchmarks
-from conftest import run
+from conftest import call
 from utils import UserError
 
 CIFAR10_LT_100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]  # Cao et al. (2019)
@@ -139,7 +139,7 @@ def fake_mnist_raw(root, name="FashionMNIST", per_class=(30, 6)):
 
 def test_mnist_family_offline_from_recompressed_gz(tmp_path):
     fake_mnist_raw(tmp_path / "data")
-    result = run("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--imbalance_ratio", "10",
+    result = call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--imbalance_ratio", "10",
                  "--valid_per_class", "5", "--no_download", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "a_datasets" / "FashionMNIST-LT"
@@ -151,9 +151,9 @@ def test_mnist_family_offline_from_recompressed_gz(tmp_path):
     assert "total" in result.stdout and "60000" not in result.stdout
     with Image.open(next((out / "train" / folders[3]).iterdir())) as image:
         assert image.size == (28, 28) and image.getpixel((0, 0)) == 60
-    again = run("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", cwd=tmp_path)
+    again = call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", cwd=tmp_path)
     assert again.returncode == 0  # a second name (no ratio): FashionMNIST, balanced
-    refused = run("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", cwd=tmp_path)
+    refused = call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", cwd=tmp_path)
     assert refused.returncode == 2 and "already exists; pass --force" in refused.stderr
 
 
@@ -163,7 +163,7 @@ def test_mnist_family_offline_from_recompressed_gz(tmp_path):
     ("SVHN", "train_32x32.mat and test_32x32.mat into {root}/"),
 ])
 def test_offline_error_says_which_file_to_put_where(tmp_path, name, hint):
-    result = run("data_split.py", "--from_torchvision", name, "--root", "empty", "--no_download", cwd=tmp_path)
+    result = call("data_split.py", "--from_torchvision", name, "--root", "empty", "--no_download", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(f"error: {name} could not be read") and hint.format(root="empty") in result.stderr
@@ -171,5 +171,5 @@ def test_offline_error_says_which_file_to_put_where(tmp_path, name, hint):
 
 
 def test_unknown_torchvision_dataset(tmp_path):
-    result = run("data_split.py", "--from_torchvision", "ImageNet", "--no_download", cwd=tmp_path)
+    result = call("data_split.py", "--from_torchvision", "ImageNet", "--no_download", cwd=tmp_path)
     assert result.returncode == 2 and "unknown dataset 'ImageNet'; choose one of CIFAR10, CIFAR100" in result.stderr

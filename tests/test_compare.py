@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from conftest import run
+from conftest import call, run
 
 SETTINGS = {"model_index": 41, "dataset": "tiny", "lr": 0.1, "epochs": 3, "ccegamma": 5.0, "drw": False,
             "data_dir": "a_datasets", "workers": None}
@@ -41,7 +41,7 @@ def test_seeds_are_grouped_with_mean_and_std(tmp_path):
         fake_run(tmp_path, "CCE", f"2026-01-01-00-01-0{seed}", [50], metrics(81, 74.5 + seed), seed=seed, ccegamma=1.0)
     fake_run(tmp_path, "CCE", "2026-01-01-00-02-00", [50], metrics(70, 60.0), ccegamma=5.0)
     fake_run(tmp_path, "LDAM", "2026-01-01-00-03-00", [50], metrics(70, 66.0), drw=True)
-    result = run("compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all", "--markdown=out/table.md",
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all", "--markdown=out/table.md",
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()[1:5]}
@@ -63,7 +63,7 @@ def test_table_and_figure_of_latest_runs(tmp_path):
     erm = fake_run(tmp_path, "ERM", "2026-01-01-00-00-00", [10.0, 30.0, 20.0], test=metrics(77.5, 50.0))
     fake_run(tmp_path, "CCE", "2026-01-01-00-00-00", [5.0])
     cce = fake_run(tmp_path, "CCE", "2026-01-02-00-00-00", [15.0, 45.0])
-    result = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE",
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE",
                  "--plot=out/curves.svg", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -76,7 +76,7 @@ def test_table_and_figure_of_latest_runs(tmp_path):
 
 
 def test_unknown_run_folder(tmp_path):
-    result = run("compare.py", "--runs", str(tmp_path / "nothing"), cwd=tmp_path)
+    result = run("compare.py", "--runs", str(tmp_path / "nothing"), cwd=tmp_path)  # a real process
     assert result.returncode == 2 and "not a training run folder" in result.stderr
 
 
@@ -110,7 +110,7 @@ def test_two_runs_are_compared_pairwise(tmp_path):
     import numpy as np
     import stats
     (run_a, a), (run_b, b) = paired_runs(tmp_path)
-    result = run("compare.py", "--runs", run_a, run_b, cwd=tmp_path)
+    result = call("compare.py", "--runs", run_a, run_b, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     targets = np.array(TARGETS)
     difference, (low, high) = stats.paired_difference(targets, a, b)
@@ -128,7 +128,7 @@ def test_two_runs_are_compared_pairwise(tmp_path):
 def test_runs_on_different_images_are_refused(tmp_path):
     (run_a, a), (run_b, b) = paired_runs(tmp_path)
     save_predictions(run_b, TARGETS, b, paths=[f"test/x/{i}.png" for i in range(30)])
-    result = run("compare.py", "--runs", run_a, run_b, cwd=tmp_path)
+    result = call("compare.py", "--runs", run_a, run_b, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "were evaluated on different images" in lines[0]
 
@@ -144,7 +144,7 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
             run_dir = fake_run(tmp_path, objective, f"2026-01-01-00-0{seed}-00", [50], metrics(80, 80), seed=seed)
             save_predictions(run_dir, TARGETS, predicted)
             predictions[objective, seed] = predicted
-    result = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE", "--datetime=all",
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE", "--datetime=all",
                  "--paired", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     targets = np.array(TARGETS)
@@ -154,6 +154,42 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
     assert f"mean over 3 pairs: balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}]" in result.stdout
     assert result.stdout.count(" vs ") == 3
     assert "CCE ccegamma=5 minus ERM, paired on the same 30 test images" in result.stdout  # group labels
-    alone = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
+    alone = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
                 "--paired", cwd=tmp_path)
     assert alone.returncode == 2 and "--paired compares two groups of runs; these runs form 1" in alone.stderr
+
+
+def test_options_the_objective_reads_split_groups_and_the_others_do_not(tmp_path):
+    """cb_beta is read by ERM only with --class_balanced: two class-balanced ERM groups with different betas stay
+    apart, while plain ERM runs that differ only in the unread cb_beta (or in CCE's ccegamma) form one group."""
+    for seed, beta in enumerate((0.99, 0.99, 0.9999, 0.9999)):
+        fake_run(tmp_path, "ERM", f"2026-01-01-00-00-0{seed}", [50], metrics(80, 70 + seed), seed=seed,
+                 class_balanced=True, cb_beta=beta)
+    for seed, beta in enumerate((0.99, 0.9999)):
+        fake_run(tmp_path, "ERM", f"2026-01-01-00-01-0{seed}", [50], metrics(80, 60 + seed), seed=seed,
+                 class_balanced=False, cb_beta=beta, ccegamma=float(seed))
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()[1:4]}
+    assert set(rows) == {"ERM cb_beta=0.99 class_balanced=True", "ERM cb_beta=0.9999 class_balanced=True",
+                         "ERM class_balanced=False"}
+    assert rows["ERM cb_beta=0.99 class_balanced=True"][3:6] == ["2", "test", "80.00"]
+    assert "70.50" in rows["ERM cb_beta=0.99 class_balanced=True"]  # balanced 70 and 71
+    assert "72.50" in rows["ERM cb_beta=0.9999 class_balanced=True"]
+    assert rows["ERM class_balanced=False"][2:4] == ["2", "test"] and "60.50" in rows["ERM class_balanced=False"]
+
+
+def test_setting_key_follows_the_table_of_objectives():
+    import compare
+    import criterion
+    base = {"lr": 0.1, "seed": 3, "workers": 2, "ccegamma": 0.5, "cb_beta": 0.99, "class_balanced": False,
+            "la_tau": 1.0, "label_smoothing": 0.0}
+    keys = dict(compare.setting_key("ERM", base))
+    assert "seed" not in keys and "workers" not in keys  # bookkeeping
+    assert set(keys) == {"lr", "class_balanced", "label_smoothing"}  # what ERM reads without --class_balanced
+    assert "cb_beta" in dict(compare.setting_key("ERM", {**base, "class_balanced": True}))
+    assert "cb_beta" in dict(compare.setting_key("CB", base))  # CB reads beta always
+    assert set(dict(compare.setting_key("LA", base))) == {"lr", "la_tau"}
+    for name, entry in criterion.OBJECTIVES.items():
+        read = set(dict(compare.setting_key(name, base))) - {"lr"}
+        assert read == set(entry.reads(base)) & set(base), name

@@ -198,7 +198,7 @@ def test_ldam_matches_formula():
 
 def test_drw_switches_weights_at_its_epoch():
     counts = [100, 10, 2]
-    loss = get_criterion("LDAM", 3, class_counts=counts, drw_epoch=3)
+    loss = get_criterion("LDAM", 3, class_counts=counts, drw=True, drw_epoch=3)
     z, y, zt, yt = batch(3)
     values = []
     for epoch in range(5):
@@ -213,7 +213,7 @@ def test_drw_is_a_weighted_mean_as_in_cao_et_al():
     """Cao et al. pass the DRW weights to F.cross_entropy(weight=...): sum_i w_gi l_i / sum_i w_gi."""
     z, y, zt, yt = batch(4, scale=0.3)
     counts = np.array([200, 50, 10, 3])
-    loss = get_criterion("LDAM", 4, class_counts=counts, drw_epoch=0)
+    loss = get_criterion("LDAM", 4, class_counts=counts, drw=True, drw_epoch=0)
     loss.set_epoch(0)
     weights = criterion.effective_number_weights(counts, 0.9999).double().numpy()
     margins = counts ** -0.25 * 0.5 / (counts ** -0.25).max()
@@ -272,5 +272,6 @@ def test_default_gamma_is_the_measured_one():
     z, y, zt, yt = batch(4)
     expected = mean([ref_ce(z[i], y[i]) - 0.5 / 3 * ref_complement(z[i], y[i]) for i in range(len(y))])
     assert get_criterion("CCE", 4)(zt, yt).item() == pytest.approx(expected, abs=1e-5)
+    assert criterion.OPTIONS["ccegamma"].default == 0.5
     train = importlib.import_module("1_train")
     assert train.get_args_parser().parse_args([]).ccegamma == 0.5

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run, script
+from conftest import call, script
 
 data_split = script("data_split")
 
@@ -32,26 +32,26 @@ def test_split_counts():
 
 def test_exp_profile_is_exact():
     counts = {f"c{i}": 100 for i in range(5)}
-    kept = data_split.long_tail_counts(counts, 10, "exp")
+    kept = data_split.kept_counts(counts, 10, "exp")
     assert list(kept.values()) == [math.floor(100 * 10 ** (-i / 4)) for i in range(5)] == [100, 56, 31, 17, 10]
 
 
 def test_profile_ranks_by_size_then_name_and_caps():
     counts = {"b": 50, "a": 50, "c": 80, "d": 5}
-    kept = data_split.long_tail_counts(counts, 4, "exp")
+    kept = data_split.kept_counts(counts, 4, "exp")
     # order c(80), a(50), b(50), d(5): targets 80, floor(80*4^-1/3)=50, floor(80*4^-2/3)=31, 20 -> capped at 5
     assert kept == {"c": 80, "a": 50, "b": 31, "d": 5}
 
 
 def test_step_profile_is_exact():
     counts = {f"c{i}": 60 for i in range(6)}
-    assert list(data_split.long_tail_counts(counts, 5, "step").values()) == [60, 60, 60, 12, 12, 12]
+    assert list(data_split.kept_counts(counts, 5, "step").values()) == [60, 60, 60, 12, 12, 12]
 
 
 def test_split_is_stratified_reproducible_and_non_destructive(tmp_path):
     source = make_raw(tmp_path, {"a": 40, "b": 20, "c": 10})
     before = {p: p.read_bytes() for p in source.rglob("*")  if p.is_file()}
-    result = run("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=3", cwd=tmp_path)
+    result = call("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "a_datasets" / "raw"
     counts = {split: {c: len(files) for c, files in listing(out / split).items()} for split in ("train", "valid", "test")}
@@ -64,20 +64,20 @@ def test_split_is_stratified_reproducible_and_non_destructive(tmp_path):
     assert {p: p.read_bytes() for p in source.rglob("*") if p.is_file()} == before  # originals untouched
     assert "a" in result.stdout and "24" in result.stdout  # the per-class table
 
-    again = run("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=3", cwd=tmp_path)
+    again = call("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=3", cwd=tmp_path)
     assert again.returncode == 2 and "already exists; pass --force" in again.stderr
     first = {split: listing(out / split) for split in ("train", "valid", "test")}
-    forced = run("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=3", "--force", cwd=tmp_path)
+    forced = call("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=3", "--force", cwd=tmp_path)
     assert forced.returncode == 0
     assert {split: listing(out / split) for split in ("train", "valid", "test")} == first  # same seed, same split
-    other = run("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=4", "--force",
+    other = call("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--seed=4", "--force",
                 "--out_name=raw4", cwd=tmp_path)
     assert other.returncode == 0 and listing(tmp_path / "a_datasets" / "raw4" / "train") != first["train"]
 
 
 def test_long_tailed_split_reduces_train_only(tmp_path):
     make_raw(tmp_path, {f"k{i}": 50 for i in range(4)})
-    result = run("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--imbalance_ratio=8",
+    result = call("data_split.py", "--dataset=raw", "--ratios", "0.6", "0.2", "0.2", "--imbalance_ratio=8",
                  "--imbalance_type=exp", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "a_datasets" / "raw"
@@ -89,13 +89,13 @@ def test_long_tailed_split_reduces_train_only(tmp_path):
 
 def test_too_small_classes_are_reported(tmp_path):
     make_raw(tmp_path, {"big": 30, "tiny": 2})
-    result = run("data_split.py", "--dataset=raw", cwd=tmp_path)
+    result = call("data_split.py", "--dataset=raw", cwd=tmp_path)
     assert result.returncode == 2 and "tiny (2)" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a_datasets").exists()
 
 
 def test_demo_builds_long_tailed_digits(tmp_path):
-    result = run("data_split.py", "--demo", cwd=tmp_path)
+    result = call("data_split.py", "--demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     raw = tmp_path / "c_original_dataset" / "digits"
     assert sum(1 for _ in raw.rglob("*.png")) == 1797

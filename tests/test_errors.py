@@ -4,6 +4,7 @@ import shutil
 import pytest
 import torch
 
+import conftest
 from conftest import FAST, files_under, run, script
 from utils import run_cli
 
@@ -76,7 +77,7 @@ def test_train_bad_input(case, workdir, monkeypatch, capsys):
 
 def test_skip_bad_images_warns_and_trains(workdir):
     (workdir / "a_datasets" / "tiny" / "train" / "cat" / "bad.jpg").write_bytes(b"nope")
-    result = run("1_train.py", *FAST, "--epochs=1", "--skip_bad_images", cwd=workdir)
+    result = conftest.call("1_train.py", *FAST, "--epochs=1", "--skip_bad_images", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "warning: skipping: cannot decode image" in result.stderr and "bad.jpg" in result.stderr
 
@@ -99,25 +100,14 @@ def test_real_process_prints_no_traceback(workdir, argv, pattern):
 
 # ---------------------------------------------------------------- 2_test.py
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One finished run, copied into each test's folder."""
-    from conftest import make_dataset
-    root = tmp_path_factory.mktemp("trained")
-    make_dataset(root / "a_datasets")
-    result = run("1_train.py", *FAST, "--epochs=1", cwd=root)
-    assert result.returncode == 0, result.stderr
-    return root
-
-
 @pytest.fixture
-def trained_copy(trained, tmp_path):
-    shutil.copytree(trained, tmp_path / "w")
-    return tmp_path / "w"
+def trained_copy(trained):
+    """A private copy of the session's finished runs."""
+    return trained
 
 
 def run_dir_of(root):
-    return next((root / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir())
+    return conftest.run_dir_of(root, "ERM")
 
 
 def eval_args(dt="latest", **overrides):
@@ -132,7 +122,7 @@ def test_unknown_datetime_lists_runs(trained_copy, monkeypatch, capsys):
     assert_one_line_error(status, err, rf"no run 2001-01-01-00-00-00 .*available runs: {name}")
     status, err = call("2_test", eval_args("01-01-2001"), trained_copy, monkeypatch, capsys)
     assert_one_line_error(status, err, r"YYYY-MM-DD-HH-MM-SS")
-    status, err = call("2_test", eval_args("latest", objective="FL"), trained_copy, monkeypatch, capsys)
+    status, err = call("2_test", eval_args("latest", model_index=40), trained_copy, monkeypatch, capsys)
     assert_one_line_error(status, err, r"there are no runs under")
 
 
@@ -219,5 +209,5 @@ def test_resume_with_changed_classes(trained_copy, monkeypatch, capsys):
         root = trained_copy / "a_datasets" / "tiny" / split
         (root / "fox").rename(root / "owl")
     run_dir = run_dir_of(trained_copy)
-    status, err = call("1_train", [f"--resume={run_dir}", "--epochs=2"], trained_copy, monkeypatch, capsys)
+    status, err = call("1_train", [f"--resume={run_dir}", "--epochs=3"], trained_copy, monkeypatch, capsys)
     assert_one_line_error(status, err, r"\(cat, dog, owl\) differ from those of the run to resume \(cat, dog, fox\)")

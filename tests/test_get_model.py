@@ -1,6 +1,5 @@
 """The integer model registry."""
-import subprocess
-import sys
+import runpy
 
 import pytest
 import torch
@@ -55,9 +54,9 @@ def test_unknown_index():
         get_model.get_model(999)
 
 
-def test_table_script_lists_every_model():
-    out = subprocess.run([sys.executable, str(ROOT / "get_model.py")], capture_output=True, text=True, check=True).stdout
-    lines = out.strip().splitlines()
+def test_table_script_lists_every_model(capsys):
+    runpy.run_path(str(ROOT / "get_model.py"), run_name="__main__")  # python get_model.py, in this process
+    lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(get_model.MODELS) + 1
     assert lines[37].split()[:2] == ["36", "ResNet34"]
     assert lines[42].split() == ["41", "SimpleCNN", "141,034", ">=", "4", "-"]
@@ -86,7 +85,7 @@ def test_cifar_resnets_of_he_et_al(index):
 
 
 def test_zero_pad_shortcut_subsamples_and_pads():
-    from b_models.resnet_cifar import ZeroPadShortcut
+    from b_models.blocks import ZeroPadShortcut
     x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
     out = ZeroPadShortcut(2)(x)
     assert out.shape == (1, 4, 2, 2)

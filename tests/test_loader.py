@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import loader
+from runtime import Runtime
 from conftest import CLASSES, make_dataset, script
 from utils import UserError
 
@@ -184,7 +185,7 @@ def test_same_validation_accuracy_on_both_paths(tmp_path):
     train = script("1_train")
     split = loader.scan_split(root / "valid", list(CLASSES))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
-    runtime = train.Runtime()
+    runtime = Runtime()
     results = []
     for cache_mb in (1024, 0):
         stream = _stream(split, cache_mb)

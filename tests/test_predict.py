@@ -5,23 +5,14 @@ import shutil
 
 import pytest
 
-from conftest import FAST, make_dataset, run
+from conftest import call, run
 
 ARGS = ["--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest"]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
-    make_dataset(root / "a_datasets")
-    assert run("1_train.py", *FAST, "--epochs=2", cwd=root).returncode == 0
-    return root
-
-
 @pytest.fixture
-def workdir(trained, tmp_path):
-    shutil.copytree(trained, tmp_path / "w")
-    return tmp_path / "w"
+def workdir(trained):
+    return trained
 
 
 def read_rows(path):
@@ -31,7 +22,7 @@ def read_rows(path):
 
 def test_predictions_match_2_test(workdir):
     test_dir = workdir / "a_datasets" / "tiny" / "test"
-    result = run("predict.py", *ARGS, "--images", str(test_dir), "--out=out/predictions.csv", cwd=workdir)
+    result = run("predict.py", *ARGS, "--images", str(test_dir), "--out=out/predictions.csv", cwd=workdir)  # a real process
     assert result.returncode == 0, result.stderr
     rows = read_rows(workdir / "out" / "predictions.csv")
     assert len(rows) == 15 and "classified 15 image(s)" in result.stdout and "out/predictions.csv" in result.stdout
@@ -41,7 +32,7 @@ def test_predictions_match_2_test(workdir):
         probabilities = [float(row[key]) for key in ("probability", "top2_probability", "top3_probability")]
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-5
         assert {row["prediction"], row["top2"], row["top3"]} == {"cat", "dog", "fox"}
-    evaluated = run("2_test.py", *ARGS, cwd=workdir)
+    evaluated = call("2_test.py", *ARGS, cwd=workdir)
     assert evaluated.returncode == 0, evaluated.stderr
     run_dir = next((workdir / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir())
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
@@ -58,7 +49,7 @@ def test_files_topk_and_a_bad_image(workdir):
     shutil.copytree(workdir / "a_datasets" / "tiny" / "valid" / "cat", folder)  # with .DS_Store and notes.txt
     (folder / "broken.png").write_bytes(b"\x89PNG not really")
     single = workdir / "a_datasets" / "tiny" / "test" / "dog" / "0.png"
-    result = run("predict.py", *ARGS, "--images", str(folder), str(single), "--topk=2", cwd=workdir)
+    result = call("predict.py", *ARGS, "--images", str(folder), str(single), "--topk=2", cwd=workdir)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "broken.png" in warnings[0]
@@ -79,8 +70,8 @@ def test_errors(workdir, extra, message):
     (workdir / "empty").mkdir()
     (workdir / "empty" / "notes.txt").write_text("no image here")
     (workdir / "blocked").write_text("a file where a folder should be")
-    result = run("predict.py", *ARGS[:3], *(["--datetime=latest"] if "--datetime" not in extra[-1] else []), *extra,
-                 cwd=workdir)
+    result = call("predict.py", *ARGS[:3], *(["--datetime=latest"] if "--datetime" not in extra[-1] else []), *extra,
+                  cwd=workdir)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not (workdir / "predictions.csv").exists()

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 import get_model
+import runs
 import utils
-from conftest import FAST, run, script
+from runtime import Runtime
+from conftest import FAST, call, script
 
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -29,26 +31,26 @@ def test_pretrained_file_loads_fitting_weights_and_reports_the_rest(workdir, mon
     torch.save(source.state_dict(), workdir / "weights.pth")
     monkeypatch.chdir(workdir)
     train, args = train_args("--pretrained=weights.pth")
-    model, _ = train.build_model(args, 3, train.Runtime())
+    model, _ = train.build_model(args, 3, Runtime())
     first = "features.0.0.weight"
     assert torch.equal(model.state_dict()[first], source.state_dict()[first])
     assert not torch.equal(model.state_dict()["fc.bias"][:3], source.state_dict()["fc.bias"][:3])
 
-    result = run("1_train.py", *FAST, "--epochs=1", "--pretrained=weights.pth", cwd=workdir)
+    result = call("1_train.py", *FAST, "--epochs=1", "--pretrained=weights.pth", cwd=workdir)
     assert result.returncode == 0, result.stderr
     report = [line for line in result.stdout.splitlines() if line.startswith("--pretrained")]
     assert len(report) == 1 and "skipped 2 weight(s) that do not fit: fc.bias, fc.weight" in report[0]
-    state = torch.load(utils.best_checkpoint_path(only_run_dir(workdir)), weights_only=True)
+    state = torch.load(runs.best_checkpoint_path(only_run_dir(workdir)), weights_only=True)
     assert (state["mean"], state["std"]) == IMAGENET
-    evaluated = run("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest",
-                    "--split=valid", cwd=workdir)
+    evaluated = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest",
+                     "--split=valid", cwd=workdir)
     assert evaluated.returncode == 0 and f"top-1 {state['acc']:.2f} %" in evaluated.stdout  # same normalisation
 
 
 def test_freeze_backbone_trains_the_classifier_only(workdir):
     source = get_model.build_network(41, 3)
     torch.save({"model": source.state_dict()}, workdir / "run.pth")  # a checkpoint of this project
-    result = run("1_train.py", *FAST, "--epochs=1", "--pretrained=run.pth", "--freeze_backbone", cwd=workdir)
+    result = call("1_train.py", *FAST, "--epochs=1", "--pretrained=run.pth", "--freeze_backbone", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "skipped" not in result.stdout
     trained = torch.load(only_run_dir(workdir) / "last.pth", weights_only=True)["model"]
@@ -80,10 +82,10 @@ def test_imagenet_weights_come_from_torchvisions_cache(tmp_path, monkeypatch):
     assert model.classifier[-1].out_features == 4
 
 
-def test_imagenet_weights_offline_and_not_cached_is_one_error_line(workdir):
+def test_imagenet_weights_offline_and_not_cached_is_one_error_line(workdir, monkeypatch):
     empty = workdir / "empty_torch_home"
-    result = run("1_train.py", *FAST, "--model_index=9", "--height=32", "--width=32", "--pretrained", cwd=workdir,
-                 env={"TORCH_HOME": str(empty)})
+    monkeypatch.setenv("TORCH_HOME", str(empty))
+    result = call("1_train.py", *FAST, "--model_index=9", "--height=32", "--width=32", "--pretrained", cwd=workdir)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
     assert lines[0].startswith("error: the ImageNet weights of resnet18 are not cached and could not be downloaded")
@@ -93,9 +95,9 @@ def test_imagenet_weights_offline_and_not_cached_is_one_error_line(workdir):
 
 
 def test_pretrained_needs_imagenet_weights(workdir):
-    result = run("1_train.py", *FAST, "--pretrained", cwd=workdir)
+    result = call("1_train.py", *FAST, "--pretrained", cwd=workdir)
     assert result.returncode == 2 and "SimpleCNN has no ImageNet weights in torchvision" in result.stderr
-    missing = run("1_train.py", *FAST, "--pretrained=nothing.pth", cwd=workdir)
+    missing = call("1_train.py", *FAST, "--pretrained=nothing.pth", cwd=workdir)
     assert missing.returncode == 2 and "--pretrained: no file nothing.pth" in missing.stderr
 
 
@@ -119,22 +121,12 @@ def test_table_says_weights_and_input_sizes():
     assert rows["SimpleCNN"].split()[-1] == "-" and rows["alexnet"].split()[-3:] == [">=", "63", "yes"]
 
 
-def test_cosine_schedule_formula():
-    iters, epochs, warmup = 10, 8, 2
-    factors = [utils.cosine_factor(t, iters, epochs, warmup) for t in range(epochs * iters)]
-    assert factors[0] == pytest.approx(1 / 20) and factors[19] == pytest.approx(1.0)
-    assert factors[20] == pytest.approx(1.0)  # the decay starts at the end of the warm-up
-    assert factors[50] == pytest.approx(0.5)  # half-way through the 60 decay iterations: cos(pi / 2)
-    assert factors[35] == pytest.approx(0.5 * (1 + math.cos(math.pi * 15 / 60)))
-    assert utils.cosine_factor(epochs * iters, iters, epochs, warmup) == pytest.approx(0.0, abs=1e-12)
-
-
 def test_adamw_with_cosine_lrs_and_state(workdir):
-    result = run("1_train.py", *FAST, "--epochs=3", "--optimizer=adamw", "--schedule=cosine", "--lr=0.002", cwd=workdir)
+    result = call("1_train.py", *FAST, "--epochs=3", "--optimizer=adamw", "--schedule=cosine", "--lr=0.002", cwd=workdir)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(workdir)
     iters = 3  # 24 images, batch 8
-    lrs = [float(row["lr"]) for row in utils.read_csv(run_dir / "train.csv")]
+    lrs = [float(row["lr"]) for row in runs.read_csv(run_dir / "train.csv")]
     expected = [0.002 * 0.5 * (1 + math.cos(math.pi * (epoch * iters + iters - 1) / 9)) for epoch in range(3)]
     assert lrs == pytest.approx(expected, rel=1e-6)
     state = torch.load(run_dir / "last.pth", weights_only=True)
@@ -164,6 +156,6 @@ def test_resumed_cosine_run_equals_uninterrupted(workdir, monkeypatch):
     assert utils.run_cli(train.main, train.get_args_parser(), argv) == 130
     monkeypatch.setattr(train, "train_one_epoch", original)
     run_dir = only_run_dir(workdir)
-    assert len(utils.read_csv(run_dir / "valid.csv")) == 1
+    assert len(runs.read_csv(run_dir / "valid.csv")) == 1
     assert utils.run_cli(train.main, train.get_args_parser(), [f"--resume={run_dir}"]) == 0
     assert (run_dir / "valid.csv").read_text() == reference_csv

@@ -7,8 +7,8 @@ import time
 
 import torch
 
-import utils
-from conftest import FAST, ROOT, run
+import runs
+from conftest import FAST, ROOT, call
 
 SLOW = [a for a in FAST if not a.startswith("--model_index")] + ["--model_index=35", "--epochs=4"]  # ResNet18: ~1 s/epoch
 
@@ -30,7 +30,7 @@ def wait_for_first_epoch(workdir, process, timeout=120):
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(workdir):
-    reference = run("1_train.py", *SLOW, cwd=workdir)
+    reference = call("1_train.py", *SLOW, cwd=workdir)  # in this process; the killed run is a real process
     assert reference.returncode == 0, reference.stderr
     reference_dir = next((workdir / "logs").rglob("last.pth")).parent
     reference_csv = (reference_dir / "valid.csv").read_text()
@@ -41,15 +41,15 @@ def test_sigkill_then_resume_matches_uninterrupted_run(workdir):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    done = len(utils.read_csv(run_dir / "valid.csv"))
+    done = len(runs.read_csv(run_dir / "valid.csv"))
     assert 1 <= done < 4, "the kill should land mid-run"
 
-    resumed = run("1_train.py", f"--resume={run_dir}", cwd=workdir)
+    resumed = call("1_train.py", f"--resume={run_dir}", cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
-    rows = utils.read_csv(run_dir / "valid.csv")
+    rows = runs.read_csv(run_dir / "valid.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
-    assert [int(r["epoch"]) for r in utils.read_csv(run_dir / "train.csv")] == [0, 1, 2, 3]
+    assert [int(r["epoch"]) for r in runs.read_csv(run_dir / "train.csv")] == [0, 1, 2, 3]
     assert (run_dir / "valid.csv").read_text() == reference_csv  # same seed, same CPU: same numbers
     assert len(list(run_dir.glob("[0-9]*.pth"))) == 1
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*"))
@@ -64,7 +64,7 @@ def test_sigint_stops_cleanly_with_a_resume_hint(workdir):
     assert f"python 1_train.py --resume {run_dir.relative_to(workdir)}" in err and "Traceback" not in err
     assert not list(run_dir.glob(".*.tmp"))
     state = torch.load(run_dir / "last.pth", weights_only=True)
-    assert len(utils.read_csv(run_dir / "valid.csv")) == state["epoch"] + 1
+    assert len(runs.read_csv(run_dir / "valid.csv")) == state["epoch"] + 1
 
 
 def test_sigterm_is_handled_like_ctrl_c(workdir):
@@ -76,8 +76,8 @@ def test_sigterm_is_handled_like_ctrl_c(workdir):
 
 
 def test_resume_latest_extends_a_finished_run(workdir):
-    assert run("1_train.py", *FAST, "--epochs=1", cwd=workdir).returncode == 0
-    again = run("1_train.py", "--resume=latest", "--model_index=41", "--dataset=tiny", "--epochs=1", cwd=workdir)
+    assert call("1_train.py", *FAST, "--epochs=1", cwd=workdir).returncode == 0
+    again = call("1_train.py", "--resume=latest", "--model_index=41", "--dataset=tiny", "--epochs=1", cwd=workdir)
     assert again.returncode == 2 and "already finished all 1 epochs" in again.stderr
     run_dir = next((workdir / "logs").rglob("last.pth")).parent
     # a run saved before --normed_head and --normed_scale existed resumes with a plain head
@@ -85,9 +85,9 @@ def test_resume_latest_extends_a_finished_run(workdir):
     for key in ("normed_head", "normed_scale"):
         del state["args"][key]
     torch.save(state, run_dir / "last.pth")
-    extended = run("1_train.py", "--resume=latest", "--model_index=41", "--dataset=tiny", "--epochs=2", cwd=workdir)
+    extended = call("1_train.py", "--resume=latest", "--model_index=41", "--dataset=tiny", "--epochs=2", cwd=workdir)
     assert extended.returncode == 0, extended.stderr
-    assert [r["epoch"] for r in utils.read_csv(run_dir / "valid.csv")] == ["0", "1"]
+    assert [r["epoch"] for r in runs.read_csv(run_dir / "valid.csv")] == ["0", "1"]
     assert len(list((workdir / "logs").rglob("valid.csv"))) == 1
     config = json.loads((run_dir / "config.json").read_text())
     assert config["args"]["epochs"] == 2 and config["args"]["normed_head"] is False
@@ -97,20 +97,20 @@ def test_resume_latest_extends_a_finished_run(workdir):
 def test_resume_before_first_epoch_is_explained(workdir):
     run_dir = workdir / "logs" / "SimpleCNN" / "tiny" / "ERM" / "2026-01-01-00-00-00"
     run_dir.mkdir(parents=True)
-    result = run("1_train.py", f"--resume={run_dir}", cwd=workdir)
+    result = call("1_train.py", f"--resume={run_dir}", cwd=workdir)
     assert result.returncode == 2 and "has no last.pth to resume from" in result.stderr
 
 
 def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(workdir):
     # Stage 2 multiplies the lr by 1e30: epoch 1 trains, epoch 2 diverges.
-    result = run("1_train.py", *[a for a in FAST if a not in ("--lrstep", "1")], "--epochs=3", "--lrstep", "1", "2",
-                 "--lrdecay=1e30", cwd=workdir)
+    result = call("1_train.py", *[a for a in FAST if a not in ("--lrstep", "1")], "--epochs=3", "--lrstep", "1", "2",
+                  "--lrdecay=1e30", cwd=workdir)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: the loss became non-finite") and "epoch 2, batch" in lines[-1]
     assert "Traceback" not in result.stderr
     run_dir = next((workdir / "logs").rglob("last.pth")).parent
-    assert len(utils.read_csv(run_dir / "valid.csv")) == 1
-    best = utils.best_checkpoint_path(run_dir)
+    assert len(runs.read_csv(run_dir / "valid.csv")) == 1
+    best = runs.best_checkpoint_path(run_dir)
     state = torch.load(best, weights_only=True)
     assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

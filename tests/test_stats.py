@@ -114,3 +114,21 @@ def test_posthoc_adjustment_formula_and_tau_choice():
     scores = {t: stats.balanced_accuracy(targets, stats.adjust_logits(logits, counts, t).argmax(1)) for t in stats.TAUS}
     assert scores[tau] == max(scores.values()) and all(scores[t] < scores[tau] for t in stats.TAUS if t < tau)
     assert tau > 0
+
+
+def test_metrics_against_hand_computed_values():
+    targets = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    predictions = np.array([0, 0, 0, 1, 1, 0, 2, 2])
+    m = stats.classification_metrics(targets, predictions, 3, class_counts=[150, 50, 5])
+    assert m["acc"] == pytest.approx(100 * 6 / 8)
+    assert m["balanced_acc"] == pytest.approx(100 * (3 / 4 + 1 / 2 + 1) / 3)
+    f1 = [2 * 0.75 * 0.75 / 1.5, 0.5, 1.0]  # precision/recall: (3/4, 3/4), (1/2, 1/2), (1, 1)
+    assert m["macro_f1"] == pytest.approx(100 * np.mean(f1))
+    assert (m["many_acc"], m["medium_acc"], m["few_acc"]) == pytest.approx((75.0, 50.0, 100.0))
+
+
+def test_shot_groups_thresholds():
+    groups = stats.shot_groups([101, 100, 20, 19, 0], many_shot=100, few_shot=20)
+    assert groups["many"].tolist() == [0]
+    assert groups["medium"].tolist() == [1, 2]
+    assert groups["few"].tolist() == [3, 4]

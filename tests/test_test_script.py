@@ -5,17 +5,13 @@ import shutil
 import pytest
 import torch
 
-from conftest import FAST, run
+from conftest import call, run, run_dir_of
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from conftest import make_dataset
-    root = tmp_path_factory.mktemp("run")
-    make_dataset(root / "a_datasets")
-    result = run("1_train.py", *FAST, "--epochs=2", "--objective=CCE", cwd=root)
-    assert result.returncode == 0, result.stderr
-    return root, next((root / "logs" / "SimpleCNN" / "tiny" / "CCE").iterdir())
+@pytest.fixture
+def trained(trained):
+    """The session's runs (a private copy) and the CCE run's folder."""
+    return trained, run_dir_of(trained, "CCE")
 
 
 ARGS = ["--model_index=41", "--dataset=tiny", "--objective=CCE"]
@@ -23,7 +19,7 @@ ARGS = ["--model_index=41", "--dataset=tiny", "--objective=CCE"]
 
 def test_evaluates_test_split_and_writes_files(trained):
     root, run_dir = trained
-    result = run("2_test.py", *ARGS, f"--datetime={run_dir.name}", cwd=root)
+    result = run("2_test.py", *ARGS, f"--datetime={run_dir.name}", cwd=root)  # a real process, once
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["images"] == 15
@@ -43,35 +39,32 @@ def test_evaluates_test_split_and_writes_files(trained):
 def test_accuracy_on_valid_equals_what_the_checkpoint_recorded(trained):
     root, run_dir = trained
     state = torch.load(next(run_dir.glob("[0-9]*.pth")), weights_only=True)
-    result = run("2_test.py", *ARGS, "--datetime=latest", "--split=valid", cwd=root)
+    result = call("2_test.py", *ARGS, "--datetime=latest", "--split=valid", cwd=root)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "valid_metrics.json").read_text())
     assert metrics["acc"] == pytest.approx(state["acc"], abs=1e-3)
     assert metrics["balanced_acc"] == pytest.approx(state["balanced_acc"], abs=1e-3)
 
 
-def test_falls_back_to_valid_with_a_warning(trained, tmp_path):
+def test_falls_back_to_valid_with_a_warning(trained):
     root, _ = trained
-    shutil.copytree(root, tmp_path / "w")
-    shutil.rmtree(tmp_path / "w" / "a_datasets" / "tiny" / "test")
-    result = run("2_test.py", *ARGS, "--datetime=latest", cwd=tmp_path / "w")
+    shutil.rmtree(root / "a_datasets" / "tiny" / "test")
+    result = call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "warning: a_datasets/tiny has no test/ split; evaluating valid/ instead" in result.stderr
     assert "valid split" in result.stdout
 
 
-def test_warns_when_torch_differs_from_the_training_run(trained, tmp_path):
-    root, _ = trained
-    shutil.copytree(root, tmp_path / "w")
-    run_dir = next((tmp_path / "w" / "logs" / "SimpleCNN" / "tiny" / "CCE").iterdir())
-    quiet = run("2_test.py", *ARGS, "--datetime=latest", cwd=tmp_path / "w")
+def test_warns_when_torch_differs_from_the_training_run(trained):
+    root, run_dir = trained
+    quiet = call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr  # same torch: no warning
     path = next(run_dir.glob("[0-9]*.pth"))
     state = torch.load(path, weights_only=True)
     assert state["environment"]["torch"] == str(torch.__version__)
     state["environment"]["torch"] = "1.13.1+cu117"
     torch.save(state, path)
-    result = run("2_test.py", *ARGS, "--datetime=latest", cwd=tmp_path / "w")
+    result = call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [f"warning: {path.name} was trained with torch 1.13.1+cu117; evaluating with torch "
@@ -79,7 +72,7 @@ def test_warns_when_torch_differs_from_the_training_run(trained, tmp_path):
 
 
 def test_torch_minor_version():
-    from utils import torch_minor
+    from runtime import torch_minor
     assert torch_minor("2.14.1+cu130") == (2, 14) and torch_minor("2.9.0") == (2, 9) and torch_minor("1.13.1") == (1, 13)
 
 
@@ -97,7 +90,7 @@ def test_confusion_matrix_for_many_classes(tmp_path):
 def test_predictions_intervals_and_calibration_are_saved(trained):
     import numpy as np
     root, run_dir = trained
-    result = run("2_test.py", *ARGS, "--datetime=latest", cwd=root)
+    result = call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
     assert result.returncode == 0, result.stderr
     saved = np.load(run_dir / "test_predictions.npz")
     assert saved["paths"][0] == "test/cat/0.png" and len(saved["paths"]) == 15
@@ -118,7 +111,7 @@ def test_predictions_intervals_and_calibration_are_saved(trained):
 def test_posthoc_adjustment_matches_the_formula(trained):
     import numpy as np
     root, run_dir = trained
-    result = run("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=1.5", cwd=root)
+    result = call("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=1.5", cwd=root)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     saved = np.load(run_dir / "test_predictions.npz")
@@ -131,12 +124,9 @@ def test_posthoc_adjustment_matches_the_formula(trained):
     assert "post-hoc logit adjustment, tau 1.5 (given)" in result.stdout
 
 
-def test_posthoc_auto_chooses_tau_on_valid_only(trained, tmp_path, monkeypatch):
+def test_posthoc_auto_chooses_tau_on_valid_only(trained, monkeypatch):
     import stats
-    from utils import run_cli
-    root, _ = trained
-    shutil.copytree(root, tmp_path / "w")
-    monkeypatch.chdir(tmp_path / "w")
+    root, run_dir = trained
     seen = []
 
     def spy(logits, targets, counts, taus=stats.TAUS):
@@ -144,13 +134,31 @@ def test_posthoc_auto_chooses_tau_on_valid_only(trained, tmp_path, monkeypatch):
         return 0.7
 
     monkeypatch.setattr(stats, "choose_tau", spy)
-    module = __import__("importlib").import_module("2_test")
-    assert run_cli(module.main, module.get_args_parser(), [*ARGS, "--datetime=latest", "--posthoc_tau=auto"]) == 0
+    assert call("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=auto", cwd=root).returncode == 0
     assert seen == [[0] * 6 + [1] * 6 + [2] * 6]  # valid/'s 18 images, never test/'s 15
-    run_dir = next((tmp_path / "w" / "logs" / "SimpleCNN" / "tiny" / "CCE").iterdir())
     posthoc = json.loads((run_dir / "test_metrics.json").read_text())["posthoc"]
     assert posthoc["tau"] == 0.7 and posthoc["tau_chosen_on"] == "valid"
-    refused = run("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=auto", "--split=valid", cwd=tmp_path / "w")
+    refused = call("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=auto", "--split=valid", cwd=root)
     assert refused.returncode == 2 and "cannot report valid/" in refused.stderr
-    bad = run("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=lots", cwd=tmp_path / "w")
+    bad = call("2_test.py", *ARGS, "--datetime=latest", "--posthoc_tau=lots", cwd=root)
     assert bad.returncode == 2 and "--posthoc_tau takes a number or 'auto', got 'lots'" in bad.stderr
+
+
+def test_a_failed_evaluation_leaves_the_previous_results(trained, monkeypatch):
+    """Results are written to a temporary file and renamed: a write that fails half-way (a full disk) leaves the
+    previous evaluation whole, and no temporary file."""
+    import numpy as np
+    root, run_dir = trained
+    assert call("2_test.py", *ARGS, "--datetime=latest", cwd=root).returncode == 0
+    names = ("test_predictions.npz", "test_metrics.json")
+    before = {name: (run_dir / name).read_bytes() for name in names}
+
+    def disk_full(file, **arrays):
+        file.write(b"half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
+    assert {name: (run_dir / name).read_bytes() for name in names} == before
+    assert not [path for path in run_dir.iterdir() if path.name.endswith(".tmp")]

@@ -6,25 +6,24 @@ import pytest
 import torch
 
 import criterion
-import utils
-from conftest import FAST, checkpoint_accuracy, files_under, run, script
+import runs
+from optimisation import lr_factor
+from runtime import Runtime
+from conftest import FAST, TRAINED_FLAGS, TRAINED_OBJECTIVES, call, checkpoint_accuracy, files_under, run_dir_of, script
 
 
 def train_run(workdir, *extra, epochs=2):
-    result = run("1_train.py", *FAST, f"--epochs={epochs}", *extra, cwd=workdir)
+    result = call("1_train.py", *FAST, f"--epochs={epochs}", *extra, cwd=workdir)
     assert result.returncode == 0, result.stderr
     return result
 
 
-def only_run_dir(workdir, objective):
-    runs = list((workdir / "logs" / "SimpleCNN" / "tiny" / objective).iterdir())
-    assert len(runs) == 1
-    return runs[0]
+only_run_dir = run_dir_of
 
 
 @pytest.mark.parametrize("objective", ["ERM", "CCE", "COT", "FL"])
-def test_training_writes_the_documented_files(workdir, objective):
-    result = train_run(workdir, f"--objective={objective}", "--warmup", "--ccegamma=1")
+def test_training_writes_the_documented_files(trained_once, objective):
+    workdir, printed = trained_once  # 2 epochs of TRAINED_FLAGS: --warmup --ccegamma=1
     run_dir = only_run_dir(workdir, objective)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}", run_dir.name)
     names = sorted(p.name for p in run_dir.iterdir())
@@ -33,7 +32,7 @@ def test_training_writes_the_documented_files(workdir, objective):
     assert any(n.startswith("events.out.tfevents") for n in names)
     assert not [n for n in names if n.endswith(".tmp")]
 
-    train_rows, valid_rows = utils.read_csv(run_dir / "train.csv"), utils.read_csv(run_dir / "valid.csv")
+    train_rows, valid_rows = runs.read_csv(run_dir / "train.csv"), runs.read_csv(run_dir / "valid.csv")
     assert list(valid_rows[0])[:5] == ["epoch", "loss", "acc", "top5acc", "lr"]
     assert list(train_rows[0])[:5] == ["epoch", "loss", "acc", "top5acc", "lr"]
     assert {"balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc"} <= set(valid_rows[0])
@@ -44,16 +43,17 @@ def test_training_writes_the_documented_files(workdir, objective):
     iters = 3  # 24 training images, batch 8
     for row in train_rows:
         epoch = int(row["epoch"])
-        expected = 0.05 * utils.lr_factor(epoch * iters + iters - 1, iters, [1, 1], 0.2, warmup_epochs=5)
+        expected = 0.05 * lr_factor(epoch * iters + iters - 1, iters, [1, 1], 0.2, warmup_epochs=5)
         assert float(row["lr"]) == pytest.approx(expected, rel=1e-6)
         assert float(valid_rows[epoch]["lr"]) == pytest.approx(expected, rel=1e-6)
-    assert f"best valid acc {best_acc:.2f}" in result.stdout and str(run_dir.relative_to(workdir)) in result.stdout
+    assert f"best valid acc {best_acc:.2f}" in printed[objective]
+    assert str(run_dir.relative_to(workdir)) in printed[objective]
 
 
-def test_checkpoint_reproduces_logged_accuracy(workdir):
-    train_run(workdir, "--objective=CCE")
+def test_checkpoint_reproduces_logged_accuracy(trained):
+    workdir = trained
     run_dir = only_run_dir(workdir, "CCE")
-    state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
+    state = torch.load(runs.best_checkpoint_path(run_dir), weights_only=True)
     assert {"model", "epoch", "acc", "top5acc", "loss", "classes", "image_size", "mean", "std", "model_index",
             "objective", "args"} <= set(state)
     assert state["classes"] == ["cat", "dog", "fox"] and state["image_size"] == [16, 16]
@@ -61,15 +61,14 @@ def test_checkpoint_reproduces_logged_accuracy(workdir):
     assert not any(key.startswith("module.") for key in state["model"])
     acc = checkpoint_accuracy(workdir, state)
     assert acc == pytest.approx(state["acc"], abs=1e-3)
-    row = utils.read_csv(run_dir / "valid.csv")[state["epoch"]]
+    row = runs.read_csv(run_dir / "valid.csv")[state["epoch"]]
     assert float(row["acc"]) == pytest.approx(acc, abs=1e-3)
 
 
-def test_tensorboard_scalars(workdir):
+def test_tensorboard_scalars(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train_run(workdir)
-    events = EventAccumulator(str(only_run_dir(workdir, "ERM")))
+    events = EventAccumulator(str(only_run_dir(trained, "ERM")))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     for split in ("train", "valid"):
@@ -78,25 +77,41 @@ def test_tensorboard_scalars(workdir):
     assert [event.step for event in events.Scalars("valid/acc")] == [0, 1]
 
 
-def test_same_seed_same_valid_csv(workdir):
-    train_run(workdir, "--epochs=2")
-    first = only_run_dir(workdir, "ERM")
+def test_same_seed_same_valid_csv(trained):
+    first = only_run_dir(trained, "ERM")
     first_csv = (first / "valid.csv").read_text()
-    first.rename(workdir / "first")
-    train_run(workdir, "--epochs=2")
-    assert (only_run_dir(workdir, "ERM") / "valid.csv").read_text() == first_csv
+    first.rename(trained / "first")
+    assert call("1_train.py", *TRAINED_FLAGS, cwd=trained).returncode == 0
+    assert (only_run_dir(trained, "ERM") / "valid.csv").read_text() == first_csv
+
+
+def test_every_objective_trains_evaluates_and_is_compared(trained):
+    import numpy as np
+    assert set(criterion.OBJECTIVES) <= set(TRAINED_OBJECTIVES)
+    for objective in criterion.OBJECTIVES:
+        result = call("2_test.py", "--model_index=41", "--dataset=tiny", f"--objective={objective}", "--datetime=latest",
+                      cwd=trained)
+        assert result.returncode == 0, result.stderr
+        run_dir = only_run_dir(trained, objective)
+        assert json.loads((run_dir / "test_metrics.json").read_text())["images"] == 15
+        assert np.allclose(np.load(run_dir / "test_predictions.npz")["probs"].sum(axis=1), 1, atol=1e-5)
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[1:1 + len(criterion.OBJECTIVES)]
+    assert [row.split()[0] for row in rows] == list(criterion.OBJECTIVES)
+    assert all(" test " in row for row in rows)
 
 
 @pytest.mark.parametrize("extra", [
-    ["--objective=LDAM", "--drw", "--drw_epoch=1"], ["--objective=BS"], ["--objective=LA", "--la_tau=0.5"],
-    ["--objective=CB"], ["--objective=FL", "--class_balanced"], ["--objective=CCE", "--label_smoothing=0.1"],
+    ["--objective=LDAM", "--drw", "--drw_epoch=1"], ["--objective=LA", "--la_tau=0.5"],
+    ["--objective=FL", "--class_balanced"], ["--objective=CCE", "--label_smoothing=0.1"],
     ["--objective=ERM", "--sampler=class_balanced"], ["--objective=ERM", "--sampler=sqrt", "--cache_mb=0"],
 ])
 def test_other_objectives_and_samplers_train(workdir, extra):
     train_run(workdir, *extra, epochs=1)
     objective = extra[0].split("=")[1]
     run_dir = only_run_dir(workdir, objective)
-    assert len(utils.read_csv(run_dir / "valid.csv")) == 1
+    assert len(runs.read_csv(run_dir / "valid.csv")) == 1
     assert torch.load(run_dir / "last.pth", weights_only=True)["args"]["objective"] == objective
 
 
@@ -105,14 +120,14 @@ def test_file_path_without_cache_trains(workdir):
     assert len(files_under(only_run_dir(workdir, "ERM"))) >= 4
 
 
-def test_ldam_uses_a_normed_head_that_2_test_rebuilds(workdir):
-    train_run(workdir, "--objective=LDAM", "--drw")
+def test_ldam_uses_a_normed_head_that_2_test_rebuilds(trained):
+    workdir = trained
     run_dir = only_run_dir(workdir, "LDAM")
-    state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
+    state = torch.load(runs.best_checkpoint_path(run_dir), weights_only=True)
     assert state["normed_head"] is True and state["head_scale"] == 1.0 and state["args"]["normed_head"] is True
     assert float(state["model"]["fc.scale"]) == 1.0 and "fc.bias" not in state["model"]
-    result = run("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LDAM", "--datetime=latest",
-                 "--split=valid", cwd=workdir)
+    result = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LDAM", "--datetime=latest",
+                  "--split=valid", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert f"top-1 {state['acc']:.2f} %" in result.stdout  # the same network, rebuilt from the checkpoint
     # Probabilities are those LDAM trains: softmax(s * cosine), not softmax(cosine).
@@ -135,7 +150,7 @@ def test_ldam_uses_a_normed_head_that_2_test_rebuilds(workdir):
 def test_normed_head_can_be_forced_on_or_off(workdir, flag, normed, scale):
     objective = "ERM" if normed else "LDAM"
     train_run(workdir, f"--objective={objective}", flag, epochs=1)
-    state = torch.load(utils.best_checkpoint_path(only_run_dir(workdir, objective)), weights_only=True)
+    state = torch.load(runs.best_checkpoint_path(only_run_dir(workdir, objective)), weights_only=True)
     assert state["normed_head"] is normed and ("fc.scale" in state["model"]) is normed
     if normed:
         assert float(state["model"]["fc.scale"]) == scale
@@ -152,8 +167,8 @@ def toy_ldam_drw_losses(extra_flags, steps=40, seed=0):
     centres = torch.randn(len(counts), 3, 8, 8, generator=generator)
     labels = torch.cat([torch.full((n,), k) for k, n in enumerate(counts)])
     images = centres[labels] + torch.randn(len(labels), 3, 8, 8, generator=generator)
-    model, _ = train.build_model(args, len(counts), train.Runtime())
-    loss_fn = criterion.get_criterion("LDAM", len(counts), class_counts=counts, drw_epoch=0)
+    model, _ = train.build_model(args, len(counts), Runtime())
+    loss_fn = criterion.get_criterion("LDAM", len(counts), class_counts=counts, drw=True, drw_epoch=0)
     loss_fn.set_epoch(0)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     losses = []
@@ -176,13 +191,12 @@ def test_ldam_drw_trains_with_the_default_head():
     assert last > 50  # what 1_train.py did before the normed head: LDAM-DRW diverged
 
 
-def test_config_records_arguments_and_environment(workdir):
+def test_config_records_arguments_and_environment(trained):
     import platform
     import numpy
     import torchvision
 
-    train_run(workdir, "--objective=ERM", epochs=1)
-    run_dir = only_run_dir(workdir, "ERM")
+    run_dir = only_run_dir(trained, "ERM")
     config = json.loads((run_dir / "config.json").read_text())
     assert config["args"]["seed"] == 0 and config["args"]["objective"] == "ERM"
     environment = config["environment"]
@@ -190,5 +204,5 @@ def test_config_records_arguments_and_environment(workdir):
     assert environment["torchvision"] == torchvision.__version__ and environment["numpy"] == numpy.__version__
     assert environment["device"] == "cpu" and environment["processor"]
     assert "git_commit" in environment
-    state = torch.load(utils.best_checkpoint_path(run_dir), weights_only=True)
+    state = torch.load(runs.best_checkpoint_path(run_dir), weights_only=True)
     assert state["environment"] == environment

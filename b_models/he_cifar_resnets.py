@@ -5,37 +5,11 @@ channels (``depth = 6n + 2``), global average pooling and one linear layer.
 Shortcuts are parameter-free (the paper's option A): where a block halves the
 resolution and doubles the channels, the input is subsampled by 2 and padded
 with zero channels.  ResNet-32 has about 0.46 M parameters, the network of
-Cao et al. (2019) and most CIFAR-LT papers.
+Cao et al. (2019) and most CIFAR-LT papers.  Registry indices 42-46.
 """
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-class ZeroPadShortcut(nn.Module):
-    """Option A: ``x[:, :, ::2, ::2]`` with ``extra`` zero channels split over both sides."""
-
-    def __init__(self, extra_channels):
-        super().__init__()
-        self.before, self.after = extra_channels // 2, extra_channels - extra_channels // 2
-
-    def forward(self, x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.before, self.after))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        changes_shape = stride != 1 or in_planes != planes
-        self.shortcut = ZeroPadShortcut(planes - in_planes) if changes_shape else nn.Identity()
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+from b_models.blocks import BasicBlock
 
 
 class CifarResNet(nn.Module):
@@ -47,7 +21,8 @@ class CifarResNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
         stages, in_planes = [], 16
         for planes, stride in ((16, 1), (32, 2), (64, 2)):
-            stages += [BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(blocks)]
+            stages += [BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1, "zero_pad")
+                       for i in range(blocks)]
             in_planes = planes
         self.layers = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)

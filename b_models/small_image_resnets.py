@@ -1,23 +1,9 @@
-"""ResNets for small images (He et al., 2016): 3x3 stem, no max-pool, four stages."""
+"""ImageNet's ResNet-18/34/50/101/152 (He et al., 2016) adapted to small images: a 3x3 stem without max-pool,
+four stages of 64-512 channels, projection shortcuts (option B).  Registry indices 35-39."""
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+from b_models.blocks import BasicBlock, shortcut
 
 
 class Bottleneck(nn.Module):
@@ -31,19 +17,13 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
+        self.shortcut = shortcut(in_planes, planes * self.expansion, stride)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return F.relu(out + self.shortcut(x))
-
-
-def _shortcut(in_planes, out_planes, stride):
-    if stride == 1 and in_planes == out_planes:
-        return nn.Identity()
-    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
 
 
 class ResNet(nn.Module):

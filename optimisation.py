@@ -1,0 +1,56 @@
+"""The optimiser and its per-iteration learning-rate schedule: linear warm-up, then stages or a cosine decay."""
+import bisect
+import functools
+import math
+
+import numpy as np
+import torch
+
+WARMUP_EPOCHS = 5
+
+
+def build_optimisation(args, model, iters_per_epoch, amp_dtype=None):
+    """The optimiser (SGD or AdamW) over the trainable parameters, its ``LambdaLR`` schedule and the gradient
+    scaler (active for float16 autocast only)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if args.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    warmup_epochs = WARMUP_EPOCHS if args.warmup else 0
+    if args.schedule == "cosine":
+        factor = functools.partial(cosine_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
+                                   warmup_epochs=warmup_epochs)
+    else:
+        factor = functools.partial(lr_factor, iters_per_epoch=iters_per_epoch, stage_lengths=args.lrstep,
+                                   decay=args.lrdecay, warmup_epochs=warmup_epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return optimizer, scheduler, scaler
+
+
+def lr_factor(iteration, iters_per_epoch, stage_lengths, decay=0.2, warmup_epochs=0):
+    """Multiplier of the base lr at ``iteration`` (0-based, counted over the whole run).
+
+    Stage k of ``stage_lengths`` (in epochs) trains at ``decay**k``; epochs past the
+    last boundary stay in the last stage.  With warm-up the factor also rises
+    linearly per iteration, ``(t + 1) / (warmup_epochs * iters_per_epoch)``.
+    """
+    epoch = iteration // iters_per_epoch
+    boundaries = np.cumsum(stage_lengths[:-1]).tolist()
+    factor = decay ** bisect.bisect_right(boundaries, epoch)
+    warmup_iters = warmup_epochs * iters_per_epoch
+    if iteration < warmup_iters:
+        factor *= (iteration + 1) / warmup_iters
+    return factor
+
+
+def cosine_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
+    """Multiplier of the base lr for ``--schedule cosine``: the linear warm-up of ``lr_factor``, then
+    ``(1 + cos(pi * t / T)) / 2`` per iteration, ``t`` counted from the end of the warm-up, reaching 0 at the end."""
+    warmup_iters = warmup_epochs * iters_per_epoch
+    if iteration < warmup_iters:
+        return (iteration + 1) / warmup_iters
+    decay_iters = max(epochs * iters_per_epoch - warmup_iters, 1)
+    progress = min((iteration - warmup_iters) / decay_iters, 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))

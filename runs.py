@@ -1,0 +1,329 @@
+"""Everything about a run folder: its layout, creating, finding and listing runs, recording a training run, and
+loading a trained one for evaluation, prediction and comparison.
+
+    logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/
+        <best valid acc>.pth  last.pth  train.csv  valid.csv  config.json  events.out.tfevents.*   (1_train.py)
+        <split>_metrics.json  <split>_predictions.npz  confusion_matrix.svg  reliability.svg   (2_test.py)
+
+``logs/README.md`` describes the same files for users.
+"""
+import argparse
+import csv
+import datetime
+import json
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import criterion
+from get_model import build_network, model_name
+from runtime import torch_minor
+from utils import UserError, atomic_write, load_checkpoint, save_atomic, write_json_atomic
+
+RUN_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
+RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
+BEST_CHECKPOINT = re.compile(r"^(\d+\.\d{2})\.pth$")  # <best valid top-1>.pth
+LAST_CHECKPOINT = "last.pth"
+CONFIG = "config.json"
+TRAIN_CSV = "train.csv"
+VALID_CSV = "valid.csv"
+CONFUSION_MATRIX = "confusion_matrix.svg"
+RELIABILITY = "reliability.svg"
+CSV_COLUMNS = ("epoch", "loss", "acc", "top5acc", "lr")
+TRAIN_EXTRA_COLUMNS = ("time_s",)
+VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
+
+
+def metrics_file(split):
+    return f"{split}_metrics.json"
+
+
+def predictions_file(split):
+    return f"{split}_predictions.npz"
+
+
+def best_checkpoint_name(acc):
+    return f"{acc:.2f}.pth"
+
+
+# ---------------------------------------------------------------- creating, finding and listing runs
+
+def run_parent(logs_dir, model, dataset, objective):
+    return Path(logs_dir) / model / dataset / objective
+
+
+def create_run_dir(logs_dir, model, dataset, objective, now=None):
+    """Create and return a new, empty run folder named after the start time.
+
+    ``mkdir`` is atomic, so two runs started in the same second never share a
+    folder: the later one takes the next free second.
+    """
+    parent = run_parent(logs_dir, model, dataset, objective)
+    start = now or datetime.datetime.now().replace(microsecond=0)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for offset in range(3600):
+            run_dir = parent / (start + datetime.timedelta(seconds=offset)).strftime(RUN_TIME_FORMAT)
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise UserError(f"cannot create the run folder under {logs_dir}: {error.strerror}; "
+                        "choose a writable --logs_dir") from None
+    raise UserError(f"no free run folder name under {parent}")
+
+
+def list_runs(logs_dir, model, dataset, objective):
+    """Run folder names (``YYYY-MM-DD-HH-MM-SS``) of one model/dataset/objective, oldest first."""
+    parent = run_parent(logs_dir, model, dataset, objective)
+    if not parent.is_dir():
+        return []
+    return sorted(p.name for p in parent.iterdir() if p.is_dir() and RUN_NAME.match(p.name))
+
+
+def find_run_dir(logs_dir, model, dataset, objective, datetime_name):
+    """The run folder for ``datetime_name`` (or ``latest``), or a ``UserError`` listing the runs."""
+    runs = list_runs(logs_dir, model, dataset, objective)
+    parent = run_parent(logs_dir, model, dataset, objective)
+    available = f"available runs: {', '.join(runs)}" if runs else f"there are no runs under {parent}"
+    if datetime_name == "latest":
+        if not runs:
+            raise UserError(f"no run to pick as latest; {available}")
+        return parent / runs[-1]
+    if not RUN_NAME.match(datetime_name):
+        raise UserError(f"--datetime must look like YYYY-MM-DD-HH-MM-SS or be 'latest', got {datetime_name!r}; {available}")
+    if datetime_name not in runs:
+        raise UserError(f"no run {datetime_name} under {parent}; {available}")
+    return parent / datetime_name
+
+
+def model_folder(model_index):
+    """The log-folder name of a registry index, or a ``UserError``."""
+    try:
+        return model_name(model_index)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def best_checkpoint_path(run_dir):
+    """The ``<acc>.pth`` of a run folder (the highest, should there be several), or None."""
+    best = [(float(m.group(1)), p) for p in Path(run_dir).iterdir() if (m := BEST_CHECKPOINT.match(p.name))]
+    return max(best)[1] if best else None
+
+
+def add_run_arguments(parser):
+    """The flags that name a trained run (2_test.py, predict.py)."""
+    parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
+    parser.add_argument("--dataset", required=True, help="the dataset the run used")
+    parser.add_argument("--objective", required=True, choices=list(criterion.OBJECTIVES),
+                        help="the objective the run used")
+    parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
+
+
+# ---------------------------------------------------------------- recording a training run
+
+def state_dict_of(model):
+    """Weights without DDP's ``module.`` or torch.compile's ``_orig_mod.`` prefixes."""
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
+    return model.state_dict()
+
+
+def saved_arguments(state, defaults):
+    """The arguments a ``last.pth`` was trained with, as a namespace over ``defaults`` (a parser's): runs saved
+    before a flag existed trained with that flag's default, and with a plain classifier head."""
+    return argparse.Namespace(**{**defaults, "normed_head": False, **state["args"]})
+
+
+class CsvLog:
+    """One row per epoch; the file is flushed after every row so a crash loses nothing."""
+
+    def __init__(self, path, columns, keep_epochs_before=None):
+        self.path, self.columns = Path(path), list(columns)
+        if keep_epochs_before is not None and self.path.exists():
+            self._truncate(keep_epochs_before)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.file = open(self.path, "a", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=self.columns, extrasaction="ignore")
+        if new:
+            self.writer.writeheader()
+            self.file.flush()
+
+    def _truncate(self, epoch):
+        """Drop rows of epochs >= ``epoch`` (written before a crash, not yet checkpointed)."""
+        rows = [row for row in read_csv(self.path) if int(row["epoch"]) < epoch]
+        with atomic_write(self.path, newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row):
+        self.writer.writerow({key: _format(value) for key, value in row.items()})
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def _format(value):
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.8g}"
+    return value
+
+
+def read_csv(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+class RunRecorder:
+    """Rank 0's files of a run: CSV rows, tensorboard scalars, ``config.json``, the best ``<acc>.pth`` and
+    ``last.pth``.  ``about`` is what every checkpoint holds besides the weights (classes, counts, image size,
+    mean/std, model, head, objective, arguments, environment).
+
+    Per epoch the rows are written first and ``last.pth`` last, so a resumed run
+    drops the rows of an epoch whose checkpoint never landed.
+    """
+
+    def __init__(self, run_dir, about, start_epoch=0, best=None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir, self.about = run_dir, about
+        self.best_acc, self.best_epoch, best_file = best or (-1.0, -1, None)
+        self.best_path = run_dir / best_file if best_file else None
+        keep = start_epoch if best else None
+        self.train_csv = CsvLog(run_dir / TRAIN_CSV, CSV_COLUMNS + TRAIN_EXTRA_COLUMNS, keep)
+        self.valid_csv = CsvLog(run_dir / VALID_CSV, CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_epoch if best else None)
+        self._write_config(resumed=best is not None)
+
+    def _write_config(self, resumed):
+        """``config.json``: the arguments and the environment of the run (and of each resumption)."""
+        path = self.run_dir / CONFIG
+        config = {"args": self.about["args"], "environment": self.about["environment"]}
+        if resumed and path.is_file():
+            config = json.loads(path.read_text())
+            config["args"] = self.about["args"]
+            config.setdefault("resumed_with", []).append(self.about["environment"])
+        write_json_atomic(config, path)
+
+    def checkpoint(self, model, epoch, valid):
+        """What a best ``<acc>.pth`` holds: weights plus everything needed to evaluate them."""
+        return {"model": state_dict_of(model), "epoch": epoch, "acc": valid["acc"], "top5acc": valid["top5acc"],
+                "loss": valid["loss"], "balanced_acc": valid["balanced_acc"], "macro_f1": valid["macro_f1"],
+                **self.about}
+
+    def record(self, epoch, train_row, valid, model, training_state):
+        self._log(epoch, train_row, valid)
+        if valid["acc"] > self.best_acc:
+            self.best_acc, self.best_epoch = valid["acc"], epoch
+            new_path = self.run_dir / best_checkpoint_name(self.best_acc)
+            save_atomic(self.checkpoint(model, epoch, valid), new_path)
+            if self.best_path is not None and self.best_path != new_path:
+                self.best_path.unlink(missing_ok=True)
+            self.best_path = new_path
+        save_atomic({**self.checkpoint(model, epoch, valid), **training_state, "best_acc": self.best_acc,
+                     "best_epoch": self.best_epoch, "best_file": self.best_path.name}, self.run_dir / LAST_CHECKPOINT)
+
+    def _log(self, epoch, train_row, valid):
+        self.train_csv.write({"epoch": epoch, **train_row})
+        self.valid_csv.write({"epoch": epoch, **{key: valid[key] for key in CSV_COLUMNS[1:] + VALID_EXTRA_COLUMNS}})
+        for split, row in (("train", train_row), ("valid", valid)):
+            for key in ("loss", "acc", "top5acc", "lr"):
+                self.writer.add_scalar(f"{split}/{key}", row[key], epoch)
+        for key in VALID_EXTRA_COLUMNS[:-1]:  # all but the image count
+            if not math.isnan(valid[key]):
+                self.writer.add_scalar(f"valid/{key}", valid[key], epoch)
+        for name, recall in zip(self.about["classes"], valid["per_class_recall"]):
+            self.writer.add_scalar(f"valid_class_acc/{name}", 100 * float(recall), epoch)
+        self.writer.flush()
+
+    def close(self):
+        self.train_csv.close()
+        self.valid_csv.close()
+        self.writer.close()
+
+
+# ---------------------------------------------------------------- a trained run
+
+@dataclass
+class TrainedRun:
+    """A finished run: its folder and its best checkpoint, with what evaluating or applying the network needs."""
+    run_dir: Path
+    checkpoint_path: Path
+    state: dict
+
+    @property
+    def classes(self):
+        return list(self.state["classes"])
+
+    @property
+    def settings(self):
+        """The arguments the run was trained with."""
+        return self.state["args"]
+
+    @property
+    def objective(self):
+        return criterion.get_objective(self.state["objective"])
+
+    def probability_scale(self):
+        """The factor on the outputs whose softmax the loss trained (LDAM's ``s``), see ``criterion.Objective``."""
+        return self.objective.probability_scale(self.settings)
+
+    def network(self, runtime):
+        """The checkpoint's network, with its classifier head, on ``runtime``'s device in eval mode."""
+        model = build_network(self.state["model_index"], len(self.classes), self.state.get("normed_head", False),
+                              self.state.get("head_scale", 1.0))
+        model.load_state_dict(self.state["model"])
+        return runtime.prepare(model).eval()
+
+
+def open_run(logs_dir, model_index, dataset, objective, datetime_name):
+    """The run named on a command line (``--datetime`` a start time or ``latest``), checked against its
+    checkpoint; warns when the installed torch differs from the one it trained with."""
+    run_dir = find_run_dir(logs_dir, model_folder(model_index), dataset, objective, datetime_name)
+    path = best_checkpoint_path(run_dir)
+    if path is None:
+        raise UserError(f"{run_dir} has no <acc>.pth checkpoint (the run stopped before its first epoch ended)")
+    state = load_checkpoint(path)
+    if state.get("model_index") != model_index:
+        raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {model_index}")
+    trained_with = state.get("environment", {}).get("torch")
+    if trained_with and torch_minor(trained_with) != torch_minor(torch.__version__):
+        warnings.warn(f"{path.name} was trained with torch {trained_with}; evaluating with torch {torch.__version__} "
+                      "may give slightly different numbers")
+    return TrainedRun(run_dir, path, state)
+
+
+# ---------------------------------------------------------------- reading a run's records
+
+def run_settings(run_dir):
+    """The arguments a run was trained with: ``config.json``, else its checkpoint, else {}."""
+    config = run_dir / CONFIG
+    if config.is_file():
+        return json.loads(config.read_text()).get("args", {})
+    for path in (run_dir / LAST_CHECKPOINT, best_checkpoint_path(run_dir)):
+        if path is not None and path.is_file():
+            try:
+                return load_checkpoint(path).get("args", {})
+            except UserError:
+                continue
+    return {}
+
+
+def load_predictions(run_dir, split=None):
+    """``(split, paths, targets, predicted classes)`` from a run's saved predictions (``split``, or test else
+    valid), or None."""
+    for name in ([split] if split else ["test", "valid"]):
+        path = run_dir / predictions_file(name)
+        if path.is_file():
+            with np.load(path) as saved:
+                return name, saved["paths"], saved["targets"], saved["probs"].argmax(axis=1)
+    return None

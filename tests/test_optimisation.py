@@ -1,0 +1,36 @@
+"""The learning-rate schedule: stages, warm-up and cosine decay."""
+import math
+
+import pytest
+
+from optimisation import cosine_factor, lr_factor
+
+
+def test_lr_stages_of_the_original_schedule():
+    lrs = [0.1 * lr_factor(epoch * 10, 10, [60, 60, 40, 40], 0.2) for epoch in range(230)]
+    assert lrs[0] == lrs[59] == pytest.approx(0.1)
+    assert lrs[60] == lrs[119] == pytest.approx(0.02)
+    assert lrs[120] == lrs[159] == pytest.approx(0.004)
+    assert lrs[160] == lrs[199] == lrs[229] == pytest.approx(0.0008)
+
+
+def test_warmup_is_linear_per_iteration_over_five_epochs():
+    iters = 4
+    factors = [lr_factor(t, iters, [60, 60, 40, 40], 0.2, warmup_epochs=5) for t in range(30)]
+    assert factors[:20] == pytest.approx([(t + 1) / 20 for t in range(20)])
+    assert factors[19] == factors[20] == 1.0
+
+
+def test_warmup_counts_as_stage_zero():
+    # a stage shorter than the warm-up: the decay applies on top of the ramp
+    assert lr_factor(2 * 10, 10, [2, 5], 0.5, warmup_epochs=5) == pytest.approx(0.5 * 21 / 50)
+
+
+def test_cosine_schedule_formula():
+    iters, epochs, warmup = 10, 8, 2
+    factors = [cosine_factor(t, iters, epochs, warmup) for t in range(epochs * iters)]
+    assert factors[0] == pytest.approx(1 / 20) and factors[19] == pytest.approx(1.0)
+    assert factors[20] == pytest.approx(1.0)  # the decay starts at the end of the warm-up
+    assert factors[50] == pytest.approx(0.5)  # half-way through the 60 decay iterations: cos(pi / 2)
+    assert factors[35] == pytest.approx(0.5 * (1 + math.cos(math.pi * 15 / 60)))
+    assert cosine_factor(epochs * iters, iters, epochs, warmup) == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,37 @@
+"""Run folders: names, finding and listing runs, CSV logs."""
+import datetime
+
+import pytest
+
+import runs
+from utils import UserError
+
+
+def test_same_second_runs_get_different_folders(tmp_path):
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    first = runs.create_run_dir(tmp_path, "M", "d", "ERM", now)
+    second = runs.create_run_dir(tmp_path, "M", "d", "ERM", now)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name == "2026-01-02-03-04-05" and second.name == "2026-01-02-03-04-06"
+    assert runs.list_runs(tmp_path, "M", "d", "ERM") == [first.name, second.name]
+    assert runs.find_run_dir(tmp_path, "M", "d", "ERM", "latest") == second
+
+
+def test_find_run_dir_errors_list_runs(tmp_path):
+    runs.create_run_dir(tmp_path, "M", "d", "ERM", datetime.datetime(2026, 1, 2, 3, 4, 5))
+    with pytest.raises(UserError, match="no run 2026-01-02-03-04-09.*available runs: 2026-01-02-03-04-05"):
+        runs.find_run_dir(tmp_path, "M", "d", "ERM", "2026-01-02-03-04-09")
+    with pytest.raises(UserError, match="YYYY-MM-DD-HH-MM-SS"):
+        runs.find_run_dir(tmp_path, "M", "d", "ERM", "yesterday")
+
+
+def test_csv_log_truncates_on_resume(tmp_path):
+    path = tmp_path / "t.csv"
+    log = runs.CsvLog(path, runs.CSV_COLUMNS)
+    for epoch in range(4):
+        log.write({"epoch": epoch, "loss": 1.0, "acc": 2.5, "top5acc": 3.0, "lr": 0.1})
+    log.close()
+    log = runs.CsvLog(path, runs.CSV_COLUMNS, keep_epochs_before=2)
+    log.write({"epoch": 2, "loss": 1.0, "acc": 2.5, "top5acc": 3.0, "lr": 0.1})
+    log.close()
+    assert [row["epoch"] for row in runs.read_csv(path)] == ["0", "1", "2"]
