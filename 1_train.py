@@ -63,7 +63,8 @@ def get_args_parser():
         if option.type is bool:
             options.add_argument(f"--{name}", action="store_true", help=option.help)
         else:
-            options.add_argument(f"--{name}", type=option.type, default=option.default, help=option.help)
+            options.add_argument(f"--{name}", type=option.type, default=option.default, choices=option.choices,
+                                 help=option.help)
     losses = parser.add_argument_group("imbalance options")
     losses.add_argument("--normed_head", action=argparse.BooleanOptionalAction, default=None,
                         help="cosine classifier (normalised features and weights); default: the objective's "
@@ -84,6 +85,8 @@ def get_args_parser():
     system.add_argument("--workers", type=int, default=None, help="DataLoader workers when not cached")
     system.add_argument("--skip_bad_images", action="store_true", help="warn about undecodable images, skip them")
     system.add_argument("--no_amp", action="store_true", help="CUDA: train in float32")
+    system.add_argument("--amp_eval", action="store_true",
+                        help="CUDA: validate in mixed precision too (default: float32, as published numbers are)")
     system.add_argument("--compile", action="store_true", help="torch.compile the model")
     system.add_argument("--sync_bn", action="store_true", help="DDP: synchronise batch-norm statistics")
     return parser
@@ -196,7 +199,7 @@ def evaluate(model, criterion, stream, runtime):
     loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float64)
     predictions, top5_hits, targets = [], [], []
     for images, labels in stream:
-        with runtime.autocast():
+        with runtime.autocast(evaluation=True):
             logits = model(images)
         loss_sum += criterion(logits, labels).double() * len(labels)
         _, top5 = topk_hits(logits, labels)
@@ -315,6 +318,7 @@ def train(args, runtime):
     else:
         check_args(args)
         args.seed = runtime.broadcast(args.seed)  # a drawn seed must be the same on every process
+    runtime.amp_eval = getattr(args, "amp_eval", False)  # a resumed run validates as it did
     splits = load_splits(args.data_dir, args.dataset)
     classes = splits["train"].classes
     if state is not None and list(state["classes"]) != classes:

@@ -39,6 +39,10 @@ def get_args_parser():
     parser.add_argument("--resamples", type=positive(int), default=stats.RESAMPLES,
                         help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="best: the <acc>.pth chosen on valid/; last: last.pth, the final epoch")
+    parser.add_argument("--amp_eval", action="store_true",
+                        help="CUDA: evaluate in mixed precision (default: float32, as published numbers are)")
     parser.add_argument("--cache_mb", type=float, default=4096)
     parser.add_argument("--workers", type=int, default=None)
     return parser
@@ -103,7 +107,7 @@ def infer(model, stream, runtime):
     model.eval()
     logits, targets = [], []
     for images, labels in stream:
-        with runtime.autocast():
+        with runtime.autocast(evaluation=True):
             logits.append(model(images).float().cpu())
         targets.append(labels.cpu())
     return torch.cat(logits).numpy(), torch.cat(targets).numpy()
@@ -126,7 +130,7 @@ def summarise(logits, targets, classes, state, resamples, seed):
 
 
 def main(args):
-    run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime)
+    run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime, args.checkpoint)
     state = run.state
     split, splits = choose_split(args, state)
     if args.posthoc_tau == "auto" and split.name == "valid":
@@ -136,7 +140,7 @@ def main(args):
     if args.posthoc_tau is not None and not state.get("class_counts"):
         raise UserError(f"{run.checkpoint_path} records no training class counts, which --posthoc_tau needs")
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
-    runtime = Runtime()
+    runtime = Runtime(amp_eval=args.amp_eval)
     classes = run.classes
     model = run.network(runtime)
 
@@ -165,25 +169,25 @@ def main(args):
                               **summarise(adjusted, targets, classes, state, args.resamples, args.seed)[0]}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
-    write_results(run.run_dir, split, targets, probabilities, classes, {**summary, "per_class": table})
+    write_results(run, split, targets, probabilities, {**summary, "per_class": table})
     title = f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}"
     plot_confusion_matrix(targets, predictions, classes, run.run_dir / CONFUSION_MATRIX,
                           f"{title}, top-1 {summary['acc']:.2f} %)")
     stats.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
-    print(f"wrote {metrics_file(split.name)}, {predictions_file(split.name)}, {CONFUSION_MATRIX} and {RELIABILITY} "
-          f"into {run.run_dir}")
+    print(f"wrote {metrics_file(split.name, run.checkpoint)}, {predictions_file(split.name, run.checkpoint)}, "
+          f"{CONFUSION_MATRIX} and {RELIABILITY} into {run.run_dir}")
     return 0
 
 
-def write_results(run_dir, split, targets, probabilities, classes, metrics):
+def write_results(run, split, targets, probabilities, metrics):
     """``<split>_predictions.npz`` (per image: path relative to the dataset, target, probabilities) and
-    ``<split>_metrics.json``, each replaced atomically."""
+    ``<split>_metrics.json`` (``<split>_last_...`` for ``last.pth``), each replaced atomically."""
     dataset_root = split.root.parent
-    with atomic_write(run_dir / predictions_file(split.name), "wb") as file:
+    with atomic_write(run.run_dir / predictions_file(split.name, run.checkpoint), "wb") as file:
         np.savez_compressed(file, paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
                             targets=targets.astype(np.int64), probs=probabilities.astype(np.float32),
-                            classes=np.array(classes))
-    write_json_atomic(metrics, run_dir / metrics_file(split.name))
+                            classes=np.array(run.classes))
+    write_json_atomic(metrics, run.run_dir / metrics_file(split.name, run.checkpoint))
 
 
 def parse_tau(text):

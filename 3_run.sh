@@ -41,7 +41,10 @@ case "$PLAN" in
                  --n_max 5000 --valid_per_class 100 --out_name fmnist-lt) ;;
     cifar10-lt|cifar100-lt)  # Cao et al. (2019): ResNet-32, 200 epochs, lr 0.1, x0.01 at 160 and 180, wd 2e-4
         if [ "$PLAN" = cifar10-lt ]; then NAME=CIFAR10; else NAME=CIFAR100; fi
-        DATASET="$PLAN"; MODEL=43; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=200
+        # Cao et al.'s baselines as they ran them: focal gamma 1, class-balanced re-weighting reduced by the weighted
+        # mean (--cb_reduction weighted), LDAM's DRW likewise (always weighted).
+        DATASET="$PLAN"; MODEL=43; DEFAULT_EPOCHS=200
+        DEFAULT_OBJECTIVES="ERM CCE COT FL:--focal_gamma=1 CB:--cb_reduction=weighted LDAM:--drw BS LA"
         TRAIN_FLAGS="--lr=0.1 --lrstep 160 20 20 --lrdecay=0.01 --warmup --batchsize=128 --weight_decay=2e-4 --height=32 --width=32 --augment=crop_flip"
         # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
         PREPARE=("$HERE/data_split.py" --from_torchvision "$NAME" --root "$ROOT" --imbalance_ratio 100

@@ -22,7 +22,7 @@ import numpy as np
 
 import criterion
 import stats
-from runs import (TRAIN_CSV, VALID_CSV, find_run_dir, list_runs, load_predictions, metrics_file, model_folder,
+from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, find_run_dir, list_runs, load_predictions, metrics_file, model_folder,
                   read_csv, run_parent, run_settings)
 from utils import ArgumentParser, UserError, atomic_write, run_cli, save_svg
 
@@ -49,6 +49,12 @@ def get_args_parser():
                         help="compare two groups of seeds run by run (paired by seed): second group minus first")
     parser.add_argument("--split", choices=("test", "valid"), default=None,
                         help="split whose saved predictions to use (default: test, else valid)")
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                        help="results of the best checkpoint (chosen on valid/) or of last.pth (2_test.py "
+                             "--checkpoint last)")
+    parser.add_argument("--select_on", choices=("valid",), default=None,
+                        help="valid: rank the groups by the validation balanced accuracy of their checkpoints' "
+                             "epochs (valid.csv) and report the chosen group's test numbers")
     return parser
 
 
@@ -79,21 +85,29 @@ def resolve_runs(args):
 
 # ---------------------------------------------------------------- one run
 
-def run_metrics(run):
-    """Test metrics when 2_test.py has run, else the best validation epoch; plus training minutes."""
+def checkpoint_row(run, checkpoint="best"):
+    """The ``valid.csv`` row of the epoch a checkpoint holds: the best validation top-1 (the first of ties, as
+    training keeps it) or the last; None before the first epoch ended."""
+    rows = read_csv(run / VALID_CSV)
+    if not rows:
+        return None
+    return rows[-1] if checkpoint == "last" else max(rows, key=lambda row: float(row["acc"]))
+
+
+def run_metrics(run, checkpoint="best"):
+    """Test metrics when 2_test.py has run, else the checkpoint's validation epoch; plus training minutes."""
     train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
     minutes = sum(float(row.get("time_s") or "nan") for row in train_rows) / 60 if train_rows else math.nan
     for split in ("test", "valid"):
-        path = run / metrics_file(split)
+        path = run / metrics_file(split, checkpoint)
         if path.is_file():
             metrics = json.loads(path.read_text())
             return {"split": split, "minutes": minutes, **{key: float(metrics.get(key, math.nan)) for key, _ in METRICS}}
-    rows = read_csv(run / VALID_CSV)
-    if not rows:
+    row = checkpoint_row(run, checkpoint)
+    if row is None:
         return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
-    best = max(rows, key=lambda row: float(row["acc"]))
-    return {"split": "best valid", "minutes": minutes,
-            **{key: float(best.get(key) or "nan") for key, _ in METRICS}}
+    return {"split": f"{checkpoint} valid", "minutes": minutes,
+            **{key: float(row.get(key) or "nan") for key, _ in METRICS}}
 
 
 def run_objective(run):
@@ -169,39 +183,49 @@ def same_images(runs, saved):
                             f"images, {other[0]}: {len(other[1])}); compare runs evaluated on the same split")
 
 
-def group_intervals(members, split=None):
-    """95 % intervals (test images resampled) of the group's mean top-1 and balanced accuracy, or None."""
-    saved = [load_predictions(run, split) for run in members]
+def group_intervals(members, split=None, checkpoint="best"):
+    """95 % intervals of the group's mean top-1 and balanced accuracy from its saved predictions:
+    ``{"images": ..., "seeds": ...}`` (``seeds`` None for one run), or None without predictions."""
+    saved = [load_predictions(run, split, checkpoint) for run in members]
     if any(entry is None for entry in saved):
         return None
     try:
         same_images(members, saved)
     except UserError:
         return None
-    return stats.bootstrap_intervals(saved[0][2], [entry[3] for entry in saved])
+    targets, predictions = saved[0][2], [entry[3] for entry in saved]
+    return {"images": stats.bootstrap_intervals(targets, predictions),
+            "seeds": stats.seed_intervals(targets, predictions) if len(members) > 1 else None}
 
 
-def summarise(groups, split=None):
+def summarise(groups, split=None, checkpoint="best"):
     """One row per group: label, n, split, (mean, std) per metric, 95 % intervals, minutes per run."""
     rows = []
     for label, members in groups:
-        metrics = [run_metrics(run) for run in members]
+        metrics = [run_metrics(run, checkpoint) for run in members]
         splits = sorted({m["split"] for m in metrics})
         rows.append({"label": label, "n": len(members), "split": "/".join(splits), "runs": members,
                      "minutes": mean_std([m["minutes"] for m in metrics])[0],
-                     "intervals": group_intervals(members, split),
+                     "intervals": group_intervals(members, split, checkpoint),
                      **{key: mean_std([m[key] for m in metrics]) for key, _ in METRICS}})
     return rows
 
 
+INTERVAL_TITLES = ("top-1 CI seeds+images", "top-1 CI images", "bal. acc CI seeds+images", "bal. acc CI images")
+TABLE_NOTE = ("mean ± sample standard deviation over the n runs (seeds) of each row; accuracies in percent; 95% "
+              "CIs of the row's mean: 'seeds+images' resamples the runs (seeds) and the test images (two-level "
+              "bootstrap), 'images' the test images only, the trained runs held fixed; with n = 1 only the images "
+              "can be resampled")
+
+
 def _interval_cells(row):
     intervals = row["intervals"]
-    if intervals is None:
-        return ["-", "-"]
-    return [f"[{intervals[key][0]:.2f}, {intervals[key][1]:.2f}]" for key in ("acc", "balanced_acc")]
-
-
-INTERVAL_TITLES = ("top-1 95% CI", "bal. acc 95% CI")
+    cells = []
+    for key in ("acc", "balanced_acc"):
+        for kind in ("seeds", "images"):
+            interval = intervals[kind][key] if intervals and intervals[kind] else None
+            cells.append(f"[{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ("n = 1" if intervals else "-"))
+    return cells
 
 
 def format_cell(mean, std):
@@ -210,31 +234,67 @@ def format_cell(mean, std):
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def print_table(rows, file=None):
-    width = max(9, *(len(row["label"]) for row in rows))
-    cells = [[format_cell(*row[key]) for key, _ in METRICS] + _interval_cells(row) for row in rows]
+def _columns(rows, valid_scores):
+    """Titles and cells of the metric columns (the validation score first when groups were selected on it)."""
     titles = [title for _, title in METRICS] + list(INTERVAL_TITLES)
+    cells = [[format_cell(*row[key]) for key, _ in METRICS] + _interval_cells(row) for row in rows]
+    if valid_scores is not None:
+        titles.insert(0, "valid bal. acc")
+        for row, cell in zip(rows, cells):
+            cell.insert(0, format_cell(valid_scores.get(row["label"], math.nan), math.nan))
+    return titles, cells
+
+
+def print_table(rows, valid_scores=None):
+    width = max(9, *(len(row["label"]) for row in rows))
+    titles, cells = _columns(rows, valid_scores)
     widths = [max(len(title), *(len(cell[i]) for cell in cells)) for i, title in enumerate(titles)]
     header = "  ".join(f"{title:>{w}}" for title, w in zip(titles, widths))
-    print(f"{'objective':<{width}} {'n':>2} {'split':>10}  {header}  {'min/run':>7}  runs", file=file)
+    print(f"{'objective':<{width}} {'n':>2} {'split':>10}  {header}  {'min/run':>7}  runs")
     for row, cell in zip(rows, cells):
         values = "  ".join(f"{value:>{w}}" for value, w in zip(cell, widths))
         folders = str(row["runs"][0]) + (f" (+{row['n'] - 1})" if row["n"] > 1 else "")
         minutes = "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
-        print(f"{row['label']:<{width}} {row['n']:>2} {row['split']:>10}  {values}  {minutes:>7}  {folders}", file=file)
-    print("mean ± sample standard deviation over the n runs (seeds) of each row; accuracies in percent; "
-          "95% CI: stratified bootstrap over the test images of the row's mean", file=file)
+        print(f"{row['label']:<{width}} {row['n']:>2} {row['split']:>10}  {values}  {minutes:>7}  {folders}")
+    print(TABLE_NOTE)
 
 
-def markdown_table(rows):
-    titles = [title for _, title in METRICS] + list(INTERVAL_TITLES)
+def markdown_table(rows, valid_scores=None):
+    titles, cells = _columns(rows, valid_scores)
     lines = ["| objective | n | split | " + " | ".join(titles) + " | min/run |",
              "|---|---|---|" + "---|" * len(titles) + "---|"]
-    for row in rows:
+    for row, cell in zip(rows, cells):
         minutes = "-" if math.isnan(row["minutes"]) else f"{row['minutes']:.1f}"
-        cells = " | ".join([format_cell(*row[key]) for key, _ in METRICS] + _interval_cells(row))
-        lines.append(f"| {row['label']} | {row['n']} | {row['split']} | {cells} | {minutes} |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {row['label']} | {row['n']} | {row['split']} | {' | '.join(cell)} | {minutes} |")
+    return "\n".join(lines) + "\n\n" + TABLE_NOTE + ".\n"
+
+
+def select_on_valid(groups, checkpoint="best"):
+    """Groups ranked by the mean over their runs of the validation balanced accuracy at the checkpoint's epoch,
+    read from each run's ``valid.csv`` and nothing else (no test split): ``{label: score}``, best first."""
+    scores = {}
+    for label, members in groups:
+        rows = [checkpoint_row(run, checkpoint) for run in members]
+        values = [float(row.get("balanced_acc") or "nan") for row in rows if row is not None]
+        score = mean_std(values)[0] if values else math.nan
+        if not math.isnan(score):
+            scores[label] = score
+    return dict(sorted(scores.items(), key=lambda item: -item[1]))
+
+
+def report_selection(scores, rows):
+    if not scores:
+        raise UserError("--select_on valid: no run has a validation balanced accuracy in its valid.csv")
+    chosen = next(iter(scores))
+    row = next(row for row in rows if row["label"] == chosen)
+    intervals = row["intervals"] or {}
+    interval = (intervals.get("seeds") or intervals.get("images") or {}).get("balanced_acc")
+    kind = "seeds+images" if intervals.get("seeds") else "images"
+    print(f"\nselected on valid/ (mean over seeds of the balanced accuracy of each run's checkpoint epoch in "
+          f"valid.csv): {chosen}")
+    print("  ranking: " + ", ".join(f"{label} {score:.2f}" for label, score in scores.items()))
+    print(f"  its {row['split']} numbers: balanced acc {format_cell(*row['balanced_acc'])} over {row['n']} run(s)"
+          + (f", 95% CI ({kind}) [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""))
 
 
 def plot_curves(groups, path):
@@ -263,13 +323,15 @@ def plot_curves(groups, path):
     plt.close(figure)
 
 
-def paired_comparison(runs_a, runs_b, split=None, labels=None, file=None):
-    """B minus A on the same images: balanced accuracy with a paired bootstrap interval, exact McNemar on top-1.
+def paired_comparison(runs_a, runs_b, split=None, labels=None, checkpoint="best"):
+    """B minus A on the same images, run by run: balanced accuracy with a paired bootstrap interval over the
+    images and the exact McNemar test on top-1; over several seed pairs also the mean difference with intervals
+    that include the seed spread and the sign-flip test (``stats.paired_over_seeds``).
 
     ``runs_a`` and ``runs_b`` pair up one to one (one run each, or the seeds of two groups)."""
     saved = []
     for run in runs_a + runs_b:
-        entry = load_predictions(run, split)
+        entry = load_predictions(run, split, checkpoint)
         if entry is None:
             raise UserError(f"{run} has no saved predictions; run 2_test.py on it first")
         saved.append(entry)
@@ -277,21 +339,39 @@ def paired_comparison(runs_a, runs_b, split=None, labels=None, file=None):
     targets = saved[0][2]
     predictions_a, predictions_b = [entry[3] for entry in saved[:len(runs_a)]], [entry[3] for entry in saved[len(runs_a):]]
     label_a, label_b = labels or (_short(runs_a), _short(runs_b))
-    print(f"\n{label_b} minus {label_a}, paired on the same {len(targets)} {saved[0][0]} images:", file=file)
+    print(f"\n{label_b} minus {label_a}, paired on the same {len(targets)} {saved[0][0]} images:")
     for run_a, run_b, a, b in zip(runs_a, runs_b, predictions_a, predictions_b):
         difference, interval = stats.paired_difference(targets, a, b)
         only_a, only_b, p_value = stats.mcnemar_exact(a == targets, b == targets)
         print(f"  {run_b.name} vs {run_a.name}: balanced acc {difference:+.2f} points, 95% CI "
-              f"[{interval[0]:+.2f}, {interval[1]:+.2f}]; top-1: {only_b} images right only in B, {only_a} only in A, "
-              f"exact McNemar p = {p_value:.3g}", file=file)
-    if len(runs_a) > 1:
-        difference, interval = stats.paired_difference(targets, predictions_a, predictions_b)
-        per_pair = [stats.balanced_accuracy(targets, b) - stats.balanced_accuracy(targets, a)
-                    for a, b in zip(predictions_a, predictions_b)]
-        print(f"  mean over {len(runs_a)} pairs: balanced acc {difference:+.2f} points, 95% CI "
-              f"[{interval[0]:+.2f}, {interval[1]:+.2f}] (test images resampled); across pairs "
-              f"{statistics.stdev(per_pair):.2f} points standard deviation", file=file)
-    return difference, interval
+              f"[{interval[0]:+.2f}, {interval[1]:+.2f}] (test images); top-1: {only_b} images right only in B, "
+              f"{only_a} only in A, exact McNemar p = {p_value:.3g}")
+    if len(runs_a) == 1:
+        print("  (these two trained networks on these images; for a claim about the methods, compare groups of "
+              "seeds with --paired)")
+        return stats.paired_difference(targets, predictions_a[0], predictions_b[0])
+    result = stats.paired_over_seeds(targets, predictions_a, predictions_b)
+    pairs = len(runs_a)
+    print(f"  mean over {pairs} seed pairs: balanced acc {result['mean']:+.2f} points (per pair "
+          f"{', '.join(f'{d:+.2f}' for d in result['differences'])}; standard deviation "
+          f"{statistics.stdev(result['differences']):.2f})")
+    for key, what in (("seeds_and_images", "seeds and test images resampled (two-level bootstrap)"),
+                      ("t", f"Student's t over the {pairs} per-pair differences"),
+                      ("images", "test images only, the trained runs held fixed")):
+        low, high = result[key]
+        print(f"    95% CI, {what}: [{low:+.2f}, {high:+.2f}]")
+    smallest = stats.smallest_sign_flip_p(pairs)
+    limit = (f"; {pairs} pairs cannot reach p < 0.05 (the smallest possible p is {smallest:.3g}): "
+             f"{stats.pairs_needed(0.05)} pairs can" if smallest >= 0.05 else "")
+    print(f"    exact sign-flip test over the {pairs} pairs: p = {result['p_sign_flip']:.3g}{limit}")
+    seed_aware = (result["seeds_and_images"], result["t"])
+    if all(low > 0 for low, _ in seed_aware) or all(high < 0 for _, high in seed_aware):
+        print(f"  -> {label_b} is {'better' if result['mean'] > 0 else 'worse'} than {label_a} here: both "
+              "intervals that include the seed spread exclude 0")
+    else:
+        print(f"  -> no difference shown between {label_b} and {label_a}: an interval that includes the seed "
+              "spread contains 0")
+    return result
 
 
 def _short(runs):
@@ -313,20 +393,23 @@ def _paired_groups(groups):
 def main(args):
     runs = resolve_runs(args)
     groups = group_runs(runs)
-    rows = summarise(groups, args.split)
-    print_table(rows)
+    rows = summarise(groups, args.split, args.checkpoint)
+    valid_scores = select_on_valid(groups, args.checkpoint) if args.select_on else None
+    print_table(rows, valid_scores)
+    if valid_scores is not None:
+        report_selection(valid_scores, rows)
     if args.paired:
         runs_a, runs_b, labels = _paired_groups(groups)
-        paired_comparison(runs_a, runs_b, args.split, labels)
+        paired_comparison(runs_a, runs_b, args.split, labels, args.checkpoint)
     elif len(runs) == 2:
-        if all(load_predictions(run, args.split) for run in runs):
-            paired_comparison([runs[0]], [runs[1]], args.split)
+        if all(load_predictions(run, args.split, args.checkpoint) for run in runs):
+            paired_comparison([runs[0]], [runs[1]], args.split, checkpoint=args.checkpoint)
         else:
             print("(no paired comparison: run 2_test.py on both runs to save their predictions)")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(args.markdown) as file:
-            file.write(markdown_table(rows))
+            file.write(markdown_table(rows, valid_scores))
         print(f"wrote {args.markdown}")
     if args.plot:
         plot_curves(groups, args.plot)

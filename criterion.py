@@ -92,15 +92,15 @@ class Loss(nn.Module):
     the plain mean ``mean_i w_gi l_i`` (Cui et al.'s class-balanced loss, with
     weights that sum to K, so the average weight over classes is 1), and the
     weighted mean ``sum_i w_gi l_i / sum_i w_gi`` (``weighted_mean=True``; what
-    ``F.cross_entropy(weight=...)`` computes and Cao et al.'s LDAM-DRW uses), whose
-    step size does not shrink when a batch holds mostly down-weighted head classes.
+    ``F.cross_entropy(weight=...)`` computes, and Cao et al.'s re-weighting baseline
+    and LDAM-DRW use), whose step size does not shrink when a batch holds mostly
+    down-weighted head classes (``--cb_reduction`` chooses for CB and ``--class_balanced``).
     """
 
-    weighted_mean = False
-
-    def __init__(self, class_weights=None):
+    def __init__(self, class_weights=None, weighted_mean=False):
         super().__init__()
         self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights).float())
+        self.weighted_mean = weighted_mean
 
     def per_sample(self, logits, targets):
         raise NotImplementedError
@@ -123,8 +123,8 @@ def _cross_entropy(logits, targets, label_smoothing=0.0):
 class CrossEntropy(Loss):
     """ERM: ``-log p_g`` (with optional label smoothing and class weights)."""
 
-    def __init__(self, label_smoothing=0.0, class_weights=None):
-        super().__init__(class_weights)
+    def __init__(self, label_smoothing=0.0, class_weights=None, weighted_mean=False):
+        super().__init__(class_weights, weighted_mean)
         self.label_smoothing = label_smoothing
 
     def per_sample(self, logits, targets):
@@ -134,8 +134,8 @@ class CrossEntropy(Loss):
 class ComplementCrossEntropy(Loss):
     """CCE: ``CE - gamma / (K - 1) * C``; gamma > 0 flattens the incorrect classes."""
 
-    def __init__(self, num_classes, gamma=0.5, label_smoothing=0.0, class_weights=None):
-        super().__init__(class_weights)
+    def __init__(self, num_classes, gamma=0.5, label_smoothing=0.0, class_weights=None, weighted_mean=False):
+        super().__init__(class_weights, weighted_mean)
         self.num_classes, self.gamma, self.label_smoothing = num_classes, gamma, label_smoothing
 
     def per_sample(self, logits, targets):
@@ -159,8 +159,8 @@ class ComplementEntropy(Loss):
 class FocalLoss(Loss):
     """FL: ``-(1 - p_g)^gamma log p_g`` with optional per-class weights (alpha)."""
 
-    def __init__(self, gamma=2.0, class_weights=None):
-        super().__init__(class_weights)
+    def __init__(self, gamma=2.0, class_weights=None, weighted_mean=False):
+        super().__init__(class_weights, weighted_mean)
         self.gamma = gamma
 
     def per_sample(self, logits, targets):
@@ -194,10 +194,8 @@ class LDAMLoss(Loss):
     classifier's gradients by 30 and training diverges at the usual lr of 0.1.
     """
 
-    weighted_mean = True
-
     def __init__(self, class_counts, max_margin=0.5, scale=30.0, drw_epoch=None, drw_beta=0.9999):
-        super().__init__()
+        super().__init__(weighted_mean=True)
         counts = torch.as_tensor(class_counts, dtype=torch.float64)
         margins = counts.pow(-0.25)
         self.register_buffer("margins", (margins * (max_margin / margins.max())).float())
@@ -235,6 +233,7 @@ class Option:
     type: type
     help: str
     only_with: Optional[str] = None
+    choices: Optional[tuple] = None
 
 
 OPTIONS = {
@@ -244,6 +243,9 @@ OPTIONS = {
     "label_smoothing": Option(0.0, float, "label smoothing of the cross-entropy term"),
     "class_balanced": Option(False, bool, "effective-number class weights (CB is ERM with them)"),
     "cb_beta": Option(0.9999, float, "beta of the effective number", only_with="class_balanced"),
+    "cb_reduction": Option("plain", str, "batch reduction of class-weighted losses: plain = mean_i w l_i (Cui et al.), "
+                           "weighted = sum_i w l_i / sum_i w (Cao et al.'s re-weighting)", only_with="class_balanced",
+                           choices=("plain", "weighted")),
     "la_tau": Option(1.0, float, "tau of LA"),
     "ldam_max_margin": Option(0.5, float, "largest margin of LDAM"),
     "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits"),
@@ -287,33 +289,34 @@ class Objective:
         return float(settings.get(self.logit_scale, OPTIONS[self.logit_scale].default))
 
 
-def _class_weights(class_counts, class_balanced, cb_beta):
+def _weighting(class_counts, class_balanced, cb_beta, cb_reduction):
+    """``class_weights`` and ``weighted_mean`` of a loss under the class-balanced options."""
     if not class_balanced:
-        return None
+        return {}
     if class_counts is None:
         raise ValueError("--class_balanced needs the training class counts")
-    return effective_number_weights(class_counts, cb_beta)
+    return {"class_weights": effective_number_weights(class_counts, cb_beta), "weighted_mean": cb_reduction == "weighted"}
 
 
-def _erm(num_classes, class_counts, label_smoothing, class_balanced, cb_beta):
-    return CrossEntropy(label_smoothing, _class_weights(class_counts, class_balanced, cb_beta))
+def _erm(num_classes, class_counts, label_smoothing, class_balanced, cb_beta, cb_reduction):
+    return CrossEntropy(label_smoothing, **_weighting(class_counts, class_balanced, cb_beta, cb_reduction))
 
 
-def _cce(num_classes, class_counts, ccegamma, label_smoothing, class_balanced, cb_beta):
+def _cce(num_classes, class_counts, ccegamma, label_smoothing, class_balanced, cb_beta, cb_reduction):
     return ComplementCrossEntropy(num_classes, ccegamma, label_smoothing,
-                                  _class_weights(class_counts, class_balanced, cb_beta))
+                                  **_weighting(class_counts, class_balanced, cb_beta, cb_reduction))
 
 
 def _cot(num_classes, class_counts, label_smoothing):
     return CrossEntropy(label_smoothing)
 
 
-def _focal(num_classes, class_counts, focal_gamma, class_balanced, cb_beta):
-    return FocalLoss(focal_gamma, _class_weights(class_counts, class_balanced, cb_beta))
+def _focal(num_classes, class_counts, focal_gamma, class_balanced, cb_beta, cb_reduction):
+    return FocalLoss(focal_gamma, **_weighting(class_counts, class_balanced, cb_beta, cb_reduction))
 
 
-def _class_balanced(num_classes, class_counts, label_smoothing, cb_beta):
-    return CrossEntropy(label_smoothing, effective_number_weights(class_counts, cb_beta))
+def _class_balanced(num_classes, class_counts, label_smoothing, cb_beta, cb_reduction):
+    return CrossEntropy(label_smoothing, **_weighting(class_counts, True, cb_beta, cb_reduction))
 
 
 def _ldam(num_classes, class_counts, ldam_max_margin, ldam_scale, drw, drw_epoch):
@@ -330,7 +333,7 @@ def _logit_adjusted(num_classes, class_counts, la_tau):
     return LogitAdjustedLoss(class_counts, tau=la_tau)
 
 
-WEIGHTS = ("class_balanced", "cb_beta")
+WEIGHTS = ("class_balanced", "cb_beta", "cb_reduction")
 
 OBJECTIVES = {entry.name: entry for entry in (
     Objective("ERM", _erm, "`CE = -log p_g`", "cross entropy", ("label_smoothing", *WEIGHTS)),
@@ -343,7 +346,7 @@ OBJECTIVES = {entry.name: entry for entry in (
               "Lin et al., *Focal loss for dense object detection*, ICCV 2017", ("focal_gamma", *WEIGHTS)),
     Objective("CB", _class_balanced, "`w_g * CE`, `w_j = (1 - beta) / (1 - beta^n_j)` normalised to sum to K",
               "Cui et al., *Class-balanced loss based on effective number of samples*, CVPR 2019",
-              ("label_smoothing", "cb_beta"), needs_class_counts=True),
+              ("label_smoothing", "cb_beta", "cb_reduction"), needs_class_counts=True),
     Objective("LDAM", _ldam, "`CE(s * (z - m_g e_g))` on cosine logits `z`, `m_j ∝ n_j^(-1/4)`, largest "
               "`--ldam_max_margin`; `--drw`: CB weights from `--drw_epoch`",
               "Cao et al., *Learning imbalanced datasets with label-distribution-aware margin loss*, NeurIPS 2019",
@@ -388,6 +391,8 @@ def objectives_table():
         option = OPTIONS[name]
         if option.type is bool or option.default is None:
             return f"`--{name}`"
+        if isinstance(option.default, str):
+            return f"`--{name} {option.default}`"
         return f"`--{name} {option.default:g}`"
 
     lines = ["| objective | loss | options (default) | head | reference |", "|---|---|---|---|---|"]

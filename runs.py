@@ -39,12 +39,16 @@ TRAIN_EXTRA_COLUMNS = ("time_s",)
 VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
 
 
-def metrics_file(split):
-    return f"{split}_metrics.json"
+CHECKPOINTS = ("best", "last")  # the <acc>.pth chosen on valid/, or last.pth
 
 
-def predictions_file(split):
-    return f"{split}_predictions.npz"
+def metrics_file(split, checkpoint="best"):
+    """``test_metrics.json`` for the best checkpoint, ``test_last_metrics.json`` for ``last.pth``."""
+    return f"{split}{'' if checkpoint == 'best' else '_' + checkpoint}_metrics.json"
+
+
+def predictions_file(split, checkpoint="best"):
+    return f"{split}{'' if checkpoint == 'best' else '_' + checkpoint}_predictions.npz"
 
 
 def best_checkpoint_name(acc):
@@ -259,6 +263,7 @@ class TrainedRun:
     run_dir: Path
     checkpoint_path: Path
     state: dict
+    checkpoint: str = "best"  # which of CHECKPOINTS
 
     @property
     def classes(self):
@@ -285,13 +290,14 @@ class TrainedRun:
         return runtime.prepare(model).eval()
 
 
-def open_run(logs_dir, model_index, dataset, objective, datetime_name):
-    """The run named on a command line (``--datetime`` a start time or ``latest``), checked against its
-    checkpoint; warns when the installed torch differs from the one it trained with."""
+def open_run(logs_dir, model_index, dataset, objective, datetime_name, checkpoint="best"):
+    """The run named on a command line (``--datetime`` a start time or ``latest``) with its best checkpoint (or
+    ``last.pth``), checked against it; warns when the installed torch differs from the one it trained with."""
     run_dir = find_run_dir(logs_dir, model_folder(model_index), dataset, objective, datetime_name)
-    path = best_checkpoint_path(run_dir)
-    if path is None:
-        raise UserError(f"{run_dir} has no <acc>.pth checkpoint (the run stopped before its first epoch ended)")
+    path = best_checkpoint_path(run_dir) if checkpoint == "best" else run_dir / LAST_CHECKPOINT
+    if path is None or not path.is_file():
+        name = "<acc>.pth" if checkpoint == "best" else LAST_CHECKPOINT
+        raise UserError(f"{run_dir} has no {name} checkpoint (the run stopped before its first epoch ended)")
     state = load_checkpoint(path)
     if state.get("model_index") != model_index:
         raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {model_index}")
@@ -299,7 +305,7 @@ def open_run(logs_dir, model_index, dataset, objective, datetime_name):
     if trained_with and torch_minor(trained_with) != torch_minor(torch.__version__):
         warnings.warn(f"{path.name} was trained with torch {trained_with}; evaluating with torch {torch.__version__} "
                       "may give slightly different numbers")
-    return TrainedRun(run_dir, path, state)
+    return TrainedRun(run_dir, path, state, checkpoint)
 
 
 # ---------------------------------------------------------------- reading a run's records
@@ -318,11 +324,11 @@ def run_settings(run_dir):
     return {}
 
 
-def load_predictions(run_dir, split=None):
+def load_predictions(run_dir, split=None, checkpoint="best"):
     """``(split, paths, targets, predicted classes)`` from a run's saved predictions (``split``, or test else
-    valid), or None."""
+    valid) of one checkpoint, or None."""
     for name in ([split] if split else ["test", "valid"]):
-        path = run_dir / predictions_file(name)
+        path = run_dir / predictions_file(name, checkpoint)
         if path.is_file():
             with np.load(path) as saved:
                 return name, saved["paths"], saved["targets"], saved["probs"].argmax(axis=1)

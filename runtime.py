@@ -13,9 +13,14 @@ import torch.distributed as dist
 
 
 class Runtime:
-    """This process's device, rank and mixed-precision settings; with ``WORLD_SIZE > 1`` it joins the group."""
+    """This process's device, rank and mixed-precision settings; with ``WORLD_SIZE > 1`` it joins the group.
 
-    def __init__(self, no_amp=False):
+    Mixed precision (bf16, or fp16 without bf16 support) is for training on CUDA; evaluation runs in float32
+    unless ``amp_eval``: reduced-precision logits, scaled by LDAM's ``s``, flip predictions, and published
+    numbers are float32.
+    """
+
+    def __init__(self, no_amp=False, amp_eval=False):
         self.world_size = int(os.environ.get("WORLD_SIZE", 1))
         self.distributed = self.world_size > 1
         self.rank = int(os.environ.get("RANK", 0))
@@ -31,14 +36,16 @@ class Runtime:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         cuda = self.device.type == "cuda"
         self.amp_dtype = None if no_amp or not cuda else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        self.amp_eval = amp_eval
         self.channels_last = cuda
 
     @property
     def is_main(self):
         return self.rank == 0
 
-    def autocast(self):
-        if self.amp_dtype is None:
+    def autocast(self, evaluation=False):
+        """Mixed precision for a training step, or for evaluation only with ``amp_eval``; else float32."""
+        if self.amp_dtype is None or (evaluation and not self.amp_eval):
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 

@@ -81,21 +81,53 @@ def percentile_interval(values, level=0.95):
     return [float(low), float(high)]
 
 
+def _as_runs(predictions):
+    """One prediction array, or a list of them (runs on the same images), as a list."""
+    return [np.asarray(p) for p in (predictions if np.ndim(predictions) == 2 else [predictions])]
+
+
+def _replicates(targets, runs, draws):
+    """Top-1 and balanced accuracy (%) of every run on every image replicate: two ``runs x resamples`` arrays."""
+    per_run = [_accuracies(np.asarray(targets) == run, draws) for run in runs]
+    return np.array([top1 for top1, _ in per_run]), np.array([balanced for _, balanced in per_run])
+
+
 def bootstrap_intervals(targets, predictions, resamples=RESAMPLES, seed=0, level=0.95):
-    """95 % stratified bootstrap intervals of top-1 and balanced accuracy: ``{"acc": [lo, hi], ...}``.
+    """95 % stratified bootstrap intervals of top-1 and balanced accuracy over the test images only:
+    ``{"acc": [lo, hi], "balanced_acc": [lo, hi]}``.
 
     ``predictions`` may also be a list of prediction arrays on the same images (runs
     with different seeds): the interval is then that of their mean, with the images
-    resampled once per replicate for all runs.
+    resampled once per replicate for all runs and the runs held fixed.
     """
-    runs = [np.asarray(p) for p in (predictions if np.ndim(predictions) == 2 else [predictions])]
-    draws = stratified_resamples(targets, resamples, seed)
-    top1, balanced = np.zeros(resamples), np.zeros(resamples)
-    for run in runs:
-        run_top1, run_balanced = _accuracies(np.asarray(targets) == run, draws)
-        top1 += run_top1 / len(runs)
-        balanced += run_balanced / len(runs)
-    return {"acc": percentile_interval(top1, level), "balanced_acc": percentile_interval(balanced, level)}
+    top1, balanced = _replicates(targets, _as_runs(predictions), stratified_resamples(targets, resamples, seed))
+    return {"acc": percentile_interval(top1.mean(axis=0), level),
+            "balanced_acc": percentile_interval(balanced.mean(axis=0), level)}
+
+
+def _seed_draws(runs, resamples, seed):
+    """Per replicate, ``runs`` run indices drawn with replacement (the first level of the two-level bootstrap)."""
+    return np.random.default_rng([seed, 1]).integers(0, runs, size=(resamples, runs))
+
+
+def _mean_over_drawn(values, drawn):
+    """Replicate r's mean of ``values[run, r]`` over the runs drawn for it."""
+    return values[drawn, np.arange(values.shape[1])[:, None]].mean(axis=1)
+
+
+def seed_intervals(targets, predictions, resamples=RESAMPLES, seed=0, level=0.95):
+    """95 % intervals of the mean top-1 and balanced accuracy of runs that differ in their training seed, that
+    include the seed-to-seed spread: a two-level bootstrap, each replicate drawing the runs with replacement, then
+    the test images (stratified), and scoring every drawn run on those images.
+
+    The images are drawn once per replicate for all drawn runs: the runs share one test set, so they share its
+    sampling error; drawing them per run would treat it as n independent test sets and understate that part.
+    """
+    runs = _as_runs(predictions)
+    top1, balanced = _replicates(targets, runs, stratified_resamples(targets, resamples, seed))
+    drawn = _seed_draws(len(runs), resamples, seed)
+    return {"acc": percentile_interval(_mean_over_drawn(top1, drawn), level),
+            "balanced_acc": percentile_interval(_mean_over_drawn(balanced, drawn), level)}
 
 
 def balanced_accuracy(targets, predictions):
@@ -130,6 +162,62 @@ def mcnemar_exact(correct_a, correct_b):
     if only_a + only_b == 0:
         return only_a, only_b, 1.0
     return only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def paired_over_seeds(targets, predictions_a, predictions_b, resamples=RESAMPLES, seed=0, level=0.95):
+    """B minus A in balanced accuracy (%) over pairs of runs that share a seed, on the same images.
+
+    Returns the per-pair differences, their mean, and three 95 % intervals of the mean: ``seeds_and_images``
+    (two-level paired bootstrap: the pairs drawn with replacement, then the images once, both runs of a drawn
+    pair scored on them), ``t`` (Student's t over the per-pair differences) and ``images`` (the pairs held fixed,
+    images only); and ``p_sign_flip``, the exact two-sided sign-flip p-value of the mean difference.
+    """
+    targets = np.asarray(targets)
+    runs_a, runs_b = _as_runs(predictions_a), _as_runs(predictions_b)
+    draws = stratified_resamples(targets, resamples, seed)
+    differences_per_replicate = _replicates(targets, runs_b, draws)[1] - _replicates(targets, runs_a, draws)[1]
+    differences = [balanced_accuracy(targets, b) - balanced_accuracy(targets, a) for a, b in zip(runs_a, runs_b)]
+    drawn = _seed_draws(len(runs_a), resamples, seed)
+    return {"differences": differences, "mean": float(np.mean(differences)),
+            "seeds_and_images": percentile_interval(_mean_over_drawn(differences_per_replicate, drawn), level),
+            "t": t_interval(differences, level),
+            "images": percentile_interval(differences_per_replicate.mean(axis=0), level),
+            "p_sign_flip": sign_flip_p(differences)}
+
+
+def t_interval(values, level=0.95):
+    """Student's t interval of the mean of ``values`` (at least two)."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=np.float64)
+    half = t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return [float(values.mean() - half), float(values.mean() + half)]
+
+
+def sign_flip_p(differences, exact_up_to=20, draws=2**20, seed=0):
+    """Two-sided sign-flip (permutation) p-value of the mean of paired differences: the share of the 2^n ways of
+    flipping their signs whose mean is at least as far from 0 as the observed one (exact up to ``exact_up_to``
+    pairs, else from ``draws`` random flips)."""
+    values = np.asarray(differences, dtype=np.float64)
+    if len(values) <= exact_up_to:
+        signs = 1 - 2 * ((np.arange(2 ** len(values))[:, None] >> np.arange(len(values))) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice((-1, 1), size=(draws, len(values)))
+    means = np.abs(signs @ values) / len(values)
+    return float(np.mean(means >= abs(values.mean()) * (1 - 1e-12)))
+
+
+def smallest_sign_flip_p(pairs):
+    """The smallest p-value a two-sided sign-flip test over ``pairs`` pairs can give: 2 / 2^n."""
+    return min(1.0, 2.0 / 2 ** pairs)
+
+
+def pairs_needed(alpha=0.05):
+    """The fewest pairs whose sign-flip test can reach ``p <= alpha`` (6 for 0.05)."""
+    pairs = 1
+    while smallest_sign_flip_p(pairs) > alpha:
+        pairs += 1
+    return pairs
 
 
 # ---------------------------------------------------------------- calibration

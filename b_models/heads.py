@@ -9,13 +9,18 @@ class NormedLinear(nn.Module):
 
     Both the features and each class's weight row are L2-normalised, so with the
     default ``scale`` of 1 every logit lies in [-1, 1]; LDAM then multiplies by its
-    own ``s``.  ``scale`` is a buffer, so a checkpoint carries it.
+    own ``s``.  ``scale`` is a buffer, so a checkpoint carries it.  The class vectors
+    start uniform in [-1, 1] and rescaled to unit norm, as in Cao et al.'s code: the
+    forward pass does not depend on their norm, but the step size does (a gradient
+    step of a given size turns a long vector less), so the start sets the head's
+    effective learning rate.
     """
 
     def __init__(self, in_features, out_features, scale=1.0):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-1, 1))
+        weight = torch.empty(out_features, in_features).uniform_(-1, 1)
+        self.weight = nn.Parameter(weight / weight.norm(dim=1, keepdim=True))
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, features):

@@ -118,11 +118,13 @@ def test_two_runs_are_compared_pairwise(tmp_path):
     _, _, p_value = stats.mcnemar_exact(a == targets, b == targets)
     assert p_value == pytest.approx(2 * (1 + 6) / 2**6)  # 1 image right only in A, 5 only in B
     assert "CCE (2026-01-01-00-00-00) minus ERM (2026-01-01-00-00-00), paired on the same 30 test images" in result.stdout
-    assert (f"balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}]; top-1: 5 images right only "
-            f"in B, 1 only in A, exact McNemar p = {p_value:.3g}") in result.stdout
+    assert (f"balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}] (test images); top-1: 5 images "
+            f"right only in B, 1 only in A, exact McNemar p = {p_value:.3g}") in result.stdout
+    assert "for a claim about the methods, compare groups of seeds with --paired" in result.stdout
     row = [line for line in result.stdout.splitlines() if line.startswith("ERM")][0]
     interval = stats.bootstrap_intervals(targets, a)["balanced_acc"]
-    assert f"[{interval[0]:.2f}, {interval[1]:.2f}]" in row
+    assert f"[{interval[0]:.2f}, {interval[1]:.2f}]" in row and row.count("n = 1") == 2  # one run: images only
+    assert "with n = 1 only the images can be resampled" in result.stdout
 
 
 def test_runs_on_different_images_are_refused(tmp_path):
@@ -145,15 +147,26 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
             save_predictions(run_dir, TARGETS, predicted)
             predictions[objective, seed] = predicted
     result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE", "--datetime=all",
-                 "--paired", cwd=tmp_path)
+                  "--paired", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     targets = np.array(TARGETS)
-    difference, (low, high) = stats.paired_difference(targets, [predictions["ERM", s] for s in range(3)],
-                                                      [predictions["CCE", s] for s in range(3)])
-    assert difference == pytest.approx(100 * 0.3 / 3)
-    assert f"mean over 3 pairs: balanced acc {difference:+.2f} points, 95% CI [{low:+.2f}, {high:+.2f}]" in result.stdout
-    assert result.stdout.count(" vs ") == 3
-    assert "CCE ccegamma=5 minus ERM, paired on the same 30 test images" in result.stdout  # group labels
+    expected = stats.paired_over_seeds(targets, [predictions["ERM", s] for s in range(3)],
+                                       [predictions["CCE", s] for s in range(3)])
+    assert expected["differences"] == pytest.approx([10.0] * 3) and expected["t"] == pytest.approx([10.0, 10.0])
+    out = result.stdout
+    assert "mean over 3 seed pairs: balanced acc +10.00 points (per pair +10.00, +10.00, +10.00" in out
+    low, high = expected["seeds_and_images"]
+    assert f"95% CI, seeds and test images resampled (two-level bootstrap): [{low:+.2f}, {high:+.2f}]" in out
+    assert "95% CI, Student's t over the 3 per-pair differences: [+10.00, +10.00]" in out
+    low, high = expected["images"]
+    assert f"95% CI, test images only, the trained runs held fixed: [{low:+.2f}, {high:+.2f}]" in out
+    assert ("exact sign-flip test over the 3 pairs: p = 0.25; 3 pairs cannot reach p < 0.05 (the smallest possible "
+            "p is 0.25): 6 pairs can") in out
+    assert out.count(" vs ") == 3
+    assert "CCE ccegamma=5 minus ERM, paired on the same 30 test images" in out  # group labels
+    table = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:3]}
+    seeds = stats.seed_intervals(targets, [predictions["ERM", s] for s in range(3)])["balanced_acc"]
+    assert f"[{seeds[0]:.2f}, {seeds[1]:.2f}]" in table["ERM"] and "n = 1" not in table["ERM"]
     alone = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
                 "--paired", cwd=tmp_path)
     assert alone.returncode == 2 and "--paired compares two groups of runs; these runs form 1" in alone.stderr
@@ -193,3 +206,39 @@ def test_setting_key_follows_the_table_of_objectives():
     for name, entry in criterion.OBJECTIVES.items():
         read = set(dict(compare.setting_key(name, base))) - {"lr"}
         assert read == set(entry.reads(base)) & set(base), name
+
+
+def test_select_on_valid_reads_only_validation_records(tmp_path, monkeypatch):
+    """The group with the best validation balanced accuracy (at each run's checkpoint epoch) is chosen, although
+    another has the better test numbers; choosing reads no test metric or prediction."""
+    import compare
+    for seed in (0, 1):
+        # valid.csv: acc [50, 60] -> checkpoint epoch 1, balanced 59 (acc - 1); test balanced 90
+        fake_run(tmp_path, "CCE", f"2026-01-01-00-00-0{seed}", [50, 60], metrics(90, 90), seed=seed, ccegamma=1.0)
+        # checkpoint epoch 0 (acc 70), balanced 69; test balanced 80
+        fake_run(tmp_path, "CCE", f"2026-01-01-00-01-0{seed}", [70, 65], metrics(80, 80), seed=seed, ccegamma=2.0)
+    runs = compare.resolve_runs(compare.get_args_parser().parse_args(
+        ["--dataset=tiny", "--model_index=41", "--datetime=all", f"--logs_dir={tmp_path / 'logs'}"]))
+    groups = compare.group_runs(runs)
+    opened = []
+    monkeypatch.setattr(compare, "run_metrics", lambda *a, **k: opened.append(a))
+    monkeypatch.setattr(compare, "load_predictions", lambda *a, **k: opened.append(a))
+    assert compare.select_on_valid(groups) == {"CCE ccegamma=2": 69.0, "CCE ccegamma=1": 59.0}
+    assert opened == []
+    monkeypatch.undo()
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all", "--select_on=valid",
+                  "--markdown=t.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "valid/ (mean over seeds of the balanced accuracy of each run's checkpoint epoch in valid.csv): CCE ccegamma=2" in result.stdout
+    assert "ranking: CCE ccegamma=2 69.00, CCE ccegamma=1 59.00" in result.stdout
+    assert "its test numbers: balanced acc 80.00 ± 0.00 over 2 run(s)" in result.stdout
+    assert "| valid bal. acc |" in (tmp_path / "t.md").read_text()
+
+
+def test_last_checkpoint_results_are_read_with_checkpoint_last(tmp_path):
+    run_dir = fake_run(tmp_path, "ERM", "2026-01-01-00-00-00", [50, 40], metrics(80, 70))
+    (run_dir / "test_last_metrics.json").write_text(json.dumps(metrics(75, 65)))
+    best = call("compare.py", "--runs", run_dir, cwd=tmp_path)
+    last = call("compare.py", "--runs", run_dir, "--checkpoint=last", cwd=tmp_path)
+    assert best.stdout.splitlines()[1].split()[3:5] == ["80.00", "70.00"]
+    assert last.stdout.splitlines()[1].split()[3:5] == ["75.00", "65.00"]

@@ -165,6 +165,21 @@ def test_class_balanced_weighting(objective):
     assert loss(zt, yt).item() == pytest.approx(expected, abs=1e-5)
     assert get_criterion("CB", 4, class_counts=counts, cb_beta=beta)(zt, yt).item() == pytest.approx(
         mean([weights[y[i]] * ref_ce(z[i], y[i]) for i in range(len(y))]), abs=1e-5)
+    # --cb_reduction weighted: sum_i w l_i / sum_i w, Cao et al.'s re-weighting
+    weighted = sum(weights[y[i]] * per_sample(z[i], y[i]) for i in range(len(y))) / sum(weights[y[i]] for i in range(len(y)))
+    loss = get_criterion(objective, 4, ccegamma=5, class_counts=counts, class_balanced=True, cb_beta=beta,
+                         cb_reduction="weighted")
+    assert loss(zt, yt).item() == pytest.approx(weighted, abs=1e-5)
+
+
+def test_weighted_class_balanced_loss_is_cross_entropy_with_weights():
+    z, y, zt, yt = batch(5)
+    counts = [500, 120, 40, 9, 3]
+    weights = criterion.effective_number_weights(counts, 0.9999).double()
+    expected = torch.nn.functional.cross_entropy(zt, yt, weight=weights)
+    loss = get_criterion("CB", 5, class_counts=counts, cb_reduction="weighted")
+    assert loss(zt, yt).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert get_criterion("CB", 5, class_counts=counts)(zt, yt).item() != pytest.approx(expected.item(), rel=1e-3)
 
 
 @pytest.mark.parametrize("k", (3, 10))

@@ -118,3 +118,13 @@ def test_normed_head_replaces_the_classifier_of_any_linear_network(index):
 def test_normed_head_needs_a_linear_classifier():
     with pytest.raises(ValueError, match="SqueezeNet has no linear classifier"):
         get_model.build_network(40, 4, normed_head=True)
+
+
+def test_cosine_head_starts_with_unit_norm_class_vectors_as_in_cao_et_al():
+    torch.manual_seed(0)
+    head = NormedLinear(64, 10)
+    assert torch.allclose(head.weight.norm(dim=1), torch.ones(10), atol=1e-6)
+    torch.manual_seed(0)
+    raw = torch.empty(10, 64).uniform_(-1, 1)  # the same draw, before the rescaling
+    assert torch.allclose(head.weight, raw / raw.norm(dim=1, keepdim=True))
+    assert float(raw.norm(dim=1).mean()) > 4  # what the vectors would start at without it

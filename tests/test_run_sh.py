@@ -61,3 +61,16 @@ def test_cifar_plans_follow_cao_et_al(tmp_path):
                "--augment=crop_flip" in line for line in training)
     assert "--objective=LDAM" in training[1] and training[1].endswith(" --drw") and "--drw" not in training[0]
     assert "--seed=0" in training[0] and "--seed=1" in training[3]
+
+
+def test_cifar_plans_run_cao_et_al_s_baselines(tmp_path):
+    """Focal loss with gamma 1 and class-balanced re-weighting reduced by the weighted mean, as in Cao et al.'s
+    table; the CPU plan keeps focal gamma 2 and Cui's plain mean."""
+    result = run_sh(tmp_path, PYTHON="echo", PLAN="cifar10-lt")
+    training = {line.split("--objective=")[1].split()[0]: line for line in result.stdout.splitlines()
+                if "1_train.py" in line}
+    assert list(training) == ["ERM", "CCE", "COT", "FL", "CB", "LDAM", "BS", "LA"]
+    assert training["FL"].endswith(" --focal_gamma=1") and training["CB"].endswith(" --cb_reduction=weighted")
+    assert training["LDAM"].endswith(" --drw")
+    fmnist = run_sh(tmp_path, PYTHON="echo", PLAN="fmnist-lt")
+    assert "--focal_gamma" not in fmnist.stdout and "--cb_reduction" not in fmnist.stdout

@@ -132,3 +132,70 @@ def test_shot_groups_thresholds():
     assert groups["many"].tolist() == [0]
     assert groups["medium"].tolist() == [1, 2]
     assert groups["few"].tolist() == [3, 4]
+
+
+def test_sign_flip_p_against_full_enumeration():
+    import itertools
+    rng = np.random.default_rng(5)
+    for n in range(3, 9):
+        differences = rng.normal(0.3, 1.0, n)
+        flipped = [abs(np.mean(np.array(signs) * differences)) for signs in itertools.product((1, -1), repeat=n)]
+        expected = np.mean([value >= abs(differences.mean()) - 1e-12 for value in flipped])
+        assert stats.sign_flip_p(differences) == pytest.approx(expected)
+    assert stats.sign_flip_p([0.4, 0.1, 0.25]) == 0.25  # 3 pairs of one sign: the smallest p there is
+    assert stats.smallest_sign_flip_p(3) == 0.25 and stats.smallest_sign_flip_p(6) == 2 / 64
+    assert stats.pairs_needed(0.05) == 6 and stats.pairs_needed(0.01) == 8
+
+
+def test_t_interval_formula():
+    from scipy.stats import t
+    values = [1.0, 2.0, 4.0]
+    half = t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+    assert stats.t_interval(values) == pytest.approx([7 / 3 - half, 7 / 3 + half])
+
+
+def test_seed_intervals_of_identical_runs_are_the_image_intervals():
+    """With every seed's predictions the same, drawing seeds changes nothing: only the images vary."""
+    targets, predictions = toy_predictions()
+    assert stats.seed_intervals(targets, [predictions] * 4) == stats.bootstrap_intervals(targets, [predictions] * 4)
+    result = stats.paired_over_seeds(targets, [predictions] * 3, [predictions] * 3)
+    assert result["differences"] == [0.0] * 3 and result["p_sign_flip"] == 1.0
+
+
+def test_paired_over_seeds_images_interval_is_the_paired_bootstrap():
+    targets, a = toy_predictions(seed=1)
+    _, b = toy_predictions(seed=2, accuracy=(0.9, 0.7, 0.5))
+    _, c = toy_predictions(seed=3)
+    _, d = toy_predictions(seed=4, accuracy=(0.9, 0.7, 0.5))
+    result = stats.paired_over_seeds(targets, [a, c], [b, d])
+    difference, interval = stats.paired_difference(targets, [a, c], [b, d])
+    assert result["mean"] == pytest.approx(difference) and result["images"] == pytest.approx(interval)
+    assert result["differences"] == pytest.approx([stats.balanced_accuracy(targets, b) - stats.balanced_accuracy(targets, a),
+                                                   stats.balanced_accuracy(targets, d) - stats.balanced_accuracy(targets, c)])
+
+
+def simulated_seeds(rng, seeds=8, per_class=200, classes=4, accuracy=0.8, seed_spread=0.03):
+    """Predictions of ``seeds`` runs on one test set: each run's accuracy is ``accuracy`` plus its own seed effect,
+    so the true mean over seeds is ``accuracy``."""
+    targets = np.repeat(np.arange(classes), per_class)
+    runs = []
+    for effect in rng.normal(0, seed_spread, seeds):
+        correct = rng.random(len(targets)) < accuracy + effect
+        runs.append(np.where(correct, targets, (targets + 1) % classes))
+    return targets, runs
+
+
+def test_seed_aware_interval_covers_when_the_seed_spread_dominates():
+    """Coverage of the true mean over seeds (80 %): the two-level interval about 95 %, the images-only interval
+    far less, since it treats the trained runs as fixed."""
+    rng = np.random.default_rng(0)
+    covered = {"seeds": 0, "images": 0}
+    draws = 200
+    for draw in range(draws):
+        targets, runs = simulated_seeds(rng)
+        for kind, interval in (("seeds", stats.seed_intervals(targets, runs, resamples=400, seed=draw)),
+                               ("images", stats.bootstrap_intervals(targets, runs, resamples=400, seed=draw))):
+            low, high = interval["balanced_acc"]
+            covered[kind] += low <= 80.0 <= high
+    assert covered["seeds"] / draws >= 0.88
+    assert covered["images"] / draws <= 0.7

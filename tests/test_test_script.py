@@ -162,3 +162,45 @@ def test_a_failed_evaluation_leaves_the_previous_results(trained, monkeypatch):
         call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
     assert {name: (run_dir / name).read_bytes() for name in names} == before
     assert not [path for path in run_dir.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_checkpoint_last_evaluates_last_pth_into_its_own_files(trained):
+    import numpy as np
+    root, run_dir = trained
+    assert call("2_test.py", *ARGS, "--datetime=latest", cwd=root).returncode == 0
+    result = call("2_test.py", *ARGS, "--datetime=latest", "--checkpoint=last", cwd=root)
+    assert result.returncode == 0, result.stderr
+    best, last = (json.loads((run_dir / name).read_text()) for name in ("test_metrics.json", "test_last_metrics.json"))
+    state = torch.load(run_dir / "last.pth", weights_only=True)
+    assert last["checkpoint"] == "last.pth" and last["epoch"] == state["epoch"] == 1
+    assert best["checkpoint"].endswith(".pth") and best["checkpoint"] != "last.pth"
+    assert np.load(run_dir / "test_last_predictions.npz")["probs"].shape == (15, 3)
+    assert "test_last_metrics.json" in result.stdout
+
+
+def test_evaluation_is_float32_unless_amp_eval(trained, monkeypatch):
+    """Even where training runs in bfloat16 (emulated here on the CPU), 2_test's probabilities are those of a
+    float32 forward pass; --amp_eval evaluates in the training precision."""
+    import numpy as np
+    import loader
+    import runtime
+    root, run_dir = trained
+    original = runtime.Runtime.__init__
+
+    def bfloat16_runtime(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.amp_dtype = torch.bfloat16
+
+    monkeypatch.setattr(runtime.Runtime, "__init__", bfloat16_runtime)
+    state = torch.load(next(run_dir.glob("[0-9]*.pth")), weights_only=True)
+    model = __import__("get_model").build_network(41, 3)
+    model.load_state_dict(state["model"])
+    split = loader.load_splits(root / "a_datasets", "tiny", ("test",))["test"]
+    images = loader.normalise(torch.stack([loader.decode_image(path, 16, 16) for path in split.paths]),
+                              state["mean"], state["std"])
+    with torch.no_grad():
+        float32 = torch.softmax(model.eval()(images), dim=1).numpy()
+    assert call("2_test.py", *ARGS, "--datetime=latest", cwd=root).returncode == 0
+    assert np.allclose(np.load(run_dir / "test_predictions.npz")["probs"], float32, atol=1e-6)
+    assert call("2_test.py", *ARGS, "--datetime=latest", "--amp_eval", cwd=root).returncode == 0
+    assert np.abs(np.load(run_dir / "test_predictions.npz")["probs"] - float32).max() > 1e-5  # bfloat16 rounding
