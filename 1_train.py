@@ -20,10 +20,11 @@ import criterion
 from get_model import IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching
 from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
 from optimisation import build_optimisation
-from runs import LAST_CHECKPOINT, RunRecorder, create_run_dir, find_run_dir, model_folder, saved_arguments
+from runs import LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, create_run_dir, find_run_dir, model_folder, saved_arguments
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
-from utils import ArgumentParser, UserError, load_checkpoint, parse_int_list, positive, run_cli
+from utils import (ArgumentParser, UserError, WriteError, load_checkpoint, number, parse_int_list, positive, run_cli,
+                   seed_number)
 
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
 
@@ -46,8 +47,9 @@ def get_args_parser():
                         help="lengths in epochs of the lr stages, e.g. '60 60 40 40' or '60,60,40,40'")
     parser.add_argument("--lrdecay", type=positive(float), default=0.2, help="lr factor between stages")
     parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
-    parser.add_argument("--weight_decay", type=float, default=None, help="default: 5e-4 with SGD, 0.05 with AdamW")
+    parser.add_argument("--momentum", type=number(float, 0, 1), default=0.9, help="SGD's momentum")
+    parser.add_argument("--weight_decay", type=number(float, 0), default=None,
+                        help="default: 5e-4 with SGD, 0.05 with AdamW")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum, or AdamW")
     parser.add_argument("--schedule", choices=("step", "cosine"), default="step",
                         help="step: the --lrstep stages; cosine: per-iteration cosine decay to 0 after the warm-up")
@@ -57,14 +59,17 @@ def get_args_parser():
     parser.add_argument("--freeze_backbone", action="store_true", help="train the classifier layer only")
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
                         help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn and recorded)")
+    parser.add_argument("--seed", type=seed_number, default=None,
+                        help="random seed, 0 to 2**32 - 1 (default: drawn and recorded)")
     options = parser.add_argument_group("objective options (python criterion.py: which objective reads which)")
     for name, option in criterion.OPTIONS.items():
         if option.type is bool:
             options.add_argument(f"--{name}", action="store_true", help=option.help)
+        elif option.choices:
+            options.add_argument(f"--{name}", default=option.default, choices=option.choices, help=option.help)
         else:
-            options.add_argument(f"--{name}", type=option.type, default=option.default, choices=option.choices,
-                                 help=option.help)
+            options.add_argument(f"--{name}", type=number(option.type, option.low, option.high, high_open=option.high_open),
+                                 default=option.default, help=option.help)
     losses = parser.add_argument_group("imbalance options")
     losses.add_argument("--normed_head", action=argparse.BooleanOptionalAction, default=None,
                         help="cosine classifier (normalised features and weights); default: the objective's "
@@ -73,16 +78,16 @@ def get_args_parser():
                         help="factor on the cosine logits of --normed_head, for objectives that do not scale "
                              "their logits themselves (LDAM applies its --ldam_scale)")
     losses.add_argument("--sampler", default="random", choices=SAMPLERS, help="training batch sampler")
-    losses.add_argument("--many_shot", type=int, default=100, help="many-shot: more train images than this")
-    losses.add_argument("--few_shot", type=int, default=20, help="few-shot: fewer train images than this")
+    losses.add_argument("--many_shot", type=number(int, 0), default=100, help="many-shot: more train images than this")
+    losses.add_argument("--few_shot", type=number(int, 0), default=20, help="few-shot: fewer train images than this")
     system = parser.add_argument_group("files and speed")
     system.add_argument("--data_dir", default="a_datasets")
     system.add_argument("--logs_dir", default="logs")
     system.add_argument("--resume", default=None, help="run folder to continue, or 'latest'")
-    system.add_argument("--cache_mb", type=float, default=4096,
+    system.add_argument("--cache_mb", type=number(float, 0), default=4096,
                         help="decode a split into memory when it fits this many MiB (0: always read files)")
     system.add_argument("--disk_cache", action="store_true", help="also keep decoded splits in <dataset>/.cache/")
-    system.add_argument("--workers", type=int, default=None, help="DataLoader workers when not cached")
+    system.add_argument("--workers", type=number(int, 0), default=None, help="DataLoader workers when not cached")
     system.add_argument("--skip_bad_images", action="store_true", help="warn about undecodable images, skip them")
     system.add_argument("--no_amp", action="store_true", help="CUDA: train in float32")
     system.add_argument("--amp_eval", action="store_true",
@@ -251,6 +256,7 @@ def head_scale(args):
 def build_streams(args, runtime, splits):
     common = dict(device=runtime.device, seed=args.seed, cache_mb=args.cache_mb, workers=args.workers,
                   skip_bad_images=args.skip_bad_images, disk_cache=args.disk_cache, rank=runtime.rank,
+                  bad_image_hint="delete or replace it, or pass --skip_bad_images",
                   world_size=runtime.world_size, channels_last=runtime.channels_last, progress=runtime.is_main)
     train = BatchStream(splits["train"], args.height, args.width, args.batchsize, train=True,
                         augment=args.augment, sampler=args.sampler, **common)
@@ -289,7 +295,7 @@ def resolve_resume(args):
     if not last.is_file():
         raise UserError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from (it stopped before its first epoch "
                         "ended); start a new run instead")
-    state = load_checkpoint(last)
+    state = load_checkpoint(last, required=RESUME_KEYS)
     saved = saved_arguments(state, vars(get_args_parser().parse_args([])))
     saved.resume = str(run_dir)
     if requested_epochs is not None:
@@ -380,6 +386,9 @@ def train(args, runtime):
             print(f"error: interrupted during epoch {epoch + 1}; the files in {run_dir} are complete up to the last "
                   f"finished epoch; continue with: python 1_train.py --resume {run_dir}", file=sys.stderr)
         return 130
+    except WriteError as error:  # a full disk: every file was replaced atomically, so the last epoch's are whole
+        raise UserError(f"{error} during epoch {epoch + 1}; the files in {run_dir} are complete up to the last "
+                        f"finished epoch: free some space and continue with: python 1_train.py --resume {run_dir}") from None
     finally:
         if recorder is not None:
             recorder.close()

@@ -16,9 +16,11 @@ import torch
 
 import stats
 from loader import BatchStream, load_splits
-from runs import CONFUSION_MATRIX, RELIABILITY, add_run_arguments, metrics_file, open_run, predictions_file
+from runs import (CONFUSION_MATRIX, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
+                  predictions_file)
 from runtime import Runtime
-from utils import ArgumentParser, UserError, atomic_write, positive, run_cli, save_svg, write_json_atomic
+from utils import (ArgumentParser, UserError, atomic_write, number, positive, run_cli, save_svg, seed_number,
+                   write_json_atomic)
 
 MAX_LABELLED_CLASSES = 30
 
@@ -38,13 +40,13 @@ def get_args_parser():
                              "2021); auto: the T in 0..2 (step 0.1) with the best balanced accuracy on valid/")
     parser.add_argument("--resamples", type=positive(int), default=stats.RESAMPLES,
                         help="bootstrap resamples for the 95 %% intervals")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the bootstrap")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best: the <acc>.pth chosen on valid/; last: last.pth, the final epoch")
     parser.add_argument("--amp_eval", action="store_true",
                         help="CUDA: evaluate in mixed precision (default: float32, as published numbers are)")
-    parser.add_argument("--cache_mb", type=float, default=4096)
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--cache_mb", type=number(float, 0), default=4096)
+    parser.add_argument("--workers", type=number(int, 0), default=None)
     return parser
 
 
@@ -140,6 +142,10 @@ def main(args):
     if args.posthoc_tau is not None and not state.get("class_counts"):
         raise UserError(f"{run.checkpoint_path} records no training class counts, which --posthoc_tau needs")
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
+    if [height, width] != list(state["image_size"]):
+        raise UserError(f"--height/--width {height}x{width} differ from the {state['image_size'][0]}x"
+                        f"{state['image_size'][1]} images {run.checkpoint_path.name} was trained on; its numbers at "
+                        "another size would not describe the run (leave both flags out)")
     runtime = Runtime(amp_eval=args.amp_eval)
     classes = run.classes
     model = run.network(runtime)
@@ -158,7 +164,7 @@ def main(args):
     logits = logits * scale
     summary, predictions, probabilities = summarise(logits, targets, classes, state, args.resamples, args.seed)
     summary = {"split": split.name, "checkpoint": run.checkpoint_path.name, "epoch": state["epoch"],
-               "images": len(targets), **summary}
+               "images": len(targets), "image_size": [height, width], **summary}
     if args.posthoc_tau is not None:
         chosen_on = "given"
         if tau is None:
@@ -181,20 +187,32 @@ def main(args):
 
 def write_results(run, split, targets, probabilities, metrics):
     """``<split>_predictions.npz`` (per image: path relative to the dataset, target, probabilities) and
-    ``<split>_metrics.json`` (``<split>_last_...`` for ``last.pth``), each replaced atomically."""
+    ``<split>_metrics.json`` (``<split>_last_...`` for ``last.pth``), each replaced atomically, the JSON last and
+    holding the predictions file's SHA-256, so a kill between the two shows as a mismatch (``runs``)."""
     dataset_root = split.root.parent
-    with atomic_write(run.run_dir / predictions_file(split.name, run.checkpoint), "wb") as file:
+    predictions = run.run_dir / predictions_file(split.name, run.checkpoint)
+    with atomic_write(predictions, "wb") as file:
         np.savez_compressed(file, paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
                             targets=targets.astype(np.int64), probs=probabilities.astype(np.float32),
                             classes=np.array(run.classes))
+    metrics = {**metrics, "predictions_sha256": file_sha256(predictions)}
     write_json_atomic(metrics, run.run_dir / metrics_file(split.name, run.checkpoint))
 
 
+MAX_TAU = 10.0
+
+
 def parse_tau(text):
+    """A given ``--posthoc_tau``: a finite number from 0 (no adjustment) to 10 (far past any useful value)."""
     try:
-        return float(text)
+        tau = float(text)
     except ValueError:
         raise UserError(f"--posthoc_tau takes a number or 'auto', got {text!r}") from None
+    if not 0 <= tau <= MAX_TAU:
+        raise UserError(f"--posthoc_tau must be a number from 0 to {MAX_TAU:g} (or 'auto'), got {text}: it subtracts "
+                        "tau * log(class frequency) from the logits, so a negative tau favours the large classes "
+                        "further")
+    return tau
 
 
 def _interval(values):

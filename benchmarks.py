@@ -22,7 +22,9 @@ import gzip
 import importlib
 import re
 import shutil
+import struct
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +63,36 @@ def unpack_mnist_raw(name, root):
     raw = Path(root) / name / "raw"
     for filename, _ in _dataset_class(name).resources:
         archive, unpacked = raw / filename, raw / filename.removesuffix(".gz")
+        if unpacked.is_file() and not idx_complete(unpacked):
+            if not archive.is_file():
+                raise UserError(f"{unpacked} is truncated or damaged (its size disagrees with its header); delete "
+                                f"it and put {filename} into {raw}/")
+            warnings.warn(f"{unpacked} is truncated or damaged; unpacking {archive} again")
+            unpacked.unlink()
         if archive.is_file() and not unpacked.is_file():
             with gzip.open(archive, "rb") as source, atomic_write(unpacked, "wb") as target:
                 shutil.copyfileobj(source, target)
+            if not idx_complete(unpacked):
+                unpacked.unlink()
+                raise UserError(f"{archive} unpacks to a truncated IDX file; replace it with a complete copy")
+
+
+IDX_ITEM_BYTES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+
+
+def idx_complete(path):
+    """Whether an IDX file (MNIST's format) is as long as its header says: magic ``0 0 type dims``, then one
+    big-endian 4-byte size per dimension, then the items."""
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(4)
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_ITEM_BYTES:
+                return False
+            sizes = struct.unpack(f">{magic[3]}I", file.read(4 * magic[3]))
+    except (OSError, struct.error):
+        return False
+    expected = 4 + 4 * len(sizes) + IDX_ITEM_BYTES[magic[2]] * int(np.prod(sizes, dtype=np.int64))
+    return Path(path).stat().st_size == expected
 
 
 def open_torchvision(name, root, download=True):
@@ -83,17 +112,45 @@ def open_torchvision(name, root, download=True):
         return dataset(root, train=True, download=fetch), dataset(root, train=False, download=fetch)
 
     try:
-        return both(False)
-    except RuntimeError:
-        pass  # not there (or damaged): download when allowed
-    problem = "it is not there and --no_download was given"
+        return _checked(name, *both(False))
+    except RuntimeError as error:  # not there (or damaged): download when allowed
+        unreadable = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    present = _present_files(name, root)
+    problem = (f"its files are there ({', '.join(present)}) but could not be read ({unreadable})" if present
+               else "it is not there and --no_download was given")
     if download:
         try:
             Path(root).mkdir(parents=True, exist_ok=True)
-            return both(True)
+            return _checked(name, *both(True))
+        except UserError:
+            raise
         except Exception as error:  # urllib, socket and checksum errors all mean: fetch it by hand
             problem = f"downloading it failed ({str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__})"
     raise UserError(f"{name} could not be read from {root}/: {problem}; put {expected_files(name, root)}")
+
+
+def _present_files(name, root):
+    """The names of ``name``'s files that are in ``root`` (to tell damaged from missing)."""
+    dataset = _dataset_class(name)
+    if name in MNIST_FAMILY:
+        candidates = [Path(root) / name / "raw" / f for filename, _ in dataset.resources
+                      for f in (filename, filename.removesuffix(".gz"))]
+    elif name == "SVHN":
+        candidates = [Path(root) / dataset.split_list[split][1] for split in ("train", "test")]
+    else:
+        candidates = [Path(root) / dataset.filename, Path(root) / dataset.base_folder]
+    return [path.name for path in candidates if path.exists()]
+
+
+def _checked(name, train_set, test_set):
+    """Refuse a split whose image and label files disagree in length (a wrong or truncated labels file)."""
+    for split, dataset in (("train", train_set), ("test", test_set)):
+        images = getattr(dataset, "data", None)
+        labels = dataset_targets(dataset)
+        if images is not None and len(images) != len(labels):
+            raise UserError(f"the official {split} split of {name} has {len(images)} images but {len(labels)} labels: "
+                            "an images or labels file is damaged or belongs to another dataset; replace it")
+    return train_set, test_set
 
 
 def dataset_targets(dataset):

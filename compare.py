@@ -22,9 +22,9 @@ import numpy as np
 
 import criterion
 import stats
-from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, find_run_dir, list_runs, load_predictions, metrics_file, model_folder,
-                  read_csv, run_parent, run_settings)
-from utils import ArgumentParser, UserError, atomic_write, run_cli, save_svg
+from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, find_run_dir, list_runs, load_predictions, model_folder, read_csv,
+                  read_metrics, run_parent, run_settings)
+from utils import ArgumentParser, UserError, atomic_write, output_file, run_cli, save_svg
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
            ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
@@ -85,29 +85,45 @@ def resolve_runs(args):
 
 # ---------------------------------------------------------------- one run
 
+def valid_rows(run):
+    """The complete rows of a run's ``valid.csv``: a row cut short by a crash while it was written is dropped."""
+    def complete(row):
+        try:
+            return None not in row.values() and all(row.get(key) for key in ("epoch", "acc")) \
+                and math.isfinite(float(row["acc"]))
+        except ValueError:
+            return False
+    return [row for row in read_csv(run / VALID_CSV) if complete(row)]
+
+
 def checkpoint_row(run, checkpoint="best"):
     """The ``valid.csv`` row of the epoch a checkpoint holds: the best validation top-1 (the first of ties, as
     training keeps it) or the last; None before the first epoch ended."""
-    rows = read_csv(run / VALID_CSV)
+    rows = valid_rows(run)
     if not rows:
         return None
     return rows[-1] if checkpoint == "last" else max(rows, key=lambda row: float(row["acc"]))
 
 
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def run_metrics(run, checkpoint="best"):
     """Test metrics when 2_test.py has run, else the checkpoint's validation epoch; plus training minutes."""
     train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
-    minutes = sum(float(row.get("time_s") or "nan") for row in train_rows) / 60 if train_rows else math.nan
+    minutes = sum(_number(row.get("time_s")) for row in train_rows) / 60 if train_rows else math.nan
     for split in ("test", "valid"):
-        path = run / metrics_file(split, checkpoint)
-        if path.is_file():
-            metrics = json.loads(path.read_text())
-            return {"split": split, "minutes": minutes, **{key: float(metrics.get(key, math.nan)) for key, _ in METRICS}}
+        metrics = read_metrics(run, split, checkpoint)
+        if metrics is not None:
+            return {"split": split, "minutes": minutes, **{key: _number(metrics.get(key)) for key, _ in METRICS}}
     row = checkpoint_row(run, checkpoint)
     if row is None:
         return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
-    return {"split": f"{checkpoint} valid", "minutes": minutes,
-            **{key: float(row.get(key) or "nan") for key, _ in METRICS}}
+    return {"split": f"{checkpoint} valid", "minutes": minutes, **{key: _number(row.get(key)) for key, _ in METRICS}}
 
 
 def run_objective(run):
@@ -199,12 +215,20 @@ def group_intervals(members, split=None, checkpoint="best"):
 
 
 def summarise(groups, split=None, checkpoint="best"):
-    """One row per group: label, n, split, (mean, std) per metric, 95 % intervals, minutes per run."""
+    """One row per group: label, n, split, (mean, std) per metric, 95 % intervals, minutes per run.  A row never
+    mixes splits: runs not evaluated where most of the group was are named and left out."""
     rows = []
     for label, members in groups:
         metrics = [run_metrics(run, checkpoint) for run in members]
-        splits = sorted({m["split"] for m in metrics})
-        rows.append({"label": label, "n": len(members), "split": "/".join(splits), "runs": members,
+        splits = [m["split"] for m in metrics]
+        common = max(dict.fromkeys(splits), key=lambda name: (splits.count(name), name == "test"))
+        left_out = [str(run) for run, name in zip(members, splits) if name != common]
+        if left_out:
+            print(f"warning: {label}: {len(left_out)} run(s) not evaluated like the rest ({common}) are left out of "
+                  f"its row; run 2_test.py on them: {', '.join(left_out)}", file=sys.stderr)
+            members = [run for run, name in zip(members, splits) if name == common]
+            metrics = [m for m in metrics if m["split"] == common]
+        rows.append({"label": label, "n": len(members), "split": common, "runs": members,
                      "minutes": mean_std([m["minutes"] for m in metrics])[0],
                      "intervals": group_intervals(members, split, checkpoint),
                      **{key: mean_std([m[key] for m in metrics]) for key, _ in METRICS}})
@@ -306,7 +330,7 @@ def plot_curves(groups, path):
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for label, members in groups:
-        curves = [[float(row["acc"]) for row in read_csv(run / VALID_CSV)] for run in members]
+        curves = [[float(row["acc"]) for row in valid_rows(run)] for run in members]
         length = min(map(len, curves))
         mean = [statistics.fmean(curve[epoch] for curve in curves) for epoch in range(length)]
         name = f"{label} ({members[0].name})" if len(members) == 1 else f"{label} (mean of {len(members)})"
@@ -318,7 +342,6 @@ def plot_curves(groups, path):
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_svg(figure, path)
     plt.close(figure)
 
@@ -379,18 +402,37 @@ def _short(runs):
 
 
 def _paired_groups(groups):
+    """The runs of two groups paired by seed; two runs of one group with the same seed are refused, and runs
+    without a partner are named."""
     if len(groups) != 2:
         raise UserError(f"--paired compares two groups of runs; these runs form {len(groups)}: "
                         f"{', '.join(label for label, _ in groups)}")
-    (label_a, first), (label_b, second) = groups
-    seeds = [{run_settings(run).get("seed"): run for run in members} for members in (first, second)]
+    seeds = []
+    for label, members in groups:
+        by_seed = {}
+        for run in members:
+            seed = run_settings(run).get("seed")
+            if seed in by_seed:
+                raise UserError(f"--paired pairs runs by seed, and {label} has two runs with seed {seed}: "
+                                f"{by_seed[seed]} and {run}; name the runs to compare with --runs")
+            by_seed[seed] = run
+        seeds.append(by_seed)
     common = [seed for seed in seeds[0] if seed in seeds[1]]
     if not common:
         raise UserError("--paired pairs runs by seed, and the two groups share no seed")
+    for (label, _), by_seed in zip(groups, seeds):
+        alone = [str(run) for seed, run in by_seed.items() if seed not in common]
+        if alone:
+            print(f"note: {len(alone)} run(s) of {label} have no partner with the same seed and are left out of the "
+                  f"paired comparison: {', '.join(alone)}")
+    (label_a, _), (label_b, _) = groups
     return [seeds[0][seed] for seed in common], [seeds[1][seed] for seed in common], (label_a, label_b)
 
 
 def main(args):
+    for flag, value in (("--markdown", args.markdown), ("--plot", args.plot)):
+        if value is not None:
+            output_file(value, flag)  # a bad output path is refused before any work
     runs = resolve_runs(args)
     groups = group_runs(runs)
     rows = summarise(groups, args.split, args.checkpoint)
@@ -407,7 +449,6 @@ def main(args):
         else:
             print("(no paired comparison: run 2_test.py on both runs to save their predictions)")
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(args.markdown) as file:
             file.write(markdown_table(rows, valid_scores))
         print(f"wrote {args.markdown}")

@@ -234,23 +234,27 @@ class Option:
     help: str
     only_with: Optional[str] = None
     choices: Optional[tuple] = None
+    low: Optional[float] = None  # the range a number must lie in: [low, high], or [low, high) with high_open
+    high: Optional[float] = None
+    high_open: bool = False
 
 
 OPTIONS = {
     "ccegamma": Option(0.5, float, "gamma of CCE: CE - gamma/(K-1) * complement entropy (the paper's gamma is "
                                    "-ccegamma)"),
-    "focal_gamma": Option(2.0, float, "gamma of FL"),
-    "label_smoothing": Option(0.0, float, "label smoothing of the cross-entropy term"),
+    "focal_gamma": Option(2.0, float, "gamma of FL", low=0),
+    "label_smoothing": Option(0.0, float, "label smoothing of the cross-entropy term", low=0, high=1),
     "class_balanced": Option(False, bool, "effective-number class weights (CB is ERM with them)"),
-    "cb_beta": Option(0.9999, float, "beta of the effective number", only_with="class_balanced"),
+    "cb_beta": Option(0.9999, float, "beta of the effective number", only_with="class_balanced", low=0, high=1,
+                      high_open=True),
     "cb_reduction": Option("plain", str, "batch reduction of class-weighted losses: plain = mean_i w l_i (Cui et al.), "
                            "weighted = sum_i w l_i / sum_i w (Cao et al.'s re-weighting)", only_with="class_balanced",
                            choices=("plain", "weighted")),
-    "la_tau": Option(1.0, float, "tau of LA"),
-    "ldam_max_margin": Option(0.5, float, "largest margin of LDAM"),
-    "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits"),
+    "la_tau": Option(1.0, float, "tau of LA", low=0),
+    "ldam_max_margin": Option(0.5, float, "largest margin of LDAM", low=0),
+    "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits", low=0),
     "drw": Option(False, bool, "deferred re-weighting: class-balanced weights from --drw_epoch on"),
-    "drw_epoch": Option(None, int, "DRW start (default: the last-but-one lr stage)", only_with="drw"),
+    "drw_epoch": Option(None, int, "DRW start (default: the last-but-one lr stage)", only_with="drw", low=0),
 }
 
 

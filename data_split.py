@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks import TORCHVISION_DATASETS, export_torchvision, long_tail_counts
 from loader import is_image_file, list_datasets
-from utils import ArgumentParser, UserError, run_cli, staged_folder
+from utils import ArgumentParser, UserError, number, run_cli, seed_number, staged_folder
 
 SPLITS = ("train", "valid", "test")
 DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2], "seed": 0,
@@ -29,9 +29,9 @@ DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2],
 def get_args_parser():
     parser = ArgumentParser(description="Split (and optionally long-tail) a raw image dataset.")
     parser.add_argument("--dataset", help="folder under --source_dir with one sub-folder per class")
-    parser.add_argument("--ratios", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VALID", "TEST"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--imbalance_ratio", type=float, default=None,
+    parser.add_argument("--ratios", type=number(float), nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VALID", "TEST"))
+    parser.add_argument("--seed", type=seed_number, default=0)
+    parser.add_argument("--imbalance_ratio", type=number(float), default=None,
                         help="largest / smallest train class size after long-tailing (>= 1)")
     parser.add_argument("--imbalance_type", choices=("exp", "step"), default="exp")
     parser.add_argument("--force", action="store_true", help="replace an existing split of the same name")

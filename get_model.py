@@ -7,6 +7,7 @@ ImageNet weights for it.  Weights are only ever loaded on request
 (``build_network(..., pretrained=...)``, ``1_train.py --pretrained``).
 """
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,6 +20,7 @@ from b_models.heads import cosine_head, find_classifier, fresh_classifier, repla
 from b_models.simple_cnn import SimpleCNN
 from b_models.small_image_resnets import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.squeezenet import SqueezeNet
+from utils import UserError, load_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -132,20 +134,50 @@ def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, p
 
 
 def _imagenet_network(entry, num_classes):
+    """torchvision's network with its ImageNet weights, read with ``weights_only=True`` from the torch hub cache
+    (downloaded there first when missing), and a new classifier for ``num_classes``."""
     if not entry.imagenet:
         raise ValueError(f"{entry.name} has no ImageNet weights in torchvision; --pretrained needs one of: "
                          f"{', '.join(str(i) for i, e in MODELS.items() if e.imagenet)} (or --pretrained FILE)")
     models = _torchvision_models()
-    weights = models.get_model_weights(entry.name).DEFAULT
-    try:
-        model = getattr(models, entry.name)(weights=weights, **entry.build.options)
-    except Exception as error:  # urllib, socket and hash errors all mean: the file has to be put there by hand
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
-        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
-        raise ValueError(f"the ImageNet weights of {entry.name} are not cached and could not be downloaded "
-                         f"({reason}); put {weights.url.rsplit('/', 1)[-1]} (from {weights.url}) into {cache}/") from None
+    url = models.get_model_weights(entry.name).DEFAULT.url
+    options = dict(entry.build.options)
+    if "transform_input" in options:  # Inception's and GoogLeNet's ImageNet weights expect their own input scaling
+        options["transform_input"] = True
+    model = getattr(models, entry.name)(weights=None, **options)
+    path = _cached_weights(entry.name, url)
+    state = _renamed_densenet_keys(load_checkpoint(path))
+    missing, _ = model.load_state_dict(state, strict=False)  # the files also hold auxiliary heads we do not build
+    if missing:
+        raise ValueError(f"{path} does not hold the ImageNet weights of {entry.name} (it lacks {missing[0]} and "
+                         f"{len(missing) - 1} more); delete it and download it again")
     replace_classifier(model, fresh_classifier(num_classes), num_outputs=1000)
     return model
+
+
+def _cached_weights(name, url):
+    """The weights file of ``url`` in the torch hub cache, downloaded there (checked against the hash in its name,
+    nothing loaded) when it is missing; offline, a ``ValueError`` saying which file to put where."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    filename = url.rsplit("/", 1)[-1]
+    path = cache / filename
+    if not path.is_file():
+        match = torch.hub.HASH_REGEX.search(filename)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None)
+        except Exception as error:  # urllib, socket and hash errors all mean: the file has to be put there by hand
+            reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+            raise ValueError(f"the ImageNet weights of {name} are not cached and could not be downloaded "
+                             f"({reason}); put {filename} (from {url}) into {cache}/") from None
+    return path
+
+
+def _renamed_densenet_keys(state):
+    """DenseNet's published weights name layers ``norm.1``, which torchvision's modules call ``norm1``."""
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    return {(match.group(1) + match.group(2) if (match := pattern.match(key)) else key): value
+            for key, value in state.items()}
 
 
 def load_matching(model, path):
@@ -154,16 +186,15 @@ def load_matching(model, path):
     The file may hold a plain state dict or a checkpoint of this project (``model``) or
     of other tools (``state_dict``).  Raises ``ValueError`` when nothing fits.
     """
-    from utils import UserError, load_checkpoint
-
     try:
         state = load_checkpoint(path)
     except UserError as error:
         raise ValueError(str(error)) from None
     for key in ("model", "state_dict", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
+        if isinstance(state.get(key), dict):
             state = state[key]
-    state = {name.removeprefix("module."): value for name, value in state.items() if torch.is_tensor(value)}
+    state = {name.removeprefix("module."): value for name, value in state.items()
+             if isinstance(name, str) and torch.is_tensor(value)}
     own = model.state_dict()
     fitting = {name: value for name, value in state.items() if name in own and own[name].shape == value.shape}
     if not fitting:

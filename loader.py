@@ -97,6 +97,9 @@ def load_splits(data_dir, dataset, splits=("train", "valid")):
     if not root.is_dir():
         available = list_datasets(data_dir)
         hint = f"available: {', '.join(available)}" if available else f"{data_dir}/ has no datasets (see data_split.py)"
+        left = sorted(Path(data_dir).glob(f".{dataset}.old-*"))
+        if left:  # a data_split.py --force killed between its two renames
+            hint += f"; an interrupted rebuild left the previous {dataset} as {left[0]}: rename it back or rebuild it"
         raise UserError(f"dataset {dataset!r} not found in {data_dir}/; {hint}")
     result = {}
     classes = None
@@ -114,20 +117,43 @@ def load_splits(data_dir, dataset, splits=("train", "valid")):
 
 # ---------------------------------------------------------------- decoding
 
-def decode_image(path, height, width):
-    """An RGB uint8 tensor 3 x height x width; grayscale, palette and alpha become RGB."""
+def decode_image(path, height, width, hint="delete or replace it"):
+    """An RGB uint8 tensor 3 x height x width; grayscale, palette and alpha become RGB, and images with more than
+    8 bits per channel (16-bit PNGs, 32-bit integer or floating-point TIFFs) are scaled to 8 bits, not clipped."""
     try:
         with Image.open(path) as image:
             if image.mode in ("P", "PA", "LA"):
                 image = image.convert("RGBA")
+            if image.mode.startswith("I") or image.mode == "F":
+                image = Image.fromarray(_to_8_bits(np.asarray(image), image.mode, path))
             image = image.convert("RGB")
             if image.size != (width, height):
                 image = image.resize((width, height), Image.BILINEAR)
             array = np.array(image, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UserError(f"cannot decode image {path} ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-                        "delete or replace it, or pass --skip_bad_images") from None
+                        f"{hint}") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _to_8_bits(pixels, mode, path):
+    """Pixels of a high-bit-depth single-channel image as uint8: 16-bit (and 16-bit values held in 32-bit
+    integers, as Pillow opens 16-bit PNGs) divided by 257, wider integers by their range, floating point taken
+    as 0..1 (values outside it are clipped, with a warning)."""
+    pixels = pixels.astype(np.float64)
+    if mode == "F":
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 1):
+            warnings.warn(f"{path}: floating-point pixels outside 0..1 ({pixels.min():g} to {pixels.max():g}) "
+                          "were clipped")
+        pixels = np.clip(pixels, 0, 1) * 255
+    elif mode.startswith("I;16") or pixels.max(initial=0) <= 65535:
+        pixels = pixels / 257
+    else:
+        pixels = pixels / (2**32 - 1) * 255
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+BAD_IMAGE_HINT = "delete or replace it"
 
 
 def try_decode(path, height, width):
@@ -142,24 +168,29 @@ def normalise(images, mean, std):
     return (images.float().div_(255) - mean) / std
 
 
-def _decode_or_skip(path, height, width, skip_bad):
+def _decode_or_skip(path, height, width, skip_bad, hint=BAD_IMAGE_HINT):
     try:
-        return decode_image(path, height, width)
+        return decode_image(path, height, width, hint)
     except UserError as error:
         if not skip_bad:
             raise
-        warnings.warn(f"skipping: {error}".replace("; delete or replace it, or pass --skip_bad_images", ""))
+        warnings.warn(f"skipping: {str(error).removesuffix('; ' + hint)}")
         return None
 
 
-def decode_split(split, height, width, skip_bad=False, disk_cache=False, progress=True):
-    """All images of ``split`` as one uint8 tensor, plus labels (bad files dropped with ``skip_bad``)."""
+def decode_split(split, height, width, skip_bad=False, disk_cache=False, progress=True, hint=BAD_IMAGE_HINT):
+    """All images of ``split`` as one uint8 tensor, plus labels (bad files dropped with ``skip_bad``).
+
+    With ``disk_cache`` the tensor is kept in ``<dataset>/.cache/``, named by the split's fingerprint and checked
+    when read: a damaged file, or one whose labels or sampled images differ from the split's, is decoded again.
+    """
     cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}-{split.fingerprint}.pt"
     if disk_cache and cache_file.exists():
-        cached = torch.load(cache_file, weights_only=True)
-        return cached["images"], cached["labels"]
+        cached = _read_cache(cache_file, split, height, width, hint)
+        if cached is not None:
+            return cached
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        decoded = list(tqdm(pool.map(lambda p: _decode_or_skip(p, height, width, skip_bad), split.paths),
+        decoded = list(tqdm(pool.map(lambda p: _decode_or_skip(p, height, width, skip_bad, hint), split.paths),
                             total=len(split), desc=f"decoding {split.name}", unit="img", leave=False,
                             disable=None if progress else True, file=sys.stderr))
     keep = [i for i, image in enumerate(decoded) if image is not None]
@@ -168,7 +199,30 @@ def decode_split(split, height, width, skip_bad=False, disk_cache=False, progres
     images = torch.stack([decoded[i] for i in keep])
     labels = torch.tensor([split.labels[i] for i in keep], dtype=torch.long)
     if disk_cache:
-        _try_write(lambda: save_atomic({"images": images, "labels": labels}, cache_file), cache_file)
+        record = {"fingerprint": split.fingerprint, "kept": torch.tensor(keep), "images": images, "labels": labels}
+        _try_write(lambda: save_atomic(record, cache_file), cache_file)
+    return images, labels
+
+
+CACHE_SPOT_CHECKS = 8  # images decoded again to confirm a disk cache holds this split's pixels
+
+
+def _read_cache(path, split, height, width, hint):
+    """``(images, labels)`` of a disk cache that belongs to ``split``, else None (with a warning)."""
+    try:
+        cached = torch.load(path, weights_only=True)
+        kept, images, labels = cached["kept"].tolist(), cached["images"], cached["labels"]
+        sound = (cached["fingerprint"] == split.fingerprint and images.dtype == torch.uint8
+                 and tuple(images.shape[1:]) == (3, height, width) and len(images) == len(kept) == len(labels)
+                 and labels.tolist() == [split.labels[i] for i in kept])
+        for position in np.linspace(0, len(kept) - 1, min(CACHE_SPOT_CHECKS, len(kept))).astype(int) if sound else []:
+            sound = sound and torch.equal(images[position], decode_image(split.paths[kept[position]], height, width, hint))
+    except Exception as error:  # a truncated or foreign file: any of pickle's, zip's or torch's errors
+        warnings.warn(f"ignoring the damaged cache {path} ({type(error).__name__}); decoding the images again")
+        return None
+    if not sound:
+        warnings.warn(f"ignoring the cache {path}: it does not hold the images of {split.root}; decoding them again")
+        return None
     return images, labels
 
 
@@ -176,26 +230,42 @@ def _try_write(write, path):
     try:
         path.parent.mkdir(exist_ok=True)
         write()
-    except OSError as error:
-        warnings.warn(f"could not write cache {path}: {error.strerror}")
+    except OSError as error:  # a WriteError too: the cache is an optimisation, never a reason to stop
+        warnings.warn(f"could not write cache {path}: {getattr(error, 'strerror', None) or error}")
 
 
 class ImageFiles(Dataset):
-    """Decodes one file per item (the path for splits too large to keep decoded)."""
+    """Decodes one file per item (the path for splits too large to keep decoded).  An undecodable image is
+    returned as its ``UserError`` (not raised in the worker, whose traceback would wrap it) unless skipped."""
 
-    def __init__(self, split, height, width, skip_bad=False):
-        self.split, self.height, self.width, self.skip_bad = split, height, width, skip_bad
+    def __init__(self, split, height, width, skip_bad=False, hint=BAD_IMAGE_HINT):
+        self.split, self.height, self.width, self.skip_bad, self.hint = split, height, width, skip_bad, hint
 
     def __len__(self):
         return len(self.split)
 
     def __getitem__(self, index):
-        image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad)
+        try:
+            image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad, self.hint)
+        except UserError as error:
+            return error
         return None if image is None else (image, self.split.labels[index])
 
 
 def _collate_skipping_bad(items):
+    """A batch of the decodable items, or the first undecodable item's error for the main process to raise."""
+    errors = [item for item in items if isinstance(item, UserError)]
+    if errors:
+        return errors[0]
     return default_collate([item for item in items if item is not None])
+
+
+def _batches(loader):
+    """A DataLoader's batches, raising (in this process, as one line) the error of an undecodable image."""
+    for batch in loader:
+        if isinstance(batch, UserError):
+            raise batch
+        yield batch
 
 
 # ---------------------------------------------------------------- batches
@@ -299,14 +369,14 @@ class BatchStream:
 
     def __init__(self, split, height, width, batch_size, *, train, device, augment="crop_flip", sampler="random",
                  seed=0, cache_mb=4096, workers=None, skip_bad_images=False, disk_cache=False,
-                 rank=0, world_size=1, channels_last=False, progress=True):
+                 rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT):
         self.split, self.device, self.train, self.seed, self.rank = split, torch.device(device), train, seed, rank
         self.padding = crop_padding(height, width) if train and augment != "none" else 0
         self.flip = train and augment == "crop_flip"
         self.channels_last = channels_last
         self.cached = len(split) * 3 * height * width <= cache_mb * 2**20
         if self.cached:
-            images, labels = decode_split(split, height, width, skip_bad_images, disk_cache, progress)
+            images, labels = decode_split(split, height, width, skip_bad_images, disk_cache, progress, bad_image_hint)
             on_device = self.device.type != "cpu" and _fits_on_device(images, self.device)
             self.images = images.to(self.device) if on_device else images
             self.labels = labels.to(self.images.device)
@@ -314,7 +384,8 @@ class BatchStream:
         else:
             self.batches = EpochBatches(split.labels, batch_size, train, sampler, seed, rank, world_size)
             workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if workers is None else workers
-            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images), batch_sampler=self.batches,
+            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images, bad_image_hint),
+                                     batch_sampler=self.batches,
                                      num_workers=workers, collate_fn=_collate_skipping_bad,
                                      pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
         self.class_counts = torch.bincount(torch.as_tensor(self.batches.labels), minlength=len(split.classes)).tolist()
@@ -343,7 +414,7 @@ class BatchStream:
         else:
             loader = DataLoader(self.loader.dataset, batch_size=256, num_workers=self.loader.num_workers,
                                 collate_fn=_collate_skipping_bad)
-            for images, _ in loader:
+            for images, _ in _batches(loader):
                 yield images
 
     def __iter__(self):
@@ -353,7 +424,7 @@ class BatchStream:
             order = torch.cat(indices).to(self.images.device, non_blocking=True) if indices else torch.empty(0)
             batches = ((self.images[index], self.labels[index]) for index in order.split([len(i) for i in indices]))
         else:
-            batches = iter(self.loader)
+            batches = _batches(self.loader)
         for images, labels in batches:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)

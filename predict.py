@@ -18,7 +18,7 @@ from tqdm import tqdm
 from loader import IMAGE_EXTENSIONS, is_image_file, normalise, try_decode
 from runs import add_run_arguments, open_run
 from runtime import Runtime
-from utils import ArgumentParser, UserError, atomic_write, positive, run_cli
+from utils import ArgumentParser, UserError, atomic_write, output_file, positive, run_cli
 
 
 def get_args_parser():
@@ -73,10 +73,16 @@ def write_csv(path, image_paths, probabilities, classes, topk):
         writer = csv.writer(file)
         writer.writerow(header)
         for row, image_path in enumerate(image_paths):
-            cells = [str(image_path)]
+            cells = [spreadsheet_text(str(image_path))]
             for value, index in zip(values[row].tolist(), indices[row].tolist()):
-                cells += [classes[index], f"{value:.6f}"]
+                cells += [spreadsheet_text(classes[index]), f"{value:.6f}"]
             writer.writerow(cells)
+
+
+def spreadsheet_text(text):
+    """A text cell a spreadsheet shows as text: one starting with = + - @ (or a tab or carriage return) would
+    be run as a formula, so it gets a leading apostrophe."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def main(args):
@@ -84,19 +90,14 @@ def main(args):
     paths = find_images(args.images)
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    out = Path(args.out)
-    try:  # refuse an unwritable --out before spending time on the images
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.with_name(f".{out.name}.tmp")
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise UserError(f"cannot write --out {out}: {error.strerror}; choose a writable path") from None
+    out = output_file(args.out, "--out")  # before spending time on the images
     runtime = Runtime()
     model = run.network(runtime)
     height, width = run.state["image_size"]
     kept, probabilities = predict(model, paths, height, width, run.state["mean"], run.state["std"],
                                   args.batchsize or run.settings["batchsize"], runtime.device, run.probability_scale())
+    if not kept:
+        raise UserError(f"none of the {len(paths)} image(s) could be decoded; nothing written to {out}")
     write_csv(out, kept, probabilities, run.classes, args.topk)
     print(f"classified {len(kept)} image(s) with {run.checkpoint_path} ({len(paths) - len(kept)} could not be "
           f"decoded); wrote {out}")

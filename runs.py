@@ -10,10 +10,12 @@ loading a trained one for evaluation, prediction and comparison.
 import argparse
 import csv
 import datetime
+import hashlib
 import json
 import math
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import torch
 import criterion
 from get_model import build_network, model_name
 from runtime import torch_minor
-from utils import UserError, atomic_write, load_checkpoint, save_atomic, write_json_atomic
+from utils import UserError, WriteError, atomic_write, load_checkpoint, save_atomic, write_json_atomic
 
 RUN_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
@@ -35,6 +37,9 @@ VALID_CSV = "valid.csv"
 CONFUSION_MATRIX = "confusion_matrix.svg"
 RELIABILITY = "reliability.svg"
 CSV_COLUMNS = ("epoch", "loss", "acc", "top5acc", "lr")
+# What every checkpoint of a run holds (RunRecorder.checkpoint), and what last.pth adds for --resume.
+CHECKPOINT_KEYS = ("model", "epoch", "acc", "classes", "image_size", "mean", "std", "model_index", "objective", "args")
+RESUME_KEYS = CHECKPOINT_KEYS + ("optimizer", "scheduler", "scaler", "best_acc", "best_epoch", "best_file")
 TRAIN_EXTRA_COLUMNS = ("time_s",)
 VALID_EXTRA_COLUMNS = ("balanced_acc", "macro_f1", "many_acc", "medium_acc", "few_acc", "images")
 
@@ -169,8 +174,11 @@ class CsvLog:
             writer.writerows(rows)
 
     def write(self, row):
-        self.writer.writerow({key: _format(value) for key, value in row.items()})
-        self.file.flush()
+        try:
+            self.writer.writerow({key: _format(value) for key, value in row.items()})
+            self.file.flush()
+        except OSError as error:
+            raise WriteError(f"cannot write {self.path}: {error.strerror or error}") from None
 
     def close(self):
         self.file.close()
@@ -298,7 +306,7 @@ def open_run(logs_dir, model_index, dataset, objective, datetime_name, checkpoin
     if path is None or not path.is_file():
         name = "<acc>.pth" if checkpoint == "best" else LAST_CHECKPOINT
         raise UserError(f"{run_dir} has no {name} checkpoint (the run stopped before its first epoch ended)")
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, required=CHECKPOINT_KEYS)
     if state.get("model_index") != model_index:
         raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {model_index}")
     trained_with = state.get("environment", {}).get("torch")
@@ -324,12 +332,51 @@ def run_settings(run_dir):
     return {}
 
 
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _regenerate(run_dir, split, checkpoint):
+    return (f"run python 2_test.py on {run_dir} again (--split {split}"
+            f"{' --checkpoint ' + checkpoint if checkpoint != 'best' else ''})")
+
+
+def read_metrics(run_dir, split, checkpoint="best"):
+    """A run's ``<split>_metrics.json`` as a dict (null as NaN), None when absent, or a ``UserError`` saying
+    which file is damaged and how to regenerate it."""
+    path = run_dir / metrics_file(split, checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is damaged ({str(error).splitlines()[0][:80]}); "
+                        f"{_regenerate(run_dir, split, checkpoint)}") from None
+    return {key: math.nan if value is None else value for key, value in metrics.items()}
+
+
 def load_predictions(run_dir, split=None, checkpoint="best"):
     """``(split, paths, targets, predicted classes)`` from a run's saved predictions (``split``, or test else
-    valid) of one checkpoint, or None."""
+    valid) of one checkpoint, or None.  A damaged file, or one from another evaluation than the metrics file
+    beside it, is a ``UserError`` saying how to regenerate it."""
     for name in ([split] if split else ["test", "valid"]):
         path = run_dir / predictions_file(name, checkpoint)
-        if path.is_file():
+        if not path.is_file():
+            continue
+        recorded = (read_metrics(run_dir, name, checkpoint) or {}).get("predictions_sha256")
+        if recorded and recorded != file_sha256(path):
+            raise UserError(f"{path} and {metrics_file(name, checkpoint)} come from different evaluations (one was "
+                            f"interrupted between them); {_regenerate(run_dir, name, checkpoint)}")
+        try:
             with np.load(path) as saved:
                 return name, saved["paths"], saved["targets"], saved["probs"].argmax(axis=1)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
+            raise UserError(f"{path} is damaged ({reason}); {_regenerate(run_dir, name, checkpoint)}") from None
     return None

@@ -2,9 +2,11 @@
 import argparse
 import contextlib
 import json
+import math
 import os
 import pickle
 import shutil
+import stat
 import sys
 import tempfile
 import warnings
@@ -37,18 +39,42 @@ def run_cli(main, parser, argv=None):
         return 130
 
 
-def positive(kind):
-    """argparse type: a strictly positive int or float."""
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def number(kind, low=None, high=None, low_open=False, high_open=False):
+    """argparse type: a finite int or float within ``low``..``high`` (either bound excluded when ``*_open``);
+    NaN and infinities are refused, so nonsense never reaches the code that uses it."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if low is not None and (value < low or low_open and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
+        if high is not None and (value > high or high_open and value == high):
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high}, got {text}")
+        return value
+    parse.__name__ = f"{kind.__name__} from {low} to {high}"
+    return parse
+
+
+def positive(kind):
+    """argparse type: a strictly positive, finite int or float."""
+    def parse(text):
+        value = number(kind)(text)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
     parse.__name__ = f"positive {kind.__name__}"
     return parse
+
+
+def seed_number(text):
+    """argparse type of a random seed: a whole number from 0 to 2**32 - 1."""
+    return number(int, *SEED_RANGE)(text)
 
 
 def parse_int_list(values, flag="--lrstep"):
@@ -62,12 +88,56 @@ def parse_int_list(values, flag="--lrstep"):
 
 # ---------------------------------------------------------------- atomic writes
 
+class WriteError(UserError):
+    """An output that could not be written (a full disk, a missing or read-only folder, a path that is not a
+    regular file); the message names the path."""
+
+
+def _refuse_non_regular(path, flag=None):
+    """A path that exists and is not a regular file (a folder, a device such as /dev/null, a pipe, a socket, a
+    symbolic link) is never replaced."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise WriteError(f"cannot write {flag + ' ' if flag else ''}{path}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a symbolic link" if stat.S_ISLNK(mode)
+                else "a device, pipe or socket")
+        raise WriteError(f"{flag + ' ' if flag else ''}{path} is {kind}, not a file; give the path of a new or "
+                         "regular file")
+
+
+def output_file(text, flag):
+    """The path a flag such as ``--out`` names, checked before any work: a new file or a regular one, in a folder
+    that exists or can be made."""
+    if not str(text).strip():
+        raise UserError(f"{flag} needs a file name")
+    path = Path(text)
+    _refuse_non_regular(path, flag)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise WriteError(f"cannot write {flag} {path}: {error.strerror}; choose a writable path") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", **open_options):
     """Open a temporary file beside ``path`` for writing; when the block succeeds it is flushed, synced and
-    renamed over ``path``, otherwise removed, so ``path`` is always either the old file or the whole new one."""
+    renamed over ``path``, otherwise removed, so ``path`` is always either the old file or the whole new one.
+    A failure to write (a full disk, a read-only folder) is a ``WriteError`` naming ``path``; a ``path`` that
+    is not a regular file is never replaced."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _refuse_non_regular(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise WriteError(f"cannot write {path}: {error.strerror}") from None
     try:
         os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are ordinary files
         with os.fdopen(handle, mode, **open_options) as file:
@@ -75,6 +145,9 @@ def atomic_write(path, mode="w", **open_options):
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -86,10 +159,21 @@ def save_atomic(payload, path):
         torch.save(payload, file)
 
 
+def json_safe(value):
+    """``value`` with every NaN or infinity as None (JSON's null): strict parsers reject bare ``NaN``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def write_json_atomic(payload, path):
-    """Indented JSON through ``atomic_write``."""
+    """Indented, strict JSON (NaN as null) through ``atomic_write``."""
     with atomic_write(path) as file:
-        file.write(json.dumps(payload, indent=1, default=str) + "\n")
+        file.write(json.dumps(json_safe(payload), indent=1, default=str, allow_nan=False) + "\n")
 
 
 def save_svg(figure, path):
@@ -98,22 +182,58 @@ def save_svg(figure, path):
         figure.savefig(file, format="svg")
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_folders(destination):
+    """Staging and replaced folders of ``destination`` left by a killed ``staged_folder`` (their process gone)."""
+    for folder in Path(destination).parent.glob(f".{Path(destination).name}.*-*-*"):
+        parts = folder.name.rsplit("-", 2)
+        if folder.is_dir() and parts[-2].isdigit() and parts[0].endswith((".staging", ".old")) \
+                and not _alive(int(parts[-2])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_folder(destination, force=False):
     """Yield an empty folder beside ``destination`` that replaces it only when the block succeeds.
 
-    An existing ``destination`` is kept unless ``force``; a failure or Ctrl-C leaves it untouched.
+    An existing ``destination`` is kept unless ``force``; a failure or Ctrl-C leaves it untouched.  The swap is
+    two renames (the old folder aside, the new one in place), so ``destination`` is never half-deleted: a kill
+    between them leaves the previous folder whole as ``.<name>.old-<pid>-*`` beside it.
     """
     destination = Path(destination)
     if destination.exists() and not force:
         raise UserError(f"{destination} already exists; pass --force to replace it")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_folders(destination)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-{os.getpid()}-", dir=destination.parent))
+    except OSError as error:
+        raise WriteError(f"cannot write {destination}: {error.strerror}") from None
     try:
         yield staging
         if destination.exists():
-            shutil.rmtree(destination)
-        staging.rename(destination)
+            old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old-{os.getpid()}-", dir=destination.parent))
+            os.replace(destination, old)
+            try:
+                os.rename(staging, destination)
+            except BaseException:
+                os.replace(old, destination)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(destination)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise WriteError(f"cannot write {destination}: {error.strerror or error}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -121,12 +241,26 @@ def staged_folder(destination, force=False):
 
 # ---------------------------------------------------------------- safe loading
 
-def load_checkpoint(path, map_location="cpu"):
-    """Load with ``weights_only=True``; a file that carries code or is not a checkpoint is refused."""
+def load_checkpoint(path, map_location="cpu", required=()):
+    """Load with ``weights_only=True``: a dict with text keys (and the ``required`` ones), or a ``UserError``.
+
+    A file that carries code, is not a torch file (text, a truncated download) or holds something else (a bare
+    tensor, a list, a dict keyed by numbers) is refused in one line.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols; we refuse those files anyway
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError, IndexError,
+            KeyError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"refusing to load {path}: it is not a plain weights checkpoint ({reason[:200]})") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        what = type(state).__name__ if not isinstance(state, dict) else "a dict with non-text keys"
+        raise UserError(f"refusing to load {path}: it holds {what}, not a checkpoint (a dict of named entries)")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise UserError(f"{path} is not a checkpoint of a run of this project (it lacks {', '.join(missing)})")
+    return state

@@ -36,8 +36,10 @@ def test_undecodable_image_is_named(tmp_path):
     bad = root / "train" / "dog" / "broken.jpg"
     bad.write_bytes(b"definitely not a jpeg")
     split = loader.scan_split(root / "train")
-    with pytest.raises(UserError, match="cannot decode image .*broken.jpg.*--skip_bad_images"):
-        loader.decode_split(split, 16, 16, progress=False)
+    with pytest.raises(UserError, match=r"cannot decode image .*broken.jpg.*\); delete or replace it$"):
+        loader.decode_split(split, 16, 16, progress=False)  # no flag to suggest: 2_test.py has none
+    with pytest.raises(UserError, match="cannot decode image .*broken.jpg.*, or pass --skip_bad_images$"):
+        loader.decode_split(split, 16, 16, progress=False, hint="delete or replace it, or pass --skip_bad_images")
     with pytest.warns(UserWarning, match="broken.jpg"):
         images, labels = loader.decode_split(split, 16, 16, skip_bad=True, progress=False)
     assert len(images) == len(split) - 1 and labels.tolist().count(1) == 8
@@ -210,15 +212,34 @@ def test_stats_are_cached_and_invalidated(tmp_path):
     assert loader.train_stats(_stream(split, 1024), 16, 16)[0] == pytest.approx(mean, abs=1e-6)
 
 
-def test_disk_cache_is_reused(tmp_path):
+def test_disk_cache_is_reused(tmp_path, monkeypatch):
     root = make_dataset(tmp_path)
     split = loader.scan_split(root / "train")
     images, labels = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
-    files = list((root / ".cache").glob("train-16x16-*.pt"))
-    assert len(files) == 1
-    torch.save({"images": images.flip(0), "labels": labels}, files[0])
-    again, _ = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
-    assert torch.equal(again, images.flip(0))  # read back rather than decoded
+    assert len(list((root / ".cache").glob("train-16x16-*.pt"))) == 1
+    decoded = []
+    original = loader.decode_image
+    monkeypatch.setattr(loader, "decode_image", lambda *args: decoded.append(args[0]) or original(*args))
+    again, again_labels = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
+    assert torch.equal(again, images) and torch.equal(again_labels, labels)
+    assert len(decoded) == loader.CACHE_SPOT_CHECKS < len(split)  # read back, a few images checked
+
+
+def test_a_stale_or_truncated_disk_cache_is_decoded_again(tmp_path):
+    root = make_dataset(tmp_path)
+    split = loader.scan_split(root / "train")
+    images, labels = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
+    (cache,) = (root / ".cache").glob("train-16x16-*.pt")
+    record = torch.load(cache, weights_only=True)
+    torch.save({**record, "images": images.flip(0)}, cache)  # another dataset's pixels under this name
+    with pytest.warns(UserWarning, match="does not hold the images of"):
+        again, _ = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
+    assert torch.equal(again, images)
+    cache.write_bytes(cache.read_bytes()[:300])  # a truncated file
+    with pytest.warns(UserWarning, match="ignoring the damaged cache"):
+        again, _ = loader.decode_split(split, 16, 16, disk_cache=True, progress=False)
+    assert torch.equal(again, images)
+    assert torch.equal(loader.decode_split(split, 16, 16, disk_cache=True, progress=False)[0], images)  # rewritten
 
 
 def test_disk_cache_is_invalidated_when_files_change(tmp_path):

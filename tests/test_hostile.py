@@ -1,0 +1,403 @@
+"""What a hostile or unlucky user tries, one case a line: each gives a correct result or one ``error:`` line with
+exit status 2, nothing runs that a file smuggles in, and no earlier result is lost.  A new surface gets its rows
+here."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import FAST, ROOT, TRAINED_FLAGS, call, make_dataset, run_dir_of
+
+RUN = ["--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest"]
+
+
+class Payload:
+    """Unpickling this runs ``touch pwned``."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def make_raw(root):
+    """``root/c_original_dataset/raw/<class>/<images>``: tiny's training images, unsplit."""
+    make_dataset(root / "source", name="raw", splits=("train",))
+    (root / "c_original_dataset").mkdir()
+    shutil.move(root / "source" / "raw" / "train", root / "c_original_dataset" / "raw")
+    shutil.rmtree(root / "source")
+
+
+def one_error_line(result, pattern=""):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert pattern in lines[0], lines[0]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- files passed where a checkpoint belongs
+
+NOT_CHECKPOINTS = {
+    "text": lambda path: path.write_text("just some text\n"),
+    "bare tensor": lambda path: torch.save(torch.ones(3), path),
+    "list": lambda path: torch.save([torch.ones(2), 3], path),
+    "integer keys": lambda path: torch.save({0: torch.ones(2), 1: torch.zeros(2)}, path),
+    "pickled code": lambda path: torch.save({"model": {}, "hook": Payload()}, path),
+    "truncated": lambda path: path.write_bytes(b"PK\x03\x04" + b"\x00" * 20),
+}
+
+
+@pytest.mark.parametrize("content", sorted(NOT_CHECKPOINTS))
+@pytest.mark.parametrize("where", ["2_test", "predict", "resume", "pretrained"])
+def test_a_file_that_is_not_a_checkpoint_is_one_error_line(trained, content, where):
+    run_dir = run_dir_of(trained)
+    target = {"2_test": next(run_dir.glob("[0-9]*.pth")), "predict": next(run_dir.glob("[0-9]*.pth")),
+              "resume": run_dir / "last.pth", "pretrained": trained / "weights.pth"}[where]
+    NOT_CHECKPOINTS[content](target)
+    command = {"2_test": ("2_test.py", *RUN), "resume": ("1_train.py", f"--resume={run_dir}", "--epochs=3"),
+               "predict": ("predict.py", *RUN, "--images", "a_datasets/tiny/test"),
+               "pretrained": ("1_train.py", *FAST, "--pretrained=weights.pth")}[where]
+    one_error_line(call(*command, cwd=trained), pattern=str(target.relative_to(trained)))
+    assert not (trained / "pwned").exists()
+
+
+def test_hostile_imagenet_weights_in_the_hub_cache_are_refused(tmp_path, monkeypatch):
+    """The README tells offline users to copy ImageNet weights into the torch hub cache by hand: a file there
+    is read with weights_only=True like any other."""
+    import torchvision.models as models
+    make_dataset(tmp_path / "a_datasets")
+    cache = tmp_path / "torch_home" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    url = models.get_model_weights("resnet18").DEFAULT.url
+    torch.save({"fc.weight": torch.ones(1), "payload": Payload()}, cache / url.rsplit("/", 1)[-1])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    result = call("1_train.py", *FAST, "--model_index=9", "--height=32", "--width=32", "--pretrained", cwd=tmp_path)
+    one_error_line(result, "refusing to load")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_no_weight_file_is_unpickled_without_weights_only():
+    """Every torch.load of the project says weights_only=True; nothing loads through torch.hub or torchvision's
+    weights API (which unpickle without it)."""
+    for path in [*ROOT.glob("*.py"), *ROOT.glob("b_models/*.py"), *ROOT.glob("bench/*.py")]:
+        text = path.read_text()
+        for pattern in ("load_state_dict_from_url", "get_state_dict(", "weights_only=False", "pickle.load("):
+            assert pattern not in text, f"{path.name}: {pattern}"
+        assert text.count("torch.load(") == text.count("weights_only=True)"), path.name
+
+
+# ---------------------------------------------------------------- output paths
+
+@pytest.mark.parametrize("target", ["/dev/null", "symlink", "fifo", "folder", ".", "/", ""])
+def test_predict_out_never_replaces_what_is_not_a_regular_file(trained, target):
+    (trained / "kept.txt").write_text("precious\n")
+    if target == "symlink":
+        os.symlink(trained / "kept.txt", trained / "symlink")
+    elif target == "fifo":
+        os.mkfifo(trained / "fifo")
+    elif target == "folder":
+        (trained / "folder").mkdir()
+    result = call("predict.py", *RUN, "--images", "a_datasets/tiny/test", f"--out={target}", cwd=trained)
+    one_error_line(result, "--out")
+    assert (trained / "kept.txt").read_text() == "precious\n"
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    if target == "symlink":
+        assert (trained / "symlink").is_symlink()
+    assert not list(trained.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("flag", ["--markdown", "--plot"])
+def test_compare_outputs_in_an_unwritable_place(trained, flag):
+    (trained / "blocked").write_text("a file where a folder should be")
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", f"{flag}=blocked/out", cwd=trained)
+    one_error_line(result, f"cannot write {flag} blocked/out")
+
+
+def test_data_split_into_an_unwritable_place(tmp_path):
+    make_raw(tmp_path)
+    (tmp_path / "blocked").write_text("a file where a folder should be")
+    one_error_line(call("data_split.py", "--dataset=raw", "--out_dir=blocked/a_datasets", cwd=tmp_path),
+                   "cannot write blocked/a_datasets/raw")
+
+
+# ---------------------------------------------------------------- numbers that are not numbers
+
+BAD_NUMBERS = [
+    ("data_split.py", ["--dataset=raw", "--imbalance_ratio=nan"], "--imbalance_ratio: must be a finite number"),
+    ("data_split.py", ["--dataset=raw", "--seed=-1"], "--seed: must be >= 0"),
+    ("2_test.py", [*RUN, "--seed=-1"], "--seed: must be >= 0"),
+    ("1_train.py", [*FAST, f"--seed={2**70}"], "--seed: must be <= 4294967295"),
+    ("1_train.py", [*FAST, "--lr=inf"], "--lr: must be a finite number"),
+    ("1_train.py", [*FAST, "--lr=nan"], "--lr: must be a finite number"),
+    ("1_train.py", [*FAST, "--cb_beta=1"], "--cb_beta: must be < 1"),
+    ("1_train.py", [*FAST, "--label_smoothing=1.5"], "--label_smoothing: must be <= 1"),
+    ("1_train.py", [*FAST, "--momentum=-0.1"], "--momentum: must be >= 0"),
+    ("2_test.py", [*RUN, "--posthoc_tau=nan"], "--posthoc_tau must be a number from 0 to 10"),
+    ("2_test.py", [*RUN, "--posthoc_tau=inf"], "--posthoc_tau must be a number from 0 to 10"),
+    ("2_test.py", [*RUN, "--posthoc_tau=1e308"], "--posthoc_tau must be a number from 0 to 10"),
+    ("2_test.py", [*RUN, "--posthoc_tau=-1"], "--posthoc_tau must be a number from 0 to 10"),
+]
+
+
+@pytest.mark.parametrize("script, argv, message", BAD_NUMBERS, ids=[f"{s} {a[-1]}" for s, a, _ in BAD_NUMBERS])
+def test_nonsense_numbers_are_refused(trained, script, argv, message):
+    before = sorted(str(path) for path in (trained / "logs").rglob("*"))
+    one_error_line(call(script, *argv, cwd=trained), message)
+    assert sorted(str(path) for path in (trained / "logs").rglob("*")) == before
+
+
+def test_evaluating_at_another_size_is_refused_and_keeps_the_results(trained):
+    run_dir = run_dir_of(trained)
+    assert call("2_test.py", *RUN, cwd=trained).returncode == 0
+    before = (run_dir / "test_metrics.json").read_bytes()
+    one_error_line(call("2_test.py", *RUN, "--height=1", "--width=1", cwd=trained), "differ from the 16x16 images")
+    assert (run_dir / "test_metrics.json").read_bytes() == before
+    assert json.loads(before)["image_size"] == [16, 16]
+
+
+def test_predict_with_no_decodable_image_fails(trained):
+    (trained / "junk").mkdir()
+    (trained / "junk" / "a.png").write_bytes(b"not a png")
+    result = call("predict.py", *RUN, "--images", "junk", cwd=trained)
+    assert result.returncode == 2 and "none of the 1 image(s) could be decoded" in result.stderr
+    assert not (trained / "predictions.csv").exists()
+
+
+# ---------------------------------------------------------------- pixels
+
+def test_sixteen_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    import loader
+    values = np.linspace(0, 255, 64).astype(np.uint8).reshape(8, 8)
+    Image.fromarray(values, mode="L").save(tmp_path / "eight.png")
+    Image.fromarray(values.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    Image.fromarray(values.astype(np.float32) / 255, mode="F").save(tmp_path / "float.tif")
+    eight = loader.decode_image(tmp_path / "eight.png", 8, 8)
+    for name in ("sixteen.png", "float.tif"):
+        assert (loader.decode_image(tmp_path / name, 8, 8).int() - eight.int()).abs().max() <= 1, name
+    with Image.open(tmp_path / "sixteen.png") as image:
+        assert image.mode.startswith("I")  # Pillow opens it as 16-bit: this is the case being tested
+
+
+def test_a_bad_image_on_the_file_path_is_one_line_without_worker_traceback(trained):
+    (trained / "a_datasets" / "tiny" / "train" / "cat" / "bad.png").write_bytes(b"\x89PNG broken")
+    result = call("1_train.py", *FAST, "--epochs=1", "--cache_mb=0", "--workers=1", cwd=trained)
+    one_error_line(result, "cannot decode image")
+    assert "bad.png" in result.stderr and "--skip_bad_images" in result.stderr and "worker" not in result.stderr
+
+
+# ---------------------------------------------------------------- benchmark files
+
+def test_labels_that_do_not_match_the_images_are_refused(tmp_path):
+    from test_benchmarks import fake_mnist_raw, write_idx
+    fake_mnist_raw(tmp_path / "data")
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    write_idx(raw / "train-labels-idx1-ubyte.gz", np.repeat(np.arange(10), 29))  # 290 labels for 300 images
+    result = call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", cwd=tmp_path)
+    one_error_line(result, "has 300 images but 290 labels")
+    assert not (tmp_path / "a_datasets").exists()
+
+
+def test_a_truncated_unpacked_idx_file_is_unpacked_again_or_named(tmp_path):
+    from test_benchmarks import fake_mnist_raw
+    fake_mnist_raw(tmp_path / "data")
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    assert call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download",
+                cwd=tmp_path).returncode == 0
+    unpacked = raw / "train-images-idx3-ubyte"
+    unpacked.write_bytes(unpacked.read_bytes()[:1000])
+    again = call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", "--force",
+                 cwd=tmp_path)
+    assert again.returncode == 0 and "unpacking" in again.stderr  # repaired from the archive
+    unpacked.write_bytes(unpacked.read_bytes()[:1000])
+    (raw / "train-images-idx3-ubyte.gz").unlink()
+    result = call("data_split.py", "--from_torchvision", "FashionMNIST", "--root", "data", "--no_download", "--force",
+                  cwd=tmp_path)
+    one_error_line(result, "train-images-idx3-ubyte is truncated or damaged")
+
+
+# ---------------------------------------------------------------- results on disk
+
+def evaluated(trained):
+    run_dir = run_dir_of(trained)
+    assert call("2_test.py", *RUN, cwd=trained).returncode == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["empty npz", "garbage npz", "npz without probs", "garbage json", "json list",
+                                    "npz from another evaluation"])
+def test_damaged_results_are_named_with_how_to_regenerate_them(trained, damage):
+    run_dir = evaluated(trained)
+    npz, metrics = run_dir / "test_predictions.npz", run_dir / "test_metrics.json"
+    if damage == "empty npz":
+        npz.write_bytes(b"")
+    elif damage == "garbage npz":
+        npz.write_bytes(b"PK\x03\x04 broken zip")
+    elif damage == "npz without probs":
+        np.savez(npz, paths=np.array(["a"]), targets=np.array([0]))
+        metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "predictions_sha256": None}))
+    elif damage == "garbage json":
+        metrics.write_text('{"acc": 5')
+    elif damage == "json list":
+        metrics.write_text("[1, 2]")
+    else:
+        saved = dict(np.load(npz))
+        np.savez_compressed(npz, **{**saved, "probs": saved["probs"][:, ::-1].copy()})
+    line = one_error_line(call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE",
+                               cwd=trained))
+    assert str(run_dir.relative_to(trained)) in line and "run python 2_test.py on" in line
+
+
+def test_metrics_json_is_strict_json(trained):
+    run_dir = evaluated(trained)
+    text = (run_dir / "test_metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["many_acc"] is None  # tiny has no many-shot class: null
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}"))
+
+
+def test_a_group_never_mixes_tested_and_untested_runs(trained):
+    evaluated(trained)  # the session's ERM run, evaluated on test/
+    assert call("1_train.py", *TRAINED_FLAGS, "--seed=5", cwd=trained).returncode == 0  # its twin, not evaluated
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
+                  cwd=trained)
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[1].split()
+    assert row[1:3] == ["1", "test"]
+    assert "1 run(s) not evaluated like the rest (test) are left out" in result.stderr
+
+
+def test_paired_refuses_two_runs_of_one_seed_and_names_unpaired_ones(trained):
+    logs = trained / "logs" / "SimpleCNN" / "tiny"
+    erm = run_dir_of(trained, "ERM")
+    shutil.copytree(erm, logs / "ERM" / "2030-01-01-00-00-00")  # a second ERM run with the same seed
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE",
+                  "--datetime=all", "--paired", cwd=trained)
+    one_error_line(result, "ERM has two runs with seed 0")
+    shutil.rmtree(logs / "ERM" / "2030-01-01-00-00-00")
+    cce = run_dir_of(trained, "CCE")
+    config = json.loads((cce / "config.json").read_text())
+    shutil.copytree(cce, logs / "CCE" / "2030-01-01-00-00-00")
+    (logs / "CCE" / "2030-01-01-00-00-00" / "config.json").write_text(
+        json.dumps({**config, "args": {**config["args"], "seed": 7}}))
+    for run in (erm, cce, logs / "CCE" / "2030-01-01-00-00-00"):
+        name = run.parent.name
+        assert call("2_test.py", "--model_index=41", "--dataset=tiny", f"--objective={name}",
+                    f"--datetime={run.name}", cwd=trained).returncode == 0
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE",
+                  "--datetime=all", "--paired", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "note: 1 run(s) of CCE ccegamma=1 have no partner with the same seed" in result.stdout
+
+
+def test_a_partial_valid_csv_row_is_not_an_epoch(trained):
+    import compare
+    run_dir = run_dir_of(trained)
+    with open(run_dir / "valid.csv", "a") as file:
+        file.write("2,0.1,99")  # a row cut short by a crash
+    assert [row["epoch"] for row in compare.valid_rows(run_dir)] == ["0", "1"]
+    assert compare.checkpoint_row(run_dir)["acc"] != "99"
+
+
+def test_predictions_csv_cells_are_not_spreadsheet_formulas(trained):
+    for split in ("train", "valid", "test"):
+        folder = trained / "a_datasets" / "tiny" / split
+        (folder / "fox").rename(folder / "=SUM(1+1)")
+    (trained / "a_datasets" / "tiny" / "test" / "=SUM(1+1)" / "0.png").rename(
+        trained / "a_datasets" / "tiny" / "test" / "=SUM(1+1)" / "@cmd.png")
+    assert call("1_train.py", *FAST, "--epochs=1", cwd=trained).returncode == 0
+    result = call("predict.py", *RUN, "--images", "a_datasets/tiny/test", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    text = (trained / "predictions.csv").read_text()
+    assert "'=SUM(1+1)" in text and not any(cell.startswith(("=", "@")) for line in text.splitlines()
+                                             for cell in line.split(","))
+
+
+# ---------------------------------------------------------------- kills and full disks
+
+def test_a_full_disk_during_training_is_one_line_with_the_resume_command(trained, monkeypatch):
+    import runs as runs_module
+    from utils import WriteError
+    original, saved = runs_module.save_atomic, []
+
+    def disk_full_on_the_third(payload, path):
+        saved.append(path)
+        if len(saved) == 3:
+            raise WriteError(f"cannot write {path}: No space left on device")
+        return original(payload, path)
+
+    monkeypatch.setattr(runs_module, "save_atomic", disk_full_on_the_third)
+    result = call("1_train.py", *FAST, "--epochs=3", "--seed=9", cwd=trained)
+    line = one_error_line(result, "No space left on device during epoch 2")
+    run_dir = saved[0].parent  # relative to the working folder, as --logs_dir is
+    assert f"continue with: python 1_train.py --resume {run_dir}" in line
+    assert torch.load(trained / run_dir / "last.pth", weights_only=True)["epoch"] == 0  # the first epoch's files are whole
+
+
+def test_an_interrupted_force_rebuild_keeps_the_old_split(tmp_path, monkeypatch):
+    import utils
+    make_raw(tmp_path)
+    assert call("data_split.py", "--dataset=raw", cwd=tmp_path).returncode == 0
+    split = tmp_path / "a_datasets" / "raw"
+    before = sorted(str(p.relative_to(split)) for p in split.rglob("*"))
+    real_rename = os.rename
+
+    def interrupted(source, target):  # Ctrl-C right as the new split would move in
+        if ".staging-" in str(source):
+            raise KeyboardInterrupt
+        return real_rename(source, target)
+
+    monkeypatch.setattr(utils.os, "rename", interrupted)
+    result = call("data_split.py", "--dataset=raw", "--seed=5", "--force", cwd=tmp_path)
+    assert result.returncode == 130
+    assert sorted(str(p.relative_to(split)) for p in split.rglob("*")) == before
+    assert not [p.name for p in (tmp_path / "a_datasets").iterdir() if p.name.startswith(".")]
+
+
+def test_staging_folders_of_killed_rebuilds_are_cleaned(tmp_path):
+    make_raw(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "a_datasets" / f".raw.staging-{dead.pid}-abc123" / "train").mkdir(parents=True)
+    (tmp_path / "a_datasets" / f".raw.staging-{os.getpid()}-live99").mkdir()  # a live process's: kept
+    assert call("data_split.py", "--dataset=raw", cwd=tmp_path).returncode == 0
+    hidden = sorted(p.name for p in (tmp_path / "a_datasets").iterdir() if p.name.startswith("."))
+    assert hidden == [f".raw.staging-{os.getpid()}-live99"]
+
+
+def test_a_kill_between_2_test_s_two_files_is_detected(trained, monkeypatch):
+    """Each result file is replaced atomically; a kill between the predictions and the metrics leaves a new
+    predictions file beside the old metrics, which compare.py recognises rather than mixing them."""
+    import importlib
+    run_dir = evaluated(trained)
+    old_metrics = (run_dir / "test_metrics.json").read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    checkpoint = next(run_dir.glob("[0-9]*.pth"))
+    state = torch.load(checkpoint, weights_only=True)
+    state["model"]["fc.bias"] += torch.tensor([3.0, 0.0, -3.0])  # other weights: other predictions
+    torch.save(state, checkpoint)
+    monkeypatch.setattr(importlib.import_module("2_test"), "write_json_atomic", killed)
+    assert call("2_test.py", *RUN, cwd=trained).returncode == 130
+    assert (run_dir / "test_metrics.json").read_bytes() == old_metrics
+    monkeypatch.undo()
+    line = one_error_line(call("compare.py", "--runs", run_dir, cwd=trained), "come from different evaluations")
+    assert "run python 2_test.py on" in line
+
+
+def test_a_split_left_aside_by_a_killed_rebuild_is_pointed_to(trained):
+    tiny = trained / "a_datasets" / "tiny"
+    tiny.rename(trained / "a_datasets" / ".tiny.old-999999-abc123")  # killed between the two renames
+    line = one_error_line(call("1_train.py", *FAST, cwd=trained), "dataset 'tiny' not found")
+    assert ".tiny.old-999999-abc123: rename it back or rebuild it" in line
+
+
+def test_2_test_does_not_suggest_a_flag_it_does_not_have(trained):
+    (trained / "a_datasets" / "tiny" / "test" / "cat" / "bad.png").write_bytes(b"\x89PNG broken")
+    line = one_error_line(call("2_test.py", *RUN, cwd=trained), "cannot decode image")
+    assert line.endswith("delete or replace it") and "--skip_bad_images" not in line
