@@ -6,21 +6,28 @@ Results go to a run folder logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-
 logs/README.md).  Under ``torchrun --nproc_per_node=N`` it trains with DDP (runtime.py).
 """
 import argparse
+import itertools
 import random
 import signal
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from tqdm import tqdm
 
 import criterion
-from get_model import IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching
-from loader import AUGMENTATIONS, SAMPLERS, BatchStream, load_splits, train_stats
-from optimisation import build_optimisation
-from runs import LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, create_run_dir, find_run_dir, model_folder, saved_arguments
+from b_models.heads import add_class_scales, find_classifier, project_to_max_norm
+from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching,
+                       load_run_weights)
+from augment import AUGMENTATIONS, MIXES, Mixer
+from loader import SAMPLERS, BatchStream, load_splits, train_stats
+from optimisation import build_optimisation, sam_step
+from runs import (CHECKPOINT_KEYS, LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir,
+                  find_run_dir, list_runs, model_folder, run_parent, run_settings, saved_arguments)
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
 from utils import (ArgumentParser, UserError, WriteError, load_checkpoint, number, parse_int_list, positive, run_cli,
@@ -46,7 +53,8 @@ def get_args_parser():
     parser.add_argument("--lrstep", nargs="+", default=["60", "60", "40", "40"],
                         help="lengths in epochs of the lr stages, e.g. '60 60 40 40' or '60,60,40,40'")
     parser.add_argument("--lrdecay", type=positive(float), default=0.2, help="lr factor between stages")
-    parser.add_argument("--warmup", action="store_true", help="linear lr warm-up over the first 5 epochs")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,
+                        help="linear lr warm-up over the first 5 epochs")
     parser.add_argument("--momentum", type=number(float, 0, 1), default=0.9, help="SGD's momentum")
     parser.add_argument("--weight_decay", type=number(float, 0), default=None,
                         help="default: 5e-4 with SGD, 0.05 with AdamW")
@@ -56,9 +64,11 @@ def get_args_parser():
     parser.add_argument("--pretrained", nargs="?", const="imagenet", default=None, metavar="FILE",
                         help="start from torchvision's ImageNet weights (torchvision networks), or from the fitting "
                              "weights of a state dict FILE; normalises with ImageNet's mean/std")
-    parser.add_argument("--freeze_backbone", action="store_true", help="train the classifier layer only")
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
-                        help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text)")
+                        help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text); "
+                             "autoaugment, randaugment, trivialaugment: crop, flip and torchvision's policy, drawn "
+                             "per image")
+    parser.add_argument("--cutout", type=number(int, 0), default=0, help="Cutout: an N x N square per image (0: off)")
     parser.add_argument("--seed", type=seed_number, default=None,
                         help="random seed, 0 to 2**32 - 1 (default: drawn and recorded)")
     options = parser.add_argument_group("objective options (python criterion.py: which objective reads which)")
@@ -77,7 +87,30 @@ def get_args_parser():
     losses.add_argument("--normed_scale", type=positive(float), default=30.0,
                         help="factor on the cosine logits of --normed_head, for objectives that do not scale "
                              "their logits themselves (LDAM applies its --ldam_scale)")
-    losses.add_argument("--sampler", default="random", choices=SAMPLERS, help="training batch sampler")
+    losses.add_argument("--sampler", default="random", choices=SAMPLERS,
+                        help="training batch sampler: class k drawn in proportion to n_k (random), 1 "
+                             "(class_balanced), sqrt(n_k) or 1 / n_k (reversed)")
+    stages = parser.add_argument_group("two-stage training (decoupling, weight balancing)")
+    stages.add_argument("--init_from", default=None, metavar="RUN",
+                        help="start from the network of a finished run (its best checkpoint): a run folder, or "
+                             "latest[:OBJECTIVE], the newest run of this model and dataset with that objective (default: "
+                             "this one) that did not itself start from another run")
+    stages.add_argument("--reinit_head", action="store_true", help="with --init_from: a new, random classifier (cRT)")
+    stages.add_argument("--freeze_backbone", action="store_true",
+                        help="train the classifier only: every other weight and the batch-norm statistics stay as "
+                             "they start")
+    stages.add_argument("--lws", action="store_true",
+                        help="with --init_from: learn one scale per class on the frozen classifier, nothing else (LWS)")
+    stages.add_argument("--maxnorm", type=number(float, 0), default=0,
+                        help="after every step, each class's classifier vector onto the ball of this radius (0: off)")
+    regular = parser.add_argument_group("mixing and sharpness-aware minimisation")
+    regular.add_argument("--mix", choices=MIXES, default=None, help="mix pairs of training images and their labels")
+    regular.add_argument("--mix_alpha", type=positive(float), default=1.0, help="lam ~ Beta(alpha, alpha)")
+    regular.add_argument("--mix_prob", type=number(float, 0, 1), default=1.0, help="share of batches mixed")
+    regular.add_argument("--remix_kappa", type=positive(float), default=3.0, help="Remix: class-size ratio")
+    regular.add_argument("--remix_tau", type=number(float, 0, 1), default=0.5, help="Remix: label threshold")
+    regular.add_argument("--sam_rho", type=number(float, 0), default=0.0,
+                         help="sharpness-aware minimisation's radius (0: plain steps)")
     losses.add_argument("--many_shot", type=number(int, 0), default=100, help="many-shot: more train images than this")
     losses.add_argument("--few_shot", type=number(int, 0), default=20, help="few-shot: fewer train images than this")
     system = parser.add_argument_group("files and speed")
@@ -119,12 +152,49 @@ def check_args(args):
         raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
     if args.normed_head is None:
         args.normed_head = objective.normed_head
+    if args.mix and not objective.mixes:
+        raise UserError(f"--mix does not work with {args.objective} (python criterion.py: its entry has mixes=False)")
+    for flag in ("reinit_head", "lws"):
+        if getattr(args, flag) and not args.init_from:
+            raise UserError(f"--{flag} changes the classifier of a trained network: give --init_from RUN")
+    if args.maxnorm and args.normed_head:
+        raise UserError("--maxnorm bounds the norms of a linear classifier's class vectors; a cosine head "
+                        "(--normed_head) has unit norms already")
+    if args.init_from:
+        args.init_from = str(resolve_init(args))
     if "drw" in objective.options and args.drw and args.drw_epoch is None:
         args.drw_epoch = criterion.default_drw_epoch(args.lrstep)
     warn_unread_options(args, objective)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return args
+
+
+def resolve_init(args):
+    """The best checkpoint of the run ``--init_from`` names: a run folder, or ``latest[:OBJECTIVE]``, the newest
+    run of this model and dataset with that objective (default: this run's) that did not itself start from
+    another run (so that a plan's second stages all start from its first)."""
+    if args.init_from == "latest" or args.init_from.startswith("latest:"):
+        objective = args.init_from.partition(":")[2] or args.objective
+        if objective not in criterion.OBJECTIVES:
+            raise UserError(f"--init_from {args.init_from}: unknown objective {objective!r}")
+        folder = model_folder(args.model_index)
+        candidates = [run_parent(args.logs_dir, folder, args.dataset, objective) / name
+                      for name in reversed(list_runs(args.logs_dir, folder, args.dataset, objective))]
+        first_stage = [run for run in candidates if not run_settings(run).get("init_from")]
+        if not first_stage:
+            raise UserError(f"--init_from {args.init_from}: no run under "
+                            f"{run_parent(args.logs_dir, folder, args.dataset, objective)} to start from")
+        run_dir = first_stage[0]
+    else:
+        run_dir = Path(args.init_from)
+        if not run_dir.is_dir():
+            raise UserError(f"--init_from: {run_dir} is not a run folder (or give 'latest' or 'latest:OBJECTIVE')")
+    path = best_checkpoint_path(run_dir)
+    if path is None:
+        raise UserError(f"--init_from: {run_dir} has no <acc>.pth checkpoint (the run stopped before its first "
+                        "epoch ended)")
+    return path.resolve()
 
 
 def warn_unread_options(args, objective):
@@ -147,27 +217,63 @@ def topk_hits(logits, labels):
     return hits[:, 0], hits.any(dim=1)
 
 
-def train_one_epoch(model, criterion, complement, optimizer, scheduler, scaler, stream, epoch, args, runtime):
+@dataclass
+class Training:
+    """What a training step needs, built once per run."""
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    complement: Optional[torch.nn.Module]  # COT's second step
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    args: argparse.Namespace
+    runtime: Runtime
+    mixer: Optional[Mixer] = None  # --mix
+    minority: Optional[BatchStream] = None  # CMO's stream of pasted images
+    head: Optional[torch.nn.Module] = None  # the classifier, projected by --maxnorm
+
+
+def train_one_epoch(training, stream, epoch):
     """One pass over the training split; returns loss, acc, top5acc (percent) and the last lr."""
-    model.train()
+    t, args, runtime = training, training.args, training.runtime
+    t.model.train(not (args.freeze_backbone or args.lws))  # frozen: batch-norm statistics stay as they start
     totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits
     count = 0
     first_bad = torch.full((), -1, device=runtime.device)
-    lr = optimizer.param_groups[0]["lr"]
+    lr = t.optimizer.param_groups[0]["lr"]
     progress = tqdm(total=len(stream), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
                     disable=None if runtime.is_main else True, file=sys.stderr)
-    for batch, (images, labels) in enumerate(stream):
-        with runtime.autocast():
-            logits = model(images)
-            loss = criterion(logits, labels)
-        _step(loss, optimizer, scaler)
-        if complement is not None:  # COT: a second step that flattens the incorrect classes
+    pasted = iter(t.minority) if t.minority is not None else itertools.repeat(None)
+    for batch, ((images, labels), minority) in enumerate(zip(stream, pasted)):
+        mixed = t.mixer(images, labels, minority) if t.mixer is not None else None
+        if mixed is not None:
+            images, labels = mixed.images, mixed.targets_a
+        outputs = []
+
+        def compute_loss():
             with runtime.autocast():
-                _step(complement(model(images), labels), optimizer, scaler)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+                logits = t.model(images)
+                if mixed is None:
+                    loss = t.loss_fn(logits, labels)
+                else:  # lam * L(y_a) + (1 - lam) * L(y_b), per image
+                    loss = t.loss_fn(logits, mixed.targets_a, mixed.lam) + t.loss_fn(logits, mixed.targets_b, 1 - mixed.lam)
+            outputs.append(logits)
+            return loss
+
+        if args.sam_rho:
+            loss = sam_step(t.model.parameters(), compute_loss, t.optimizer, t.scaler, args.sam_rho)
+        else:
+            loss = compute_loss()
+            _step(loss, t.optimizer, t.scaler)
+        if t.complement is not None:  # COT: a second step that flattens the incorrect classes
+            with runtime.autocast():
+                _step(t.complement(t.model(images), labels), t.optimizer, t.scaler)
+        if t.head is not None:
+            project_to_max_norm(t.head, args.maxnorm)
+        lr = t.optimizer.param_groups[0]["lr"]
+        t.scheduler.step()
         with torch.no_grad():
-            top1, top5 = topk_hits(logits.detach(), labels)
+            top1, top5 = topk_hits(outputs[0].detach(), labels)
             totals += torch.stack([loss.detach().double() * len(labels), top1.sum().double(), top5.sum().double()])
             count += len(labels)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch, first_bad)
@@ -224,9 +330,12 @@ def evaluate(model, criterion, stream, runtime):
 
 # ---------------------------------------------------------------- setting up
 
-def build_model(args, num_classes, runtime):
+def build_model(args, num_classes, runtime, init=None):
+    """The network, its weights (random, pretrained, or ``init``: the checkpoint of ``--init_from``), its head and
+    what trains; checks the image size before anything is decoded."""
     torch.manual_seed(args.seed)
-    pretrained = None if args.resume else args.pretrained  # a resumed run has its weights in last.pth
+    fresh = not args.resume  # a resumed run has its weights in last.pth
+    pretrained = args.pretrained if fresh else None
     try:
         model = build_network(args.model_index, num_classes, args.normed_head, head_scale(args),
                               pretrained="imagenet" if pretrained == "imagenet" else None)
@@ -235,11 +344,16 @@ def build_model(args, num_classes, runtime):
             if skipped and runtime.is_main:
                 print(f"--pretrained {pretrained}: skipped {len(skipped)} weight(s) that do not fit: "
                       f"{', '.join(skipped)}", flush=True)
+        if init is not None and fresh:
+            load_run_weights(model, init["model"], keep_classifier=not args.reinit_head)
+            if args.reinit_head:
+                find_classifier(model)[1].reset_parameters()
+        scales = add_class_scales(model, num_classes) if args.lws else None
         check_input_size(model, args.height, args.width, args.model_index)
     except ValueError as error:
         raise UserError(str(error)) from None
-    if args.freeze_backbone:
-        trainable = {id(p) for p in classifier_parameters(model)}
+    if scales is not None or args.freeze_backbone:
+        trainable = {id(p) for p in ([scales.scales] if scales is not None else classifier_parameters(model))}
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in trainable)
     model = runtime.prepare(model)
@@ -248,20 +362,31 @@ def build_model(args, num_classes, runtime):
     return model, model_folder(args.model_index)
 
 
+def load_init(args, classes):
+    """The checkpoint ``--init_from`` resolved to, checked against this run's classes."""
+    init = load_checkpoint(args.init_from, required=CHECKPOINT_KEYS)
+    if list(init["classes"]) != list(classes):
+        raise UserError(f"--init_from {args.init_from} was trained on the classes {', '.join(init['classes'])}, "
+                        f"not {', '.join(classes)}")
+    return init
+
+
 def head_scale(args):
     """Factor on the cosine logits of a normed head: 1 for an objective that scales its logits itself (LDAM)."""
     return 1.0 if criterion.get_objective(args.objective).logit_scale else args.normed_scale
 
 
-def build_streams(args, runtime, splits):
+def build_streams(args, runtime, splits, normalisation=None):
     common = dict(device=runtime.device, seed=args.seed, cache_mb=args.cache_mb, workers=args.workers,
                   skip_bad_images=args.skip_bad_images, disk_cache=args.disk_cache, rank=runtime.rank,
                   bad_image_hint="delete or replace it, or pass --skip_bad_images",
                   world_size=runtime.world_size, channels_last=runtime.channels_last, progress=runtime.is_main)
     train = BatchStream(splits["train"], args.height, args.width, args.batchsize, train=True,
-                        augment=args.augment, sampler=args.sampler, **common)
+                        augment=args.augment, sampler=args.sampler, cutout=args.cutout, **common)
     valid = BatchStream(splits["valid"], args.height, args.width, args.batchsize, train=False, **common)
-    if args.pretrained:  # the statistics the pretrained weights were trained with
+    if normalisation is not None:  # a resumed run's, or those the network it starts from was trained with
+        mean, std = map(list, normalisation)
+    elif args.pretrained:  # the statistics the pretrained weights were trained with
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     else:
         mean, std = train_stats(train, args.height, args.width)
@@ -330,8 +455,11 @@ def train(args, runtime):
     if state is not None and list(state["classes"]) != classes:
         raise UserError(f"the classes of {args.data_dir}/{args.dataset} ({', '.join(classes)}) differ from those of "
                         f"the run to resume ({', '.join(state['classes'])})")
-    model, model_name = build_model(args, len(classes), runtime)  # checks the image size before decoding anything
-    train_stream, valid_stream, mean, std = build_streams(args, runtime, splits)
+    init = load_init(args, classes) if args.init_from and state is None else None
+    model, model_name = build_model(args, len(classes), runtime, init)  # checks the image size before decoding anything
+    source = state if state is not None else init
+    train_stream, valid_stream, mean, std = build_streams(
+        args, runtime, splits, (source["mean"], source["std"]) if source is not None else None)
     loss_fn, complement = build_criterion(args, len(classes), train_stream.class_counts)
     loss_fn.to(runtime.device)
     raw_model = model
@@ -341,6 +469,11 @@ def train(args, runtime):
     if args.compile:
         model = torch.compile(model)
     optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype)
+    training = Training(model, loss_fn, complement, optimizer, scheduler, scaler, args, runtime,
+                        mixer=Mixer(args.mix, train_stream.class_counts, args.mix_alpha, args.mix_prob, args.remix_kappa,
+                                    args.remix_tau, seed=args.seed * 7 + runtime.rank) if args.mix else None,
+                        minority=train_stream.with_sampler("reversed", args.seed + 1) if args.mix == "cmo" else None,
+                        head=find_classifier(raw_model)[1] if args.maxnorm else None)
     start_epoch, best = 0, None
     if state is not None:
         start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler)
@@ -352,8 +485,10 @@ def train(args, runtime):
     if runtime.is_main:
         about = {"classes": list(classes), "class_counts": train_stream.class_counts, "image_size": [args.height, args.width],
                  "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
-                 "normed_head": bool(args.normed_head), "head_scale": head_scale(args),
+                 "normed_head": bool(args.normed_head), "head_scale": head_scale(args), "lws": bool(args.lws),
                  "objective": args.objective, "args": vars(args), "environment": environment_record(runtime.device)}
+        if init is not None:  # where this run started
+            about["init_from"] = {"checkpoint": args.init_from, "epoch": init["epoch"], "valid_acc": init["acc"]}
         recorder = RunRecorder(run_dir, about, start_epoch, best)
         print(f"{'resuming' if state else 'training'} {model_name} on {args.dataset} ({len(classes)} classes, "
               f"{train_stream.num_samples} train / {valid_stream.num_samples} valid images) with {args.objective} "
@@ -363,12 +498,11 @@ def train(args, runtime):
     try:
         for epoch in range(start_epoch, args.epochs):
             torch.manual_seed(args.seed * 1_000_003 + epoch * 101 + runtime.rank)
-            train_stream.set_epoch(epoch)
-            if hasattr(loss_fn, "set_epoch"):  # a loss that changes with the epoch (DRW)
-                loss_fn.set_epoch(epoch)
+            for changing in (train_stream, training.minority, training.mixer, loss_fn):
+                if hasattr(changing, "set_epoch"):  # batches, crops, mixing, and a loss that changes (DRW)
+                    changing.set_epoch(epoch)
             started = time.perf_counter()
-            train_row = train_one_epoch(model, loss_fn, complement, optimizer, scheduler, scaler,
-                                        train_stream, epoch, args, runtime)
+            train_row = train_one_epoch(training, train_stream, epoch)
             valid = evaluate(model, loss_fn, valid_stream, runtime)
             train_row["time_s"] = round(time.perf_counter() - started, 3)
             if recorder is not None:

@@ -6,8 +6,10 @@
 Writes ``<split>_metrics.json`` (with 95 % bootstrap intervals and the calibration
 error), ``<split>_predictions.npz`` (per image: path, target, softmax), ``confusion_matrix.svg``
 and ``reliability.svg`` into the run folder.  ``--posthoc_tau T|auto`` also reports
-the predictions after post-hoc logit adjustment.
+the predictions after post-hoc logit adjustment, ``--tau_norm T|auto`` after
+tau-normalising the classifier.
 """
+import functools
 import sys
 import warnings
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 import stats
+from b_models.heads import class_weight_norms, find_classifier
 from loader import BatchStream, load_splits
 from runs import (CONFUSION_MATRIX, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
                   predictions_file)
@@ -38,6 +41,10 @@ def get_args_parser():
     parser.add_argument("--posthoc_tau", default=None, metavar="T|auto",
                         help="also report predictions adjusted by -T*log(training class frequency) (Menon et al., "
                              "2021); auto: the T in 0..2 (step 0.1) with the best balanced accuracy on valid/")
+    parser.add_argument("--tau_norm", default=None, metavar="T|auto",
+                        help="also report the classifier tau-normalised (Kang et al., 2020): each class's logit "
+                             "divided by the norm of its weight vector to the power T; auto: the T in 0..2 (step "
+                             "0.1) with the best balanced accuracy on valid/")
     parser.add_argument("--resamples", type=positive(int), default=stats.RESAMPLES,
                         help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the bootstrap")
@@ -135,10 +142,12 @@ def main(args):
     run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime, args.checkpoint)
     state = run.state
     split, splits = choose_split(args, state)
-    if args.posthoc_tau == "auto" and split.name == "valid":
-        raise UserError("--posthoc_tau auto picks tau on valid/, so it cannot report valid/; give a number, "
-                        "or evaluate a test/ split")
+    for flag, value in (("--posthoc_tau", args.posthoc_tau), ("--tau_norm", args.tau_norm)):
+        if value == "auto" and split.name == "valid":
+            raise UserError(f"{flag} auto picks its value on valid/, so it cannot report valid/; give a number, "
+                            "or evaluate a test/ split")
     tau = None if args.posthoc_tau in (None, "auto") else parse_tau(args.posthoc_tau)
+    tau_norm = None if args.tau_norm in (None, "auto") else parse_tau(args.tau_norm, "--tau_norm")
     if args.posthoc_tau is not None and not state.get("class_counts"):
         raise UserError(f"{run.checkpoint_path} records no training class counts, which --posthoc_tau needs")
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
@@ -149,6 +158,11 @@ def main(args):
     runtime = Runtime(amp_eval=args.amp_eval)
     classes = run.classes
     model = run.network(runtime)
+    if args.tau_norm is not None:
+        try:
+            norms = class_weight_norms(find_classifier(model)[1]).cpu().numpy()
+        except ValueError as error:
+            raise UserError(f"--tau_norm: {error}") from None
 
     def logits_of(chosen):
         stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
@@ -159,6 +173,11 @@ def main(args):
         assert np.array_equal(targets, chosen.labels), "predictions out of file order"
         return logits, targets
 
+    @functools.cache
+    def valid_logits():  # for the choices made on valid/ (computed once)
+        valid, valid_targets = logits_of(splits["valid"])
+        return valid * scale, valid_targets
+
     logits, targets = logits_of(split)
     scale = run.probability_scale()  # LDAM trains softmax(s * z)
     logits = logits * scale
@@ -168,11 +187,17 @@ def main(args):
     if args.posthoc_tau is not None:
         chosen_on = "given"
         if tau is None:
-            valid_logits, valid_targets = logits_of(splits["valid"])
-            tau, chosen_on = stats.choose_tau(valid_logits * scale, valid_targets, state["class_counts"]), "valid"
+            tau, chosen_on = stats.choose_tau(*valid_logits(), state["class_counts"]), "valid"
         adjusted = stats.adjust_logits(logits, state["class_counts"], tau)
         summary["posthoc"] = {"tau": tau, "tau_chosen_on": chosen_on,
                               **summarise(adjusted, targets, classes, state, args.resamples, args.seed)[0]}
+    if args.tau_norm is not None:
+        chosen_on = "given"
+        if tau_norm is None:
+            tau_norm, chosen_on = stats.choose_tau_norm(*valid_logits(), norms), "valid"
+        normalised = stats.tau_normalise(logits, norms, tau_norm)
+        summary["tau_norm"] = {"tau": tau_norm, "tau_chosen_on": chosen_on,
+                               **summarise(normalised, targets, classes, state, args.resamples, args.seed)[0]}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
     write_results(run, split, targets, probabilities, {**summary, "per_class": table})
@@ -202,16 +227,16 @@ def write_results(run, split, targets, probabilities, metrics):
 MAX_TAU = 10.0
 
 
-def parse_tau(text):
-    """A given ``--posthoc_tau``: a finite number from 0 (no adjustment) to 10 (far past any useful value)."""
+def parse_tau(text, flag="--posthoc_tau"):
+    """A given ``--posthoc_tau`` or ``--tau_norm``: a finite number from 0 (no change) to 10 (far past any useful
+    value); a negative one would favour the large classes further."""
     try:
         tau = float(text)
     except ValueError:
-        raise UserError(f"--posthoc_tau takes a number or 'auto', got {text!r}") from None
+        raise UserError(f"{flag} takes a number or 'auto', got {text!r}") from None
     if not 0 <= tau <= MAX_TAU:
-        raise UserError(f"--posthoc_tau must be a number from 0 to {MAX_TAU:g} (or 'auto'), got {text}: it subtracts "
-                        "tau * log(class frequency) from the logits, so a negative tau favours the large classes "
-                        "further")
+        raise UserError(f"{flag} must be a number from 0 to {MAX_TAU:g} (or 'auto'), got {text}: a negative value "
+                        "would favour the large classes further")
     return tau
 
 
@@ -223,11 +248,12 @@ def report(summary, table, run_dir):
     print(f"run {run_dir}, checkpoint {summary['checkpoint']} (epoch {summary['epoch'] + 1}), "
           f"{summary['split']} split, {summary['images']} images")
     _print_metrics(summary)
-    if "posthoc" in summary:
-        posthoc = summary["posthoc"]
-        where = "chosen on valid/" if posthoc["tau_chosen_on"] == "valid" else "given"
-        print(f"post-hoc logit adjustment, tau {posthoc['tau']:g} ({where}):")
-        _print_metrics(posthoc, indent="  ")
+    for key, title in (("posthoc", "post-hoc logit adjustment"), ("tau_norm", "tau-normalised classifier")):
+        if key in summary:
+            adjusted = summary[key]
+            where = "chosen on valid/" if adjusted["tau_chosen_on"] == "valid" else "given"
+            print(f"{title}, tau {adjusted['tau']:g} ({where}):")
+            _print_metrics(adjusted, indent="  ")
     width = max(5, *(len(row["class"]) for row in table))
     print(f"{'class':<{width}} {'support':>8} {'recall':>8} {'precision':>10}")
     for row in table:

@@ -8,12 +8,19 @@
 #   SEEDS="0 1 2" PLAN=fmnist-lt bash 3_run.sh      # Fashion-MNIST-LT, all eight objectives, 3 seeds (CPU)
 #   SEEDS="0 1 2" PLAN=cifar10-lt bash 3_run.sh     # CIFAR-10-LT as Cao et al. (2019) train it (GPU)
 #   PLAN=cifar100-lt bash 3_run.sh                  # CIFAR-100-LT, same recipe (GPU)
+#   SEEDS="0 1 2" PLAN=fmnist-lt OBJECTIVES=baselines bash 3_run.sh   # today's baselines (below)
 #
 # Environment variables (each has a default per plan):
 #   PLAN        demo | fmnist-lt | cifar10-lt | cifar100-lt
 #   SEEDS       seeds to run every objective with (default "0"; SEED is read too)
 #   OBJECTIVES  objectives to run; OBJECTIVE:FLAG,FLAG adds flags to one of them,
-#               e.g. "ERM LDAM:--drw CCE:--ccegamma=0.5 CCE:--ccegamma=2"
+#               e.g. "ERM LDAM:--drw CCE:--ccegamma=0.5 CCE:--ccegamma=2"; "baselines" runs
+#               the rows of $BASELINES in order: ERM, then cRT and LWS starting from it
+#               (Kang et al., 2020), weight balancing's two stages (Alshammari et al., 2022),
+#               mixup, CutMix, Remix, CMO (with ERM and LA), LDAM-DRW + SAM (Rangwani et
+#               al., 2022) and RandAugment (with ERM and LA). A second stage starts from
+#               the newest run of its first stage's objective that did not itself start
+#               from another run (1_train.py --init_from latest[:OBJECTIVE]).
 #   EPOCHS      overrides the plan's number of epochs
 #   EXTRA       more flags for every 1_train.py run
 #   ROOT        torchvision's download folder for the benchmark plans (default data)
@@ -32,11 +39,13 @@ ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 case "$PLAN" in
     demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
         DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
+        STAGE2="--epochs=5,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.8
         TRAIN_FLAGS="--lr=0.05 --lrstep 15 10 5 --warmup --batchsize=32 --height=16 --width=16 --augment=crop"
         PREPARE=("$HERE/data_split.py" --demo) ;;
     fmnist-lt)  # CPU-sized: SimpleCNN, 15 epochs, Fashion-MNIST with CIFAR-10-LT's counts (ratio 100)
         DATASET="fmnist-lt"; MODEL=41; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=15
         TRAIN_FLAGS="--lr=0.1 --lrstep 11 2 2 --warmup --batchsize=128 --height=28 --width=28 --augment=crop"
+        STAGE2="--epochs=5,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.8
         PREPARE=("$HERE/data_split.py" --from_torchvision FashionMNIST --root "$ROOT" --imbalance_ratio 100
                  --n_max 5000 --valid_per_class 100 --out_name fmnist-lt) ;;
     cifar10-lt|cifar100-lt)  # Cao et al. (2019): ResNet-32, 200 epochs, lr 0.1, x0.01 at 160 and 180, wd 2e-4
@@ -44,6 +53,7 @@ case "$PLAN" in
         # Cao et al.'s baselines as they ran them: focal gamma 1, class-balanced re-weighting reduced by the weighted
         # mean (--cb_reduction weighted), LDAM's DRW likewise (always weighted).
         DATASET="$PLAN"; MODEL=43; DEFAULT_EPOCHS=200
+        STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.8
         DEFAULT_OBJECTIVES="ERM CCE COT FL:--focal_gamma=1 CB:--cb_reduction=weighted LDAM:--drw BS LA"
         TRAIN_FLAGS="--lr=0.1 --lrstep 160 20 20 --lrdecay=0.01 --warmup --batchsize=128 --weight_decay=2e-4 --height=32 --width=32 --augment=crop_flip"
         # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
@@ -53,7 +63,16 @@ case "$PLAN" in
         echo "error: unknown PLAN '$PLAN'; choose demo, fmnist-lt, cifar10-lt or cifar100-lt" >&2
         exit 2 ;;
 esac
+# Today's baselines, in the order they must run (second stages after their first).
+BASELINES="ERM
+    ERM:--init_from=latest,--freeze_backbone,--reinit_head,--sampler=class_balanced,$STAGE2
+    ERM:--init_from=latest,--lws,--sampler=class_balanced,$STAGE2
+    ERM:--weight_decay=$WB_DECAY
+    CB:--init_from=latest:ERM,--freeze_backbone,--maxnorm=$MAXNORM,--weight_decay=$WB_DECAY,$STAGE2
+    ERM:--mix=mixup ERM:--mix=cutmix ERM:--mix=remix ERM:--mix=cmo LA LA:--mix=cmo
+    LDAM:--drw,--sam_rho=$SAM_RHO ERM:--augment=randaugment LA:--augment=randaugment"
 OBJECTIVES="${OBJECTIVES:-$DEFAULT_OBJECTIVES}"
+if [ "$OBJECTIVES" = baselines ]; then OBJECTIVES="$BASELINES"; fi
 EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"
 DATASET="${DATASET_NAME:-$DATASET}"
 

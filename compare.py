@@ -138,8 +138,16 @@ def setting_key(objective, settings):
     objective options only those the objective reads under these settings (``criterion.OBJECTIVES``)."""
     entry = criterion.OBJECTIVES.get(objective)
     unread = set(criterion.OPTIONS) - set(entry.reads(settings)) if entry else set()
+    if "init_from" in settings:
+        settings = {**settings, "init_from": _started_from(settings["init_from"])}
     return tuple(sorted((key, json.dumps(value, sort_keys=True)) for key, value in settings.items()
                         if key not in NOT_A_SETTING and key not in unread))
+
+
+def _started_from(checkpoint):
+    """What a run's ``--init_from`` says about it as an experiment: the objective of the run it started from (each
+    seed starts from its own run, so the path itself would split every group)."""
+    return None if not checkpoint else f"a {Path(checkpoint).parent.parent.name} run"
 
 
 def group_runs(runs):

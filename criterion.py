@@ -105,8 +105,13 @@ class Loss(nn.Module):
     def per_sample(self, logits, targets):
         raise NotImplementedError
 
-    def forward(self, logits, targets):
+    def forward(self, logits, targets, sample_weights=None):
+        """The batch loss; ``sample_weights`` (one per image, e.g. a mixed batch's label shares) multiply the
+        per-image losses before the reduction, so ``L(y_a, lam) + L(y_b, 1 - lam)`` is the mixed loss
+        ``lam * L(y_a) + (1 - lam) * L(y_b)`` for any scalar ``lam``."""
         loss = self.per_sample(_as_float(logits), targets)
+        if sample_weights is not None:
+            loss = loss * sample_weights.to(loss.dtype)
         if self.class_weights is None:
             return loss.mean()
         weights = self.class_weights.to(loss.dtype)[targets]
@@ -277,6 +282,7 @@ class Objective:
     normed_head: bool = False
     logit_scale: Optional[str] = None
     complement_step: bool = False
+    mixes: bool = True
     shown: tuple = ()
 
     def reads(self, settings):
@@ -345,7 +351,8 @@ OBJECTIVES = {entry.name: entry for entry in (
               "Kim, Lee & Jeon, *Imbalanced image classification with complement cross entropy*, 2020",
               ("ccegamma", "label_smoothing", *WEIGHTS), shown=("ccegamma",)),
     Objective("COT", _cot, "per batch: a step on `CE`, then a step on `-C / (K - 1)`",
-              "Chen et al., *Complement objective training*, ICLR 2019", ("label_smoothing",), complement_step=True),
+              "Chen et al., *Complement objective training*, ICLR 2019", ("label_smoothing",), complement_step=True,
+              mixes=False),
     Objective("FL", _focal, "`-(1 - p_g)^gamma log p_g`",
               "Lin et al., *Focal loss for dense object detection*, ICCV 2017", ("focal_gamma", *WEIGHTS)),
     Objective("CB", _class_balanced, "`w_g * CE`, `w_j = (1 - beta) / (1 - beta^n_j)` normalised to sum to K",

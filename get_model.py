@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from b_models.he_cifar_resnets import ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
-from b_models.heads import cosine_head, find_classifier, fresh_classifier, replace_classifier
+from b_models.heads import add_class_scales, cosine_head, find_classifier, fresh_classifier, replace_classifier
 from b_models.simple_cnn import SimpleCNN
 from b_models.small_image_resnets import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.squeezenet import SqueezeNet
@@ -111,12 +111,13 @@ def model_name(model_index):
 
 # ---------------------------------------------------------------- building, with weights and heads
 
-def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, pretrained=None):
+def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, pretrained=None, lws=False):
     """Network ``model_index`` for ``num_classes``.
 
     ``pretrained``: ``"imagenet"`` (torchvision's default weights, through its weights
     API and the torch hub cache) or the path of a state dict; the classifier stays
-    new.  With ``normed_head`` the classifier is a ``NormedLinear``.
+    new.  With ``normed_head`` the classifier is a ``NormedLinear``; with ``lws`` it is
+    wrapped in per-class scales (``ClassScales``), as a run with ``--lws`` saved it.
     """
     entry = network(model_index)
     if pretrained == "imagenet":
@@ -130,7 +131,27 @@ def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, p
             raise ValueError(f"{entry.name} has no linear classifier layer to replace (its classifier is a "
                              "convolution)")
         replace_classifier(model, cosine_head(num_classes, head_scale), num_classes)
+    if lws:
+        add_class_scales(model, num_classes)
     return model
+
+
+def load_run_weights(model, weights, keep_classifier=True):
+    """The weights of a trained run (``--init_from``), all of them, or with ``keep_classifier=False`` all but the
+    classifier's (which is then left as built: cRT re-learns it).  ``ValueError`` when they do not fit."""
+    skip = ""
+    if not keep_classifier:
+        skip = find_classifier(model)[0] + "."
+        weights = {name: value for name, value in weights.items() if not name.startswith(skip)}
+    own = {name for name in model.state_dict() if not (skip and name.startswith(skip))}
+    missing, unexpected = sorted(own - set(weights)), sorted(set(weights) - own)
+    wrong = [name for name in own & set(weights) if model.state_dict()[name].shape != weights[name].shape]
+    if missing or unexpected or wrong:
+        first = (missing or unexpected or wrong)[0]
+        raise ValueError(f"the run's weights do not fit this network ({len(missing)} missing, {len(unexpected)} "
+                         f"unexpected, {len(wrong)} of another shape, e.g. {first}): use the same --model_index, "
+                         "classes and head (or --reinit_head)")
+    model.load_state_dict(weights, strict=False)
 
 
 def _imagenet_network(entry, num_classes):

@@ -6,6 +6,7 @@ whole batches with tensor ops.  When a split does not fit ``cache_mb``,
 DataLoader workers decode files on the fly; both paths share the batch order,
 the augmentation and the normalisation, so they train the same model.
 """
+import copy
 import functools
 import hashlib
 import json
@@ -18,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
+from augment import apply_policy, augment_batch, crop_padding, cutout, policy
 from utils import UserError, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-SAMPLERS = ("random", "class_balanced", "sqrt")
-AUGMENTATIONS = ("crop_flip", "crop", "none")
+SAMPLERS = ("random", "class_balanced", "sqrt", "reversed")
 
 
 @dataclass
@@ -285,39 +285,13 @@ def channel_stats(uint8_batches):
     return mean.tolist(), std.tolist()
 
 
-def crop_padding(height, width):
-    """The original's 4-pixel padding for 32 px images, scaled to the image size."""
-    return max(1, round(4 * min(height, width) / 32))
-
-
-def augment_batch(images, padding, flip, generator):
-    """Random crop after zero padding (and a horizontal flip with probability 1/2), per image.
-
-    Draws the same distribution as torchvision's ``RandomCrop(padding=...)`` and
-    ``RandomHorizontalFlip()``, for a whole uint8 batch at once.
-    """
-    n, _, height, width = images.shape
-    device = images.device
-    rows = torch.arange(height, device=device).expand(n, height)
-    cols = torch.arange(width, device=device).expand(n, width)
-    if padding:
-        images = F.pad(images, (padding,) * 4)
-        rows = rows + torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
-        cols = cols + torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
-    if flip:
-        flipped = torch.rand(n, 1, generator=generator, device=device) < 0.5
-        cols = torch.where(flipped, cols.flip(1), cols)
-    batch_index = torch.arange(n, device=device)[:, None, None]
-    # Advanced indexing around the channel slice gives N x H x W x C.
-    return images[batch_index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
 class EpochBatches:
     """Batches of sample indices for one epoch and one process.
 
     The order depends only on (seed, epoch), so a resumed run draws the same
-    batches; ``sampler`` re-weights classes (``class_balanced``: uniform over
-    classes, ``sqrt``: proportional to the square root of the class size).  With
+    batches; ``sampler`` re-weights classes, drawing class k with probability
+    proportional to 1 (``class_balanced``), sqrt(n_k) (``sqrt``) or 1 / n_k
+    (``reversed``, as BBN's reversed sampler and CMO's minority sampler).  With
     several processes each takes every ``world_size``-th index; training pads the
     order so every process runs the same number of steps, evaluation does not.
     """
@@ -339,7 +313,8 @@ class EpochBatches:
             order = torch.randperm(n, generator=generator)
         else:
             counts = torch.bincount(self.labels).double()
-            class_weight = {"class_balanced": 1 / counts, "sqrt": counts.rsqrt()}[self.sampler]
+            # Per-image weights: class k is drawn in proportion to n_k times its images' weight.
+            class_weight = {"class_balanced": 1 / counts, "sqrt": counts.rsqrt(), "reversed": counts.pow(-2)}[self.sampler]
             order = torch.multinomial(class_weight[self.labels], n, replacement=True, generator=generator)
         padded = -(-n // self.world_size) * self.world_size
         order = torch.cat([order, order[: padded - n]])
@@ -369,10 +344,12 @@ class BatchStream:
 
     def __init__(self, split, height, width, batch_size, *, train, device, augment="crop_flip", sampler="random",
                  seed=0, cache_mb=4096, workers=None, skip_bad_images=False, disk_cache=False,
-                 rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT):
+                 rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT, cutout=0):
         self.split, self.device, self.train, self.seed, self.rank = split, torch.device(device), train, seed, rank
         self.padding = crop_padding(height, width) if train and augment != "none" else 0
-        self.flip = train and augment == "crop_flip"
+        self.flip = train and augment not in ("crop", "none")  # crop_flip, and the policies after a crop and flip
+        self.policy = policy(augment) if train else None
+        self.cutout = cutout if train else 0
         self.channels_last = channels_last
         self.cached = len(split) * 3 * height * width <= cache_mb * 2**20
         if self.cached:
@@ -394,6 +371,20 @@ class BatchStream:
 
     def __len__(self):
         return len(self.batches)
+
+    def with_sampler(self, sampler, seed):
+        """A second stream over the same decoded images (or files) drawing its batches with another sampler and
+        seed: CMO's minority batches."""
+        other = copy.copy(self)
+        other.batches = EpochBatches(self.batches.labels, self.batches.batch_size, True, sampler, seed, self.rank,
+                                     self.batches.world_size)
+        other.seed, other.generator = seed, torch.Generator(device=self.device)
+        if not self.cached:
+            other.loader = DataLoader(self.loader.dataset, batch_sampler=other.batches,
+                                      num_workers=self.loader.num_workers, collate_fn=_collate_skipping_bad,
+                                      pin_memory=self.device.type == "cuda",
+                                      persistent_workers=self.loader.num_workers > 0)
+        return other
 
     @property
     def num_samples(self):
@@ -430,7 +421,11 @@ class BatchStream:
             labels = labels.to(self.device, non_blocking=True)
             if self.padding or self.flip:
                 images = augment_batch(images, self.padding, self.flip, self.generator)
+            if self.policy is not None:
+                images = apply_policy(images, self.policy)
             images = normalise(images, self.mean, self.std)
+            if self.cutout:
+                images = cutout(images, self.cutout, self.generator)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels

@@ -54,3 +54,32 @@ def cosine_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
     decay_iters = max(epochs * iters_per_epoch - warmup_iters, 1)
     progress = min((iteration - warmup_iters) / decay_iters, 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def sam_step(parameters, compute_loss, optimizer, scaler, rho):
+    """One sharpness-aware step (Foret et al., 2021; for long tails, Rangwani et al., 2022): the gradient at
+    ``w + rho * g / ||g||``, ``g`` the gradient at ``w``, applied at ``w``.  ``compute_loss()`` evaluates the
+    batch's loss at the current weights (twice: at ``w`` and at the perturbed weights).  Returns the loss at
+    ``w``.  Under DDP both backward passes average the gradients over processes, so every process perturbs alike.
+    """
+    loss = compute_loss()
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    with torch.no_grad():
+        scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+        params = [p for p in parameters if p.grad is not None]
+        gradients = [p.grad / scale for p in params]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gradients]))
+        factor = torch.where(torch.isfinite(norm), rho / (norm + 1e-12), torch.zeros_like(norm))
+        # An fp16 overflow (the scaler then skips the step) perturbs nothing rather than everything by NaN.
+        steps = [torch.nan_to_num(g * factor, nan=0.0, posinf=0.0, neginf=0.0) for g in gradients]
+        for p, step in zip(params, steps):
+            p.add_(step)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(compute_loss()).backward()
+    with torch.no_grad():
+        for p, step in zip(params, steps):
+            p.sub_(step)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss

@@ -293,7 +293,7 @@ class TrainedRun:
     def network(self, runtime):
         """The checkpoint's network, with its classifier head, on ``runtime``'s device in eval mode."""
         model = build_network(self.state["model_index"], len(self.classes), self.state.get("normed_head", False),
-                              self.state.get("head_scale", 1.0))
+                              self.state.get("head_scale", 1.0), lws=self.state.get("lws", False))
         model.load_state_dict(self.state["model"])
         return runtime.prepare(model).eval()
 

@@ -280,6 +280,20 @@ def adjust_logits(log_probabilities, class_counts, tau):
 
 def choose_tau(log_probabilities, targets, class_counts, taus=TAUS):
     """The tau of ``taus`` with the best balanced accuracy on the given (validation) predictions; ties: smallest."""
-    scores = [balanced_accuracy(targets, adjust_logits(log_probabilities, class_counts, tau).argmax(axis=1))
-              for tau in taus]
+    return _best(taus, lambda tau: adjust_logits(log_probabilities, class_counts, tau), targets)
+
+
+def tau_normalise(logits, norms, tau):
+    """Kang et al. (2020): each class's logit divided by ``||w_j||^tau``, the norm of its classifier weight
+    vector (bias included in the logit, so tau 0 is the network as trained)."""
+    return np.asarray(logits, dtype=np.float64) / np.asarray(norms, dtype=np.float64) ** tau
+
+
+def choose_tau_norm(logits, targets, norms, taus=TAUS):
+    """The tau-normalisation power of ``taus`` with the best balanced accuracy on the given (validation) logits."""
+    return _best(taus, lambda tau: tau_normalise(logits, norms, tau), targets)
+
+
+def _best(taus, adjusted, targets):
+    scores = [balanced_accuracy(targets, adjusted(tau).argmax(axis=1)) for tau in taus]
     return float(taus[int(np.argmax(scores))])

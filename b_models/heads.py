@@ -19,9 +19,14 @@ class NormedLinear(nn.Module):
     def __init__(self, in_features, out_features, scale=1.0):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        weight = torch.empty(out_features, in_features).uniform_(-1, 1)
-        self.weight = nn.Parameter(weight / weight.norm(dim=1, keepdim=True))
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.register_buffer("scale", torch.tensor(float(scale)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.weight.uniform_(-1, 1)
+            self.weight.div_(self.weight.norm(dim=1, keepdim=True))
 
     def forward(self, features):
         cosine = F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1))
@@ -29,6 +34,24 @@ class NormedLinear(nn.Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, scale={float(self.scale):g}"
+
+
+class ClassScales(nn.Module):
+    """Learnable weight scaling (LWS, Kang et al., 2020): the logits of a classifier times one learned scale per
+    class, ``z_j = f_j * (w_j . x + b_j)``, the scales starting at 1."""
+
+    def __init__(self, classifier, num_classes):
+        super().__init__()
+        self.classifier = classifier
+        self.scales = nn.Parameter(torch.ones(num_classes))
+
+    def forward(self, features):
+        return self.classifier(features) * self.scales.to(features.dtype)
+
+
+def add_class_scales(model, num_classes):
+    """Wrap the classifier of ``model`` in ``ClassScales``; returns the wrapper."""
+    return replace_classifier(model, lambda old: ClassScales(old, num_classes), num_classes)
 
 
 def _outputs(module):
@@ -42,7 +65,8 @@ def _outputs(module):
 
 def find_classifier(model, num_outputs=None):
     """``(name, layer)`` of the last linear, cosine or 1x1-convolution layer (with ``num_outputs`` outputs, when
-    given): the layer that maps features to classes.  ``ValueError`` when there is none."""
+    given): the layer that maps features to classes (inside ``ClassScales`` when there is one).  ``ValueError``
+    when there is none."""
     found = [(name, module) for name, module in model.named_modules()
              if _outputs(module) is not None and num_outputs in (None, _outputs(module))]
     if not found:
@@ -72,3 +96,17 @@ def fresh_classifier(num_classes):
             return nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride)
         return nn.Linear(old.in_features, num_classes)
     return build
+
+
+def class_weight_norms(layer):
+    """The norm of each class's weight vector of a linear or 1x1-convolution classifier."""
+    if isinstance(layer, NormedLinear):
+        raise ValueError("a cosine classifier's class vectors all have unit norm by construction")
+    return layer.weight.detach().flatten(1).norm(dim=1)
+
+
+@torch.no_grad()
+def project_to_max_norm(layer, max_norm):
+    """MaxNorm (Alshammari et al., 2022): each class's weight vector scaled onto the ball of radius ``max_norm``
+    when it lies outside."""
+    layer.weight.copy_(torch.renorm(layer.weight, 2, 0, max_norm))

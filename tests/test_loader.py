@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import augment
 import loader
 from runtime import Runtime
 from conftest import CLASSES, make_dataset, script
@@ -76,7 +77,7 @@ def test_augment_is_a_padded_window_or_its_mirror():
     generator = torch.Generator().manual_seed(0)
     offsets, flips = set(), 0
     for _ in range(300):
-        out = loader.augment_batch(images, padding, True, generator)
+        out = augment.augment_batch(images, padding, True, generator)
         assert out.shape == images.shape and out.dtype == torch.uint8
         for i in range(2):
             match = [(dy, dx, f) for dy in range(2 * padding + 1) for dx in range(2 * padding + 1) for f in (0, 1)
@@ -95,22 +96,22 @@ def _window(padded, dy, dx, h, w, flip):
 
 def test_no_augmentation_without_padding_and_flip():
     images = torch.randint(0, 255, (4, 3, 8, 8), dtype=torch.uint8)
-    assert torch.equal(loader.augment_batch(images, 0, False, torch.Generator()), images)
+    assert torch.equal(augment.augment_batch(images, 0, False, torch.Generator()), images)
 
 
 def test_crop_only_never_flips():
     images = torch.randint(0, 255, (64, 3, 8, 8), dtype=torch.uint8)
-    out = loader.augment_batch(images, 0, False, torch.Generator().manual_seed(1))
+    out = augment.augment_batch(images, 0, False, torch.Generator().manual_seed(1))
     assert torch.equal(out, images)
-    flipped = loader.augment_batch(images, 0, True, torch.Generator().manual_seed(1))
+    flipped = augment.augment_batch(images, 0, True, torch.Generator().manual_seed(1))
     mirrored = sum(torch.equal(a, b.flip(-1)) for a, b in zip(flipped, images))
     assert 16 < mirrored < 48
 
 
 def test_padding_scales_with_image_size():
-    assert loader.crop_padding(32, 32) == 4
-    assert loader.crop_padding(16, 16) == 2
-    assert loader.crop_padding(224, 224) == 28
+    assert augment.crop_padding(32, 32) == 4
+    assert augment.crop_padding(16, 16) == 2
+    assert augment.crop_padding(224, 224) == 28
 
 
 # ---------------------------------------------------------------- batch order

@@ -34,3 +34,19 @@ def test_cosine_schedule_formula():
     assert factors[50] == pytest.approx(0.5)  # half-way through the 60 decay iterations: cos(pi / 2)
     assert factors[35] == pytest.approx(0.5 * (1 + math.cos(math.pi * 15 / 60)))
     assert cosine_factor(epochs * iters, iters, epochs, warmup) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_sam_step_on_a_quadratic_equals_the_closed_form():
+    """loss(w) = w'Aw / 2: the step is w - lr * A (w + rho * Aw / ||Aw||)."""
+    import torch
+    from optimisation import sam_step
+    a = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    start = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    w = torch.nn.Parameter(start.clone())
+    optimizer = torch.optim.SGD([w], lr=0.1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    loss = sam_step([w], lambda: 0.5 * w @ a @ w, optimizer, scaler, rho=0.05)
+    gradient = a @ start
+    expected = start - 0.1 * a @ (start + 0.05 * gradient / gradient.norm())
+    assert torch.allclose(w.detach(), expected, atol=1e-12)
+    assert loss.item() == pytest.approx(0.5 * float(start @ a @ start))

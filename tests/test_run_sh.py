@@ -74,3 +74,17 @@ def test_cifar_plans_run_cao_et_al_s_baselines(tmp_path):
     assert training["LDAM"].endswith(" --drw")
     fmnist = run_sh(tmp_path, PYTHON="echo", PLAN="fmnist-lt")
     assert "--focal_gamma" not in fmnist.stdout and "--cb_reduction" not in fmnist.stdout
+
+
+def test_baselines_run_second_stages_after_their_first(tmp_path):
+    result = run_sh(tmp_path, PYTHON="echo", PLAN="fmnist-lt", OBJECTIVES="baselines")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("--augment=crop", 1)[1].strip() for line in result.stdout.splitlines() if "1_train.py" in line]
+    objectives = [line.split("--objective=")[1].split()[0] for line in result.stdout.splitlines() if "1_train.py" in line]
+    assert rows[0] == "" and objectives[0] == "ERM"  # the first stage
+    assert rows[1].startswith("--init_from=latest --freeze_backbone --reinit_head --sampler=class_balanced --epochs=5")
+    assert rows[2].startswith("--init_from=latest --lws")
+    assert rows[3] == "--weight_decay=5e-3" and objectives[4] == "CB" and "--init_from=latest:ERM" in rows[4]
+    assert "--maxnorm=1.0" in rows[4] and "--sam_rho=0.8" in rows[objectives.index("LDAM")]
+    assert {"--mix=mixup", "--mix=cutmix", "--mix=remix", "--mix=cmo"} <= set(rows)
+    assert ("LA", "--mix=cmo") in zip(objectives, rows) and ("LA", "--augment=randaugment") in zip(objectives, rows)

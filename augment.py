@@ -1,0 +1,152 @@
+"""Training-time changes to a batch: crop and flip, the AutoAugment family, Cutout, and mixing two images and their
+labels (mixup, CutMix, Remix, CMO).
+
+Every function draws from a generator it is given (or, for torchvision's policies, from torch's global generator,
+which the training loop seeds per epoch), so a resumed run draws what an uninterrupted one would.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+POLICIES = ("autoaugment", "randaugment", "trivialaugment")
+AUGMENTATIONS = ("crop_flip", "crop", "none") + POLICIES
+MIXES = ("mixup", "cutmix", "remix", "cmo")
+
+
+# ---------------------------------------------------------------- one image at a time
+
+def crop_padding(height, width):
+    """The original's 4-pixel padding for 32 px images, scaled to the image size."""
+    return max(1, round(4 * min(height, width) / 32))
+
+
+def augment_batch(images, padding, flip, generator):
+    """Random crop after zero padding (and a horizontal flip with probability 1/2), per image.
+
+    Draws the same distribution as torchvision's ``RandomCrop(padding=...)`` and
+    ``RandomHorizontalFlip()``, for a whole uint8 batch at once.
+    """
+    n, _, height, width = images.shape
+    device = images.device
+    rows = torch.arange(height, device=device).expand(n, height)
+    cols = torch.arange(width, device=device).expand(n, width)
+    if padding:
+        images = F.pad(images, (padding,) * 4)
+        rows = rows + torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+        cols = cols + torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+    if flip:
+        flipped = torch.rand(n, 1, generator=generator, device=device) < 0.5
+        cols = torch.where(flipped, cols.flip(1), cols)
+    batch_index = torch.arange(n, device=device)[:, None, None]
+    # Advanced indexing around the channel slice gives N x H x W x C.
+    return images[batch_index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def policy(name):
+    """torchvision's ``AutoAugment`` (CIFAR-10 policy), ``RandAugment`` or ``TrivialAugmentWide``, or None."""
+    if name not in POLICIES:
+        return None
+    from torchvision.transforms import v2
+
+    return {"autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10), "randaugment": v2.RandAugment,
+            "trivialaugment": v2.TrivialAugmentWide}[name]()
+
+
+def apply_policy(images, transform):
+    """``transform`` on each uint8 image of a batch separately: torchvision draws one set of operations per call,
+    so a batched call would give every image the same ones."""
+    return torch.stack([transform(image) for image in images])
+
+
+def cutout(images, size, generator):
+    """Cutout (DeVries & Taylor, 2017): per image, a ``size`` x ``size`` square at a uniformly drawn centre (cut
+    where it crosses the border) set to 0, which is the mean colour in normalised images."""
+    n, _, height, width = images.shape
+    device = images.device
+    top = torch.randint(0, height, (n, 1, 1), generator=generator, device=device) - size // 2
+    left = torch.randint(0, width, (n, 1, 1), generator=generator, device=device) - size // 2
+    rows = torch.arange(height, device=device)[None, :, None]
+    cols = torch.arange(width, device=device)[None, None, :]
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return images.masked_fill(inside[:, None], 0)
+
+
+# ---------------------------------------------------------------- two images at a time
+
+@dataclass
+class Mixed:
+    """A mixed batch: the loss is ``lam * L(targets_a) + (1 - lam) * L(targets_b)``, per image."""
+    images: torch.Tensor
+    targets_a: torch.Tensor
+    targets_b: torch.Tensor
+    lam: torch.Tensor  # per image: the share of targets_a in the label
+
+
+def cutmix_box(height, width, lam, rng):
+    """CutMix's box (Yun et al., 2019): area ``(1 - lam) * H * W`` at a uniform centre, cut at the border:
+    ``(top, bottom, left, right)``."""
+    cut_h, cut_w = int(height * np.sqrt(1 - lam)), int(width * np.sqrt(1 - lam))
+    centre_y, centre_x = int(rng.integers(height)), int(rng.integers(width))
+    top, bottom = np.clip([centre_y - cut_h // 2, centre_y + cut_h - cut_h // 2], 0, height)
+    left, right = np.clip([centre_x - cut_w // 2, centre_x + cut_w - cut_w // 2], 0, width)
+    return int(top), int(bottom), int(left), int(right)
+
+
+def paste(images, source, box):
+    """``images`` with ``box`` taken from ``source``, and the share of each image that is still its own."""
+    top, bottom, left, right = box
+    mixed = images.clone()
+    mixed[:, :, top:bottom, left:right] = source[:, :, top:bottom, left:right]
+    return mixed, 1.0 - (bottom - top) * (right - left) / (images.shape[2] * images.shape[3])
+
+
+def remix_lambda(lam, counts_a, counts_b, kappa=3.0, tau=0.5):
+    """Remix's label share of ``targets_a`` (Chou et al., 2020): the images mix by ``lam``, but when the class of
+    ``a`` has at least ``kappa`` times the images of ``b``'s and ``lam < tau``, the label is all ``b``'s (0); in the
+    mirror case (``b``'s class ``kappa`` times larger and ``1 - lam < tau``) all ``a``'s (1); else ``lam``."""
+    lam = torch.as_tensor(lam, dtype=torch.float32).expand(len(counts_a)).clone()
+    ratio = counts_a.float() / counts_b.float()
+    label = lam.clone()
+    label[(ratio >= kappa) & (lam < tau)] = 0.0
+    label[(ratio <= 1 / kappa) & (1 - lam < tau)] = 1.0
+    return label
+
+
+class Mixer:
+    """Mixes training batches: ``--mix``, ``--mix_alpha`` (lam ~ Beta(alpha, alpha)), ``--mix_prob`` (share of
+    batches mixed), Remix's ``kappa`` and ``tau``.  CMO pastes images from a second stream whose sampler draws
+    class k with probability proportional to 1 / n_k (``sampler="reversed"``).  Seeded per epoch."""
+
+    def __init__(self, kind, class_counts, alpha=1.0, probability=1.0, kappa=3.0, tau=0.5, seed=0):
+        self.kind, self.alpha, self.probability, self.kappa, self.tau, self.seed = kind, alpha, probability, kappa, tau, seed
+        self.class_counts = torch.as_tensor(class_counts)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        self.rng = np.random.default_rng([self.seed, epoch, 5])
+        self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 31 + 17)
+
+    def __call__(self, images, labels, minority=None):
+        """A ``Mixed`` batch, or None for a batch left as it is (``--mix_prob``)."""
+        if self.rng.random() >= self.probability:
+            return None
+        lam = float(self.rng.beta(self.alpha, self.alpha))
+        if self.kind == "cmo":
+            source_images, source_labels = minority
+            count = min(len(images), len(source_images))
+            images, labels = images[:count], labels[:count]
+            mixed, lam = paste(images, source_images[:count], cutmix_box(*images.shape[2:], lam, self.rng))
+            return Mixed(mixed, labels, source_labels[:count], torch.full((count,), lam, device=labels.device))
+        order = torch.randperm(len(images), generator=self.generator).to(images.device)
+        other = labels[order]
+        if self.kind == "cutmix":
+            mixed, lam = paste(images, images[order], cutmix_box(*images.shape[2:], lam, self.rng))
+            return Mixed(mixed, labels, other, torch.full((len(labels),), lam, device=labels.device))
+        mixed = lam * images + (1 - lam) * images[order]
+        share = torch.full((len(labels),), lam)
+        if self.kind == "remix":
+            counts = self.class_counts
+            share = remix_lambda(lam, counts[labels.cpu()], counts[other.cpu()], self.kappa, self.tau)
+        return Mixed(mixed, labels, other, share.to(labels.device))
