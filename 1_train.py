@@ -24,7 +24,7 @@ from b_models.heads import add_class_scales, find_classifier, project_to_max_nor
 from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching,
                        load_run_weights)
 from augment import AUGMENTATIONS, MIXES, Mixer
-from loader import SAMPLERS, BatchStream, load_splits, train_stats
+from loader import SAMPLERS, BatchStream, default_eval_resize, load_splits, train_stats
 from optimisation import build_optimisation, sam_step
 from runs import (CHECKPOINT_KEYS, LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir,
                   find_run_dir, list_runs, model_folder, run_parent, run_settings, saved_arguments)
@@ -67,8 +67,12 @@ def get_args_parser():
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
                         help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text); "
                              "autoaugment, randaugment, trivialaugment: crop, flip and torchvision's policy, drawn "
-                             "per image")
+                             "per image; rrc_flip: random-resized crop of the full image + flip (ImageNet-style)")
     parser.add_argument("--cutout", type=number(int, 0), default=0, help="Cutout: an N x N square per image (0: off)")
+    parser.add_argument("--eval_resize", type=positive(int), default=None,
+                        help="validation and test: resize the shorter side to this, then take the centre height x "
+                             "width (default: 256/224 of the input size with --augment rrc_flip, else the whole "
+                             "image is resized)")
     parser.add_argument("--seed", type=seed_number, default=None,
                         help="random seed, 0 to 2**32 - 1 (default: drawn and recorded)")
     options = parser.add_argument_group("objective options (python criterion.py: which objective reads which)")
@@ -90,6 +94,8 @@ def get_args_parser():
     losses.add_argument("--sampler", default="random", choices=SAMPLERS,
                         help="training batch sampler: class k drawn in proportion to n_k (random), 1 "
                              "(class_balanced), sqrt(n_k) or 1 / n_k (reversed)")
+    losses.add_argument("--many_shot", type=number(int, 0), default=100, help="many-shot: more train images than this")
+    losses.add_argument("--few_shot", type=number(int, 0), default=20, help="few-shot: fewer train images than this")
     stages = parser.add_argument_group("two-stage training (decoupling, weight balancing)")
     stages.add_argument("--init_from", default=None, metavar="RUN",
                         help="start from the network of a finished run (its best checkpoint): a run folder, or "
@@ -111,8 +117,6 @@ def get_args_parser():
     regular.add_argument("--remix_tau", type=number(float, 0, 1), default=0.5, help="Remix: label threshold")
     regular.add_argument("--sam_rho", type=number(float, 0), default=0.0,
                          help="sharpness-aware minimisation's radius (0: plain steps)")
-    losses.add_argument("--many_shot", type=number(int, 0), default=100, help="many-shot: more train images than this")
-    losses.add_argument("--few_shot", type=number(int, 0), default=20, help="few-shot: fewer train images than this")
     system = parser.add_argument_group("files and speed")
     system.add_argument("--data_dir", default="a_datasets")
     system.add_argument("--logs_dir", default="logs")
@@ -152,6 +156,11 @@ def check_args(args):
         raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
     if args.normed_head is None:
         args.normed_head = objective.normed_head
+    if args.augment == "rrc_flip" and args.eval_resize is None:
+        args.eval_resize = default_eval_resize(args.height, args.width)
+    if args.eval_resize is not None and args.eval_resize < max(args.height, args.width):
+        raise UserError(f"--eval_resize {args.eval_resize} is smaller than the {args.height}x{args.width} centre it "
+                        "crops; give at least the larger of --height and --width")
     if args.mix and not objective.mixes:
         raise UserError(f"--mix does not work with {args.objective} (python criterion.py: its entry has mixes=False)")
     for flag in ("reinit_head", "lws"):
@@ -379,7 +388,7 @@ def head_scale(args):
 def build_streams(args, runtime, splits, normalisation=None):
     common = dict(device=runtime.device, seed=args.seed, cache_mb=args.cache_mb, workers=args.workers,
                   skip_bad_images=args.skip_bad_images, disk_cache=args.disk_cache, rank=runtime.rank,
-                  bad_image_hint="delete or replace it, or pass --skip_bad_images",
+                  bad_image_hint="delete or replace it, or pass --skip_bad_images", eval_resize=args.eval_resize,
                   world_size=runtime.world_size, channels_last=runtime.channels_last, progress=runtime.is_main)
     train = BatchStream(splits["train"], args.height, args.width, args.batchsize, train=True,
                         augment=args.augment, sampler=args.sampler, cutout=args.cutout, **common)

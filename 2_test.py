@@ -19,13 +19,16 @@ import torch
 import stats
 from b_models.heads import class_weight_norms, find_classifier
 from loader import BatchStream, load_splits
-from runs import (CONFUSION_MATRIX, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
+from runs import (CONFUSION_MATRIX, PER_CLASS, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
                   predictions_file)
 from runtime import Runtime
 from utils import (ArgumentParser, UserError, atomic_write, number, positive, run_cli, save_svg, seed_number,
                    write_json_atomic)
 
 MAX_LABELLED_CLASSES = 30
+MAX_CONFUSION_CLASSES = 100  # beyond this a confusion matrix is a grey square: per_class.svg shows the classes
+FULL_PROBABILITIES_BYTES = 256 * 2**20  # larger predictions keep each image's top TOP_K classes instead
+TOP_K = 20
 
 
 def get_args_parser():
@@ -122,13 +125,24 @@ def infer(model, stream, runtime):
     return torch.cat(logits).numpy(), torch.cat(targets).numpy()
 
 
+def softmax_rows(logits, rows=4096):
+    """Softmax of each row (float64 arithmetic, float32 result) and its argmax, a block of rows at a time: at
+    iNaturalist's 24,426 x 8,142 a float64 copy of the whole matrix alone would take 1.6 GB."""
+    probabilities = np.empty(logits.shape, dtype=np.float32)
+    predictions = np.empty(len(logits), dtype=np.int64)
+    for start in range(0, len(logits), rows):
+        block = torch.softmax(torch.as_tensor(logits[start:start + rows], dtype=torch.float64), dim=1)
+        probabilities[start:start + rows] = block.numpy()
+        predictions[start:start + rows] = block.argmax(dim=1).numpy()
+    return probabilities, predictions
+
+
 def summarise(logits, targets, classes, state, resamples, seed):
     """Every metric of one set of logits: top-1/5, balanced accuracy, macro-F1, shot groups, 95 % intervals, ECE."""
-    probabilities = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
-    predictions = probabilities.argmax(axis=1)
+    probabilities, predictions = softmax_rows(logits)
     metrics = stats.classification_metrics(targets, predictions, len(classes), state.get("class_counts"),
                                            state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
-    top5 = np.argsort(-logits, axis=1)[:, :min(5, len(classes))]
+    top5 = torch.as_tensor(logits).topk(min(5, len(classes)), dim=1).indices.numpy()
     intervals = stats.bootstrap_intervals(targets, predictions, resamples, seed)
     summary = {"acc": metrics["acc"], "acc_ci95": intervals["acc"],
                "top5acc": 100.0 * float(np.mean((top5 == targets[:, None]).any(axis=1))),
@@ -167,7 +181,7 @@ def main(args):
     def logits_of(chosen):
         stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
                              device=runtime.device, cache_mb=args.cache_mb, workers=args.workers,
-                             channels_last=runtime.channels_last)
+                             channels_last=runtime.channels_last, eval_resize=state["args"].get("eval_resize"))
         stream.set_normalization(state["mean"], state["std"])
         logits, targets = infer(model, stream, runtime)
         assert np.array_equal(targets, chosen.labels), "predictions out of file order"
@@ -202,11 +216,22 @@ def main(args):
     report(summary, table, run.run_dir)
     write_results(run, split, targets, probabilities, {**summary, "per_class": table})
     title = f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}"
-    plot_confusion_matrix(targets, predictions, classes, run.run_dir / CONFUSION_MATRIX,
-                          f"{title}, top-1 {summary['acc']:.2f} %)")
+    figures = [PER_CLASS, RELIABILITY]
+    if len(classes) <= MAX_CONFUSION_CLASSES:
+        plot_confusion_matrix(targets, predictions, classes, run.run_dir / CONFUSION_MATRIX,
+                              f"{title}, top-1 {summary['acc']:.2f} %)")
+        figures.insert(0, CONFUSION_MATRIX)
+    else:
+        print(f"(no {CONFUSION_MATRIX}: a matrix of {len(classes):,} classes is unreadable; {PER_CLASS} shows "
+              "each class)")
+    if state.get("class_counts"):
+        plot_per_class(table, state["class_counts"], run.run_dir / PER_CLASS, title + ")",
+                       state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
+    else:
+        figures.remove(PER_CLASS)
     stats.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
     print(f"wrote {metrics_file(split.name, run.checkpoint)}, {predictions_file(split.name, run.checkpoint)}, "
-          f"{CONFUSION_MATRIX} and {RELIABILITY} into {run.run_dir}")
+          f"{', '.join(figures)} into {run.run_dir}")
     return 0
 
 
@@ -218,10 +243,63 @@ def write_results(run, split, targets, probabilities, metrics):
     predictions = run.run_dir / predictions_file(split.name, run.checkpoint)
     with atomic_write(predictions, "wb") as file:
         np.savez_compressed(file, paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
-                            targets=targets.astype(np.int64), probs=probabilities.astype(np.float32),
-                            classes=np.array(run.classes))
+                            targets=targets.astype(np.int64), classes=np.array(run.classes),
+                            **kept_probabilities(probabilities, targets))
     metrics = {**metrics, "predictions_sha256": file_sha256(predictions)}
     write_json_atomic(metrics, run.run_dir / metrics_file(split.name, run.checkpoint))
+
+
+def kept_probabilities(probabilities, targets):
+    """What the predictions file keeps of the probabilities: all of them (``probs``, N x K float32) up to 256 MB,
+    else each image's ``TOP_K`` most probable classes and their probabilities (``top_classes``, ``top_probs``)
+    and the probability of its true class (``target_probs``): enough for every comparison compare.py makes
+    (paired tests need the predicted class), in a few MB at iNaturalist's 8,142 classes, where all of them would
+    take 795 MB.  Post-hoc adjustment, tau-normalisation and calibration are computed by 2_test.py from the full
+    logits in memory."""
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.nbytes <= FULL_PROBABILITIES_BYTES:
+        return {"probs": probabilities}
+    top = torch.as_tensor(probabilities).topk(min(TOP_K, probabilities.shape[1]), dim=1)
+    return {"top_classes": top.indices.numpy().astype(np.int32), "top_probs": top.values.numpy(),
+            "target_probs": probabilities[np.arange(len(targets)), targets]}
+
+
+def plot_per_class(table, class_counts, path, title, many_shot=100, few_shot=20):
+    """Each class's accuracy (recall) against its training images (log scale), one mark a class, over the
+    few/medium/many-shot bands, with the mean accuracy of each band: the long-tail figure, readable at 10
+    classes and at thousands."""
+    import matplotlib
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    import matplotlib.pyplot as plt
+
+    counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
+    recall = np.array([row["recall"] for row in table])
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    low, high = counts.min() / 1.5, counts.max() * 1.5
+    bands = (("few", low, few_shot, "#f2d0a9"), ("medium", few_shot, many_shot, "#d9e8f5"),
+             ("many", many_shot, high, "#d6ecd2"))
+    for name, start, end, colour in bands:
+        start, end = max(start, low), min(end, high)
+        members = (counts >= start) & (counts < end) if name != "many" else counts > many_shot
+        if end <= start:
+            continue
+        axes.axvspan(start, end, color=colour, alpha=0.6, linewidth=0)
+        if members.any():
+            axes.hlines(recall[members].mean(), start, end, colors="black", linewidth=1.2)
+            axes.text(np.sqrt(start * end), 101, f"{name}: {int(members.sum()):,}", ha="center", fontsize=8)
+    size = max(2.0, min(30.0, 3000 / len(counts)))
+    axes.scatter(counts, recall, s=size, color="#4c72b0", alpha=0.8 if len(counts) < 500 else 0.35, linewidths=0,
+                 gid="classes")
+    axes.set_xscale("log")
+    axes.set_xlim(low, high)
+    axes.set_ylim(-2, 108)
+    axes.set_xlabel("training images of the class (log scale)")
+    axes.set_ylabel("accuracy of the class (%)")
+    axes.set_title(f"{title}: {len(counts):,} classes; lines: band means", fontsize=9)
+    figure.tight_layout()
+    save_svg(figure, path)
+    plt.close(figure)
 
 
 MAX_TAU = 10.0

@@ -11,7 +11,7 @@
 #   SEEDS="0 1 2" PLAN=fmnist-lt OBJECTIVES=baselines bash 3_run.sh   # today's baselines (below)
 #
 # Environment variables (each has a default per plan):
-#   PLAN        demo | fmnist-lt | cifar10-lt | cifar100-lt
+#   PLAN        demo | fmnist-lt | cifar10-lt | cifar100-lt | imagenet-lt | places-lt | inat2018
 #   SEEDS       seeds to run every objective with (default "0"; SEED is read too)
 #   OBJECTIVES  objectives to run; OBJECTIVE:FLAG,FLAG adds flags to one of them,
 #               e.g. "ERM LDAM:--drw CCE:--ccegamma=0.5 CCE:--ccegamma=2"; "baselines" runs
@@ -24,6 +24,11 @@
 #   EPOCHS      overrides the plan's number of epochs
 #   EXTRA       more flags for every 1_train.py run
 #   ROOT        torchvision's download folder for the benchmark plans (default data)
+#   LISTS       the large plans: the folder holding the split lists (ImageNet_LT_train.txt, ...)
+#   IMAGES      the large plans: the folder the lists' paths are relative to
+#   MODEL       the network's index, overriding the plan's (imagenet-lt: 14 ResNeXt-50, or 11 ResNet-50)
+#   LAUNCH      how to start training, e.g. "torchrun --nproc_per_node=8" (default: $PYTHON)
+#   PROCESSES   training processes in all (machines x GPUs): the large plans divide their global batch
 #   MARKDOWN    also write the table to this markdown file
 #
 # Paths are relative to the current folder (a_datasets/, logs/, data/); the
@@ -34,7 +39,11 @@ PYTHON="${PYTHON:-python}"
 PLAN="${PLAN:-demo}"
 SEEDS="${SEEDS:-${SEED:-0}}"
 ROOT="${ROOT:-data}"
+LISTS="${LISTS:-lists}"
+IMAGES="${IMAGES:-images}"
+PROCESSES="${PROCESSES:-1}"
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
+LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
 case "$PLAN" in
     demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
@@ -59,8 +68,30 @@ case "$PLAN" in
         # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
         PREPARE=("$HERE/data_split.py" --from_torchvision "$NAME" --root "$ROOT" --imbalance_ratio 100
                  --valid_source test --out_name "$PLAN") ;;
+    imagenet-lt)  # Kang et al. (2020): ResNeXt-50 32x4d (MODEL=11: ResNet-50), 90 epochs, batch 512, lr 0.2, cosine
+        DATASET="imagenet-lt"; MODEL="${MODEL:-14}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=90
+        TRAIN_FLAGS="--lr=0.2 --schedule=cosine --weight_decay=5e-4 --batchsize=$((512 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
+        STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.05
+        PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/ImageNet_LT_train.txt"
+                 --valid_list "$LISTS/ImageNet_LT_val.txt" --test_list "$LISTS/ImageNet_LT_test.txt"
+                 --images "$IMAGES" --out_name imagenet-lt) ;;
+    places-lt)  # Liu et al. (2019), Kang et al. (2020): ImageNet-pretrained ResNet-152 fine-tuned, 30 epochs
+        DATASET="places-lt"; MODEL="${MODEL:-13}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=30
+        TRAIN_FLAGS="--pretrained --lr=0.01 --schedule=cosine --weight_decay=5e-4 --batchsize=$((256 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
+        STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.05
+        PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/Places_LT_train.txt"
+                 --valid_list "$LISTS/Places_LT_val.txt" --test_list "$LISTS/Places_LT_test.txt"
+                 --images "$IMAGES" --out_name places-lt) ;;
+    inat2018)  # Kang et al. (2020): ResNet-50, 90 epochs, batch 512, lr 0.2, weight decay 1e-4, cosine
+        DATASET="inat2018"; MODEL="${MODEL:-11}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=90
+        TRAIN_FLAGS="--lr=0.2 --schedule=cosine --weight_decay=1e-4 --batchsize=$((512 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
+        STAGE2="--epochs=30,--schedule=cosine,--no-warmup"; WB_DECAY=5e-4; MAXNORM=1.0; SAM_RHO=0.05
+        # The literature tests on the official validation list; valid/ takes 2 training images of each class.
+        PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/iNaturalist18_train.txt"
+                 --test_list "$LISTS/iNaturalist18_val.txt" --valid_per_class 2 --images "$IMAGES"
+                 --out_name inat2018) ;;
     *)
-        echo "error: unknown PLAN '$PLAN'; choose demo, fmnist-lt, cifar10-lt or cifar100-lt" >&2
+        echo "error: unknown PLAN '$PLAN'; choose demo, fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018" >&2
         exit 2 ;;
 esac
 # Today's baselines, in the order they must run (second stages after their first).
@@ -96,7 +127,7 @@ for seed in $SEEDS; do
         flags=""
         if [ "$spec" != "$objective" ]; then flags="${spec#*:}"; flags="${flags//,/ }"; fi
         # shellcheck disable=SC2086  # flag lists are meant to split
-        "$PYTHON" "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
+        ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
             --epochs="$EPOCHS" --seed="$seed" $TRAIN_FLAGS $flags ${EXTRA:-}
         "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime=latest
         RUNS+=("$(latest_run "$objective")")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 POLICIES = ("autoaugment", "randaugment", "trivialaugment")
-AUGMENTATIONS = ("crop_flip", "crop", "none") + POLICIES
+AUGMENTATIONS = ("crop_flip", "crop", "none", "rrc_flip") + POLICIES
 MIXES = ("mixup", "cutmix", "remix", "cmo")
 
 

@@ -161,11 +161,11 @@ def dataset_targets(dataset):
     return np.asarray(labels, dtype=np.int64)
 
 
-def class_folders(names):
-    """Folder names for classes in label order: the names, made file-safe, prefixed by the label if sorting
-    them would change the order (or make two equal)."""
+def class_folders(names, always_numbered=False):
+    """Folder names for classes in label order: the names, made file-safe, prefixed by the zero-padded label
+    (``0007_name``) if sorting them would change the order (or make two equal), or ``always_numbered``."""
     safe = [re.sub(r"[^\w.+-]+", "-", str(name)).strip("-") or "class" for name in names]
-    if sorted(safe) == safe and len(set(safe)) == len(safe):
+    if not always_numbered and sorted(safe) == safe and len(set(safe)) == len(safe):
         return safe
     digits = len(str(len(names) - 1))
     return [f"{label:0{digits}d}_{name}" for label, name in enumerate(safe)]

@@ -42,6 +42,9 @@ def get_args_parser():
                         help="objectives to pick (default with --dataset: all that have runs)")
     parser.add_argument("--datetime", default="latest",
                         help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
+                             "init_from=null (repeatable; a run older than a flag has its off value)")
     parser.add_argument("--logs_dir", default="logs")
     parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
@@ -80,8 +83,32 @@ def resolve_runs(args):
     missing = [str(run) for run in runs if not (run / VALID_CSV).is_file()]
     if missing:
         raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
-    return list(dict.fromkeys(runs))
+    runs = list(dict.fromkeys(runs))
+    if args.where:
+        conditions = [parse_condition(text) for text in args.where]
+        runs = [run for run in runs if all(_matches(run_settings(run), key, value) for key, value in conditions)]
+        if not runs:
+            raise UserError(f"no run has {' and '.join(args.where)}")
+    return runs
 
+
+def parse_condition(text):
+    """``--where KEY=VALUE``: the value read as JSON when it is (0.005, true, null), else as text."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise UserError(f"--where takes KEY=VALUE (a setting of config.json's args), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _matches(settings, key, value):
+    """Whether a run's argument ``key`` is ``value``; a run older than the flag matches its off value (null,
+    false or 0)."""
+    if key not in settings:
+        return value is None or value is False or value == 0
+    return settings[key] == value
 
 # ---------------------------------------------------------------- one run
 

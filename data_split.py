@@ -4,6 +4,8 @@
                          [--imbalance_ratio R --imbalance_type exp|step] [--force]
     python data_split.py --demo      # long-tailed handwritten digits -> a_datasets/digits-lt
     python data_split.py --from_torchvision CIFAR10 --root data --imbalance_ratio 100   # CIFAR-10-LT
+    python data_split.py --from_list --train_list ImageNet_LT_train.txt --valid_list ImageNet_LT_val.txt \
+        --test_list ImageNet_LT_test.txt --images /data/imagenet --out_name imagenet-lt   # from split lists
 
 The split is stratified (per class) and reproducible with ``--seed``; the
 originals are copied, never moved.  ``--imbalance_ratio`` makes ``train/``
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import TORCHVISION_DATASETS, export_torchvision, long_tail_counts
+from split_lists import export_lists
 from loader import is_image_file, list_datasets
 from utils import ArgumentParser, UserError, number, run_cli, seed_number, staged_folder
 
@@ -53,6 +56,15 @@ def get_args_parser():
                                 "valid/'s when --valid_source train, whichever class has fewest)")
     benchmark.add_argument("--no_download", action="store_true",
                            help="never download; use only what --root holds")
+    lists = parser.add_argument_group("datasets defined by split lists: ImageNet-LT, Places-LT, iNaturalist 2018")
+    lists.add_argument("--from_list", action="store_true",
+                       help="build --out_name from lists of 'relative/path label' lines over the images in --images")
+    lists.add_argument("--train_list", help="the training list (e.g. ImageNet_LT_train.txt)")
+    lists.add_argument("--valid_list", help="the validation list (else --valid_per_class images of train)")
+    lists.add_argument("--test_list", help="the test list (iNaturalist 2018: its validation list)")
+    lists.add_argument("--images", help="the folder the lists' paths are relative to")
+    lists.add_argument("--copy", action="store_true", help="copy the images instead of linking to them")
+    lists.add_argument("--allow_missing", action="store_true", help="go on without listed images that are missing")
     parser.add_argument("--demo", action="store_true",
                         help="write scikit-learn's handwritten digits to --source_dir/digits and split them "
                              "into a long-tailed digits-lt (ratio 10, balanced valid/test)")
@@ -150,6 +162,8 @@ def write_demo_source(source_dir):
 def main(args):
     if args.from_torchvision:
         return export_torchvision(args)
+    if args.from_list:
+        return export_lists(args)
     if args.demo:
         write_demo_source(args.source_dir)
         for key, value in DEMO.items():

@@ -16,6 +16,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -117,16 +118,20 @@ def load_splits(data_dir, dataset, splits=("train", "valid")):
 
 # ---------------------------------------------------------------- decoding
 
-def decode_image(path, height, width, hint="delete or replace it"):
+def decode_image(path, height, width, hint="delete or replace it", sizing=None):
     """An RGB uint8 tensor 3 x height x width; grayscale, palette and alpha become RGB, and images with more than
-    8 bits per channel (16-bit PNGs, 32-bit integer or floating-point TIFFs) are scaled to 8 bits, not clipped."""
+    8 bits per channel (16-bit PNGs, 32-bit integer or floating-point TIFFs) are scaled to 8 bits, not clipped.
+
+    ``sizing`` says how the image becomes height x width: None stretches the whole image (the small-image
+    datasets' way); ``Sizing`` with ``random_crop`` draws a random-resized crop and a flip from the full image (the
+    ImageNet-style training path), with ``resize_shorter`` resizes the shorter side and takes the centre (its
+    evaluation), both with torchvision's own transforms.
+    """
+    if sizing is not None and (sizing.random_crop or sizing.resize_shorter):
+        return sizing.apply(_decode_full(path, hint), height, width)
     try:
         with Image.open(path) as image:
-            if image.mode in ("P", "PA", "LA"):
-                image = image.convert("RGBA")
-            if image.mode.startswith("I") or image.mode == "F":
-                image = Image.fromarray(_to_8_bits(np.asarray(image), image.mode, path))
-            image = image.convert("RGB")
+            image = _rgb(image, path)
             if image.size != (width, height):
                 image = image.resize((width, height), Image.BILINEAR)
             array = np.array(image, dtype=np.uint8)
@@ -134,6 +139,54 @@ def decode_image(path, height, width, hint="delete or replace it"):
         raise UserError(f"cannot decode image {path} ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
                         f"{hint}") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _rgb(image, path):
+    if image.mode in ("P", "PA", "LA"):
+        image = image.convert("RGBA")
+    if image.mode.startswith("I") or image.mode == "F":
+        image = Image.fromarray(_to_8_bits(np.asarray(image), image.mode, path))
+    return image.convert("RGB")
+
+
+def _decode_full(path, hint):
+    """The whole image as RGB uint8 (3 x H x W): JPEGs through torchvision's decoder (libjpeg-turbo, no PIL
+    objects), the rest through Pillow as ``decode_image`` reads them."""
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+        try:
+            return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+        except (RuntimeError, ValueError):
+            pass  # CMYK, progressive oddities, damage: Pillow decodes or names the problem
+    try:
+        with Image.open(path) as image:
+            array = np.array(_rgb(image, path), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise UserError(f"cannot decode image {path} ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+                        f"{hint}") from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How a full-size image becomes the network's input (see ``decode_image``)."""
+    random_crop: bool = False  # training: RandomResizedCrop to the input size, then a random horizontal flip
+    resize_shorter: Optional[int] = None  # evaluation: Resize(shorter side), then CenterCrop to the input size
+
+    def apply(self, image, height, width):
+        from torchvision.transforms import v2
+
+        if self.random_crop:
+            image = v2.RandomResizedCrop((height, width), antialias=True)(image)
+            return v2.RandomHorizontalFlip()(image)
+        image = v2.Resize(self.resize_shorter, antialias=True)(image)
+        return v2.CenterCrop((height, width))(image)
+
+
+def default_eval_resize(height, width):
+    """The shorter side evaluation resizes to before its centre crop: 256 for 224 x 224 inputs, as torchvision's
+    reference scripts do, scaled for other sizes."""
+    return round(min(height, width) * 256 / 224)
 
 
 def _to_8_bits(pixels, mode, path):
@@ -156,9 +209,9 @@ def _to_8_bits(pixels, mode, path):
 BAD_IMAGE_HINT = "delete or replace it"
 
 
-def try_decode(path, height, width):
+def try_decode(path, height, width, sizing=None):
     """``decode_image``, or one warning and None for a file that cannot be decoded."""
-    return _decode_or_skip(path, height, width, skip_bad=True)
+    return _decode_or_skip(path, height, width, skip_bad=True, sizing=sizing)
 
 
 def normalise(images, mean, std):
@@ -168,9 +221,9 @@ def normalise(images, mean, std):
     return (images.float().div_(255) - mean) / std
 
 
-def _decode_or_skip(path, height, width, skip_bad, hint=BAD_IMAGE_HINT):
+def _decode_or_skip(path, height, width, skip_bad, hint=BAD_IMAGE_HINT, sizing=None):
     try:
-        return decode_image(path, height, width, hint)
+        return decode_image(path, height, width, hint, sizing)
     except UserError as error:
         if not skip_bad:
             raise
@@ -178,19 +231,21 @@ def _decode_or_skip(path, height, width, skip_bad, hint=BAD_IMAGE_HINT):
         return None
 
 
-def decode_split(split, height, width, skip_bad=False, disk_cache=False, progress=True, hint=BAD_IMAGE_HINT):
+def decode_split(split, height, width, skip_bad=False, disk_cache=False, progress=True, hint=BAD_IMAGE_HINT,
+                 sizing=None):
     """All images of ``split`` as one uint8 tensor, plus labels (bad files dropped with ``skip_bad``).
 
     With ``disk_cache`` the tensor is kept in ``<dataset>/.cache/``, named by the split's fingerprint and checked
     when read: a damaged file, or one whose labels or sampled images differ from the split's, is decoded again.
     """
-    cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}-{split.fingerprint}.pt"
+    crop = f"-centre{sizing.resize_shorter}" if sizing is not None and sizing.resize_shorter else ""
+    cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}{crop}-{split.fingerprint}.pt"
     if disk_cache and cache_file.exists():
-        cached = _read_cache(cache_file, split, height, width, hint)
+        cached = _read_cache(cache_file, split, height, width, hint, sizing)
         if cached is not None:
             return cached
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        decoded = list(tqdm(pool.map(lambda p: _decode_or_skip(p, height, width, skip_bad, hint), split.paths),
+        decoded = list(tqdm(pool.map(lambda p: _decode_or_skip(p, height, width, skip_bad, hint, sizing), split.paths),
                             total=len(split), desc=f"decoding {split.name}", unit="img", leave=False,
                             disable=None if progress else True, file=sys.stderr))
     keep = [i for i, image in enumerate(decoded) if image is not None]
@@ -207,7 +262,7 @@ def decode_split(split, height, width, skip_bad=False, disk_cache=False, progres
 CACHE_SPOT_CHECKS = 8  # images decoded again to confirm a disk cache holds this split's pixels
 
 
-def _read_cache(path, split, height, width, hint):
+def _read_cache(path, split, height, width, hint, sizing=None):
     """``(images, labels)`` of a disk cache that belongs to ``split``, else None (with a warning)."""
     try:
         cached = torch.load(path, weights_only=True)
@@ -216,7 +271,8 @@ def _read_cache(path, split, height, width, hint):
                  and tuple(images.shape[1:]) == (3, height, width) and len(images) == len(kept) == len(labels)
                  and labels.tolist() == [split.labels[i] for i in kept])
         for position in np.linspace(0, len(kept) - 1, min(CACHE_SPOT_CHECKS, len(kept))).astype(int) if sound else []:
-            sound = sound and torch.equal(images[position], decode_image(split.paths[kept[position]], height, width, hint))
+            again = decode_image(split.paths[kept[position]], height, width, hint, sizing)
+            sound = sound and torch.equal(images[position], again)
     except Exception as error:  # a truncated or foreign file: any of pickle's, zip's or torch's errors
         warnings.warn(f"ignoring the damaged cache {path} ({type(error).__name__}); decoding the images again")
         return None
@@ -238,15 +294,17 @@ class ImageFiles(Dataset):
     """Decodes one file per item (the path for splits too large to keep decoded).  An undecodable image is
     returned as its ``UserError`` (not raised in the worker, whose traceback would wrap it) unless skipped."""
 
-    def __init__(self, split, height, width, skip_bad=False, hint=BAD_IMAGE_HINT):
+    def __init__(self, split, height, width, skip_bad=False, hint=BAD_IMAGE_HINT, sizing=None):
         self.split, self.height, self.width, self.skip_bad, self.hint = split, height, width, skip_bad, hint
+        self.sizing = sizing
 
     def __len__(self):
         return len(self.split)
 
     def __getitem__(self, index):
         try:
-            image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad, self.hint)
+            image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad, self.hint,
+                                    self.sizing)
         except UserError as error:
             return error
         return None if image is None else (image, self.split.labels[index])
@@ -344,16 +402,23 @@ class BatchStream:
 
     def __init__(self, split, height, width, batch_size, *, train, device, augment="crop_flip", sampler="random",
                  seed=0, cache_mb=4096, workers=None, skip_bad_images=False, disk_cache=False,
-                 rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT, cutout=0):
+                 rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT, cutout=0,
+                 eval_resize=None):
         self.split, self.device, self.train, self.seed, self.rank = split, torch.device(device), train, seed, rank
-        self.padding = crop_padding(height, width) if train and augment != "none" else 0
-        self.flip = train and augment not in ("crop", "none")  # crop_flip, and the policies after a crop and flip
+        # rrc_flip crops and flips each full-size image as it is decoded (in the workers); the others resize the
+        # whole image, then crop and flip batches here.
+        full_size = train and augment == "rrc_flip"
+        sizing = Sizing(random_crop=True) if full_size else None if train or not eval_resize else Sizing(
+            resize_shorter=eval_resize)
+        self.padding = crop_padding(height, width) if train and augment not in ("none", "rrc_flip") else 0
+        self.flip = train and augment not in ("crop", "none", "rrc_flip")  # crop_flip, and the policies
         self.policy = policy(augment) if train else None
         self.cutout = cutout if train else 0
         self.channels_last = channels_last
-        self.cached = len(split) * 3 * height * width <= cache_mb * 2**20
+        self.cached = len(split) * 3 * height * width <= cache_mb * 2**20 and not full_size
         if self.cached:
-            images, labels = decode_split(split, height, width, skip_bad_images, disk_cache, progress, bad_image_hint)
+            images, labels = decode_split(split, height, width, skip_bad_images, disk_cache, progress, bad_image_hint,
+                                          sizing)
             on_device = self.device.type != "cpu" and _fits_on_device(images, self.device)
             self.images = images.to(self.device) if on_device else images
             self.labels = labels.to(self.images.device)
@@ -361,7 +426,7 @@ class BatchStream:
         else:
             self.batches = EpochBatches(split.labels, batch_size, train, sampler, seed, rank, world_size)
             workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if workers is None else workers
-            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images, bad_image_hint),
+            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images, bad_image_hint, sizing),
                                      batch_sampler=self.batches,
                                      num_workers=workers, collate_fn=_collate_skipping_bad,
                                      pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from loader import IMAGE_EXTENSIONS, is_image_file, normalise, try_decode
+from loader import IMAGE_EXTENSIONS, Sizing, is_image_file, normalise, try_decode
 from runs import add_run_arguments, open_run
 from runtime import Runtime
 from utils import ArgumentParser, UserError, atomic_write, output_file, positive, run_cli
@@ -47,12 +47,13 @@ def find_images(paths):
 
 
 @torch.inference_mode()
-def predict(model, paths, height, width, mean, std, batch_size, device, scale=1.0, progress=True):
+def predict(model, paths, height, width, mean, std, batch_size, device, scale=1.0, progress=True, eval_resize=None):
     """``(paths kept, probabilities N x K)``: undecodable files are warned about and dropped."""
+    sizing = Sizing(resize_shorter=eval_resize) if eval_resize else None
     kept, probabilities = [], []
     for start in tqdm(range(0, len(paths), batch_size), desc="predicting", unit="batch", leave=False,
                       disable=None if progress else True, file=sys.stderr):
-        batch = [(path, try_decode(path, height, width)) for path in paths[start:start + batch_size]]
+        batch = [(path, try_decode(path, height, width, sizing)) for path in paths[start:start + batch_size]]
         batch = [(path, image) for path, image in batch if image is not None]
         if not batch:
             continue
@@ -95,7 +96,8 @@ def main(args):
     model = run.network(runtime)
     height, width = run.state["image_size"]
     kept, probabilities = predict(model, paths, height, width, run.state["mean"], run.state["std"],
-                                  args.batchsize or run.settings["batchsize"], runtime.device, run.probability_scale())
+                                  args.batchsize or run.settings["batchsize"], runtime.device, run.probability_scale(),
+                                  eval_resize=run.settings.get("eval_resize"))
     if not kept:
         raise UserError(f"none of the {len(paths)} image(s) could be decoded; nothing written to {out}")
     write_csv(out, kept, probabilities, run.classes, args.topk)

@@ -3,7 +3,8 @@ loading a trained one for evaluation, prediction and comparison.
 
     logs/<Model>/<dataset>/<objective>/<YYYY-MM-DD-HH-MM-SS>/
         <best valid acc>.pth  last.pth  train.csv  valid.csv  config.json  events.out.tfevents.*   (1_train.py)
-        <split>_metrics.json  <split>_predictions.npz  confusion_matrix.svg  reliability.svg   (2_test.py)
+        <split>_metrics.json  <split>_predictions.npz  confusion_matrix.svg  per_class.svg  reliability.svg
+                                                                                                   (2_test.py)
 
 ``logs/README.md`` describes the same files for users.
 """
@@ -36,6 +37,7 @@ TRAIN_CSV = "train.csv"
 VALID_CSV = "valid.csv"
 CONFUSION_MATRIX = "confusion_matrix.svg"
 RELIABILITY = "reliability.svg"
+PER_CLASS = "per_class.svg"
 CSV_COLUMNS = ("epoch", "loss", "acc", "top5acc", "lr")
 # What every checkpoint of a run holds (RunRecorder.checkpoint), and what last.pth adds for --resume.
 CHECKPOINT_KEYS = ("model", "epoch", "acc", "classes", "image_size", "mean", "std", "model_index", "objective", "args")
@@ -375,7 +377,8 @@ def load_predictions(run_dir, split=None, checkpoint="best"):
                             f"interrupted between them); {_regenerate(run_dir, name, checkpoint)}")
         try:
             with np.load(path) as saved:
-                return name, saved["paths"], saved["targets"], saved["probs"].argmax(axis=1)
+                predicted = saved["probs"].argmax(axis=1) if "probs" in saved else saved["top_classes"][:, 0]
+                return name, saved["paths"], saved["targets"], predicted.astype(np.int64)
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
             reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
             raise UserError(f"{path} is damaged ({reason}); {_regenerate(run_dir, name, checkpoint)}") from None

@@ -224,8 +224,8 @@ def pairs_needed(alpha=0.05):
 
 def calibration_bins(probabilities, targets, bins=15):
     """Per equal-width confidence bin: (count, mean confidence, accuracy); empty bins have count 0."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    confidence = probabilities.max(axis=1)
+    probabilities = np.asarray(probabilities)
+    confidence = probabilities.max(axis=1).astype(np.float64)
     correct = probabilities.argmax(axis=1) == np.asarray(targets)
     # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 goes to the first bin.
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
@@ -275,7 +275,8 @@ def plot_reliability(probabilities, targets, path, title, bins=15):
 def adjust_logits(log_probabilities, class_counts, tau):
     """Menon et al. (2021): ``z - tau * log(prior)``, prior = the training split's class frequencies."""
     counts = np.asarray(class_counts, dtype=np.float64)
-    return np.asarray(log_probabilities, dtype=np.float64) - tau * np.log(counts / counts.sum())
+    logits = np.asarray(log_probabilities)
+    return logits - (tau * np.log(counts / counts.sum())).astype(np.result_type(logits, np.float32))
 
 
 def choose_tau(log_probabilities, targets, class_counts, taus=TAUS):
@@ -286,7 +287,8 @@ def choose_tau(log_probabilities, targets, class_counts, taus=TAUS):
 def tau_normalise(logits, norms, tau):
     """Kang et al. (2020): each class's logit divided by ``||w_j||^tau``, the norm of its classifier weight
     vector (bias included in the logit, so tau 0 is the network as trained)."""
-    return np.asarray(logits, dtype=np.float64) / np.asarray(norms, dtype=np.float64) ** tau
+    logits = np.asarray(logits)
+    return logits / (np.asarray(norms, dtype=np.float64) ** tau).astype(np.result_type(logits, np.float32))
 
 
 def choose_tau_norm(logits, targets, norms, taus=TAUS):

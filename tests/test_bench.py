@@ -19,3 +19,9 @@ def test_throughput_quick(workdir):
                             cwd=workdir, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"a/b = [\d.]+\s+a/c = [\d.]+", result.stdout), result.stdout
+
+
+def test_imagenet_path_quick():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "imagenet_path.py"), "--quick", "--workers=1"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    assert re.search(r"\(a\) project data path: \d+ images/s .* a/b = [\d.]+", out), out

@@ -242,3 +242,18 @@ def test_last_checkpoint_results_are_read_with_checkpoint_last(tmp_path):
     last = call("compare.py", "--runs", run_dir, "--checkpoint=last", cwd=tmp_path)
     assert best.stdout.splitlines()[1].split()[3:5] == ["80.00", "70.00"]
     assert last.stdout.splitlines()[1].split()[3:5] == ["75.00", "65.00"]
+
+
+def test_where_keeps_the_runs_with_a_setting(tmp_path):
+    fake_run(tmp_path, "ERM", "2026-01-01-00-00-00", [50], metrics(80, 70), mix="cutmix")
+    fake_run(tmp_path, "ERM", "2026-01-01-00-00-01", [50], metrics(80, 60), weight_decay=0.005)
+    fake_run(tmp_path, "ERM", "2026-01-01-00-00-02", [50], metrics(80, 50))  # predates --mix: counts as null
+    base = ["compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all"]
+    cutmix = call(*base, "--where", "mix=cutmix", cwd=tmp_path)
+    assert cutmix.returncode == 0 and cutmix.stdout.count("\n") == 3 and cutmix.stdout.count("00-00-00") == 1
+    plain = call(*base, "--where", "mix=null", "--where", "weight_decay=null", cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout.count("\n") == 3 and plain.stdout.count("00-00-02") == 1
+    none = call(*base, "--where", "mix=mixup", cwd=tmp_path)
+    assert none.returncode == 2 and "no run has mix=mixup" in none.stderr
+    bad = call(*base, "--where", "mix", cwd=tmp_path)
+    assert bad.returncode == 2 and "--where takes KEY=VALUE" in bad.stderr

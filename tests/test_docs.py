@@ -49,14 +49,16 @@ def check_entry_script(name, argv):
 
 def dry_run_plan(environment, tmp_path):
     """``3_run.sh`` with ``PYTHON=echo``: it prints the commands it would run; those must parse too."""
+    if "LAUNCH" in environment:  # torchrun and its flags, printed rather than started
+        environment["LAUNCH"] = "echo " + environment["LAUNCH"]
     result = subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, **environment, "PYTHON": "echo"}, timeout=60)
     assert result.returncode == 0, result.stderr
     for line in result.stdout.splitlines():
         tokens = shlex.split(line)
-        name = os.path.basename(tokens[0]) if tokens else ""
-        if name in ENTRY_SCRIPTS and name != "compare.py":  # compare gets the echoed run-folder lookups
-            check_entry_script(name, tokens[1:])
+        scripts = [i for i, token in enumerate(tokens) if os.path.basename(token) in ENTRY_SCRIPTS]
+        if scripts and os.path.basename(tokens[scripts[0]]) != "compare.py":  # compare gets echoed run lookups
+            check_entry_script(os.path.basename(tokens[scripts[0]]), tokens[scripts[0] + 1:])
 
 
 def check_command(tokens, tmp_path):

@@ -268,3 +268,39 @@ def test_file_path_skips_bad_images_in_its_batch(tmp_path):
     with pytest.warns(UserWarning, match="broken.png"):
         (labels,) = [batch_labels for _, batch_labels in stream.loader]
     assert len(labels) == len(split) - 1
+
+
+def test_rrc_flip_and_the_evaluation_crop_are_torchvisions(tmp_path):
+    from PIL import Image
+    from torchvision.transforms import v2
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(path, quality=95)
+    full = loader._decode_full(path, "hint")
+    assert full.shape == (3, 60, 80) and full.dtype == torch.uint8
+    for seed in range(5):
+        torch.manual_seed(seed)
+        ours = loader.decode_image(path, 32, 24, sizing=loader.Sizing(random_crop=True))
+        torch.manual_seed(seed)
+        theirs = v2.Compose([v2.RandomResizedCrop((32, 24), antialias=True), v2.RandomHorizontalFlip()])(full)
+        assert ours.shape == (3, 32, 24) and torch.equal(ours, theirs)
+    centre = loader.decode_image(path, 32, 32, sizing=loader.Sizing(resize_shorter=37))
+    assert torch.equal(centre, v2.CenterCrop((32, 32))(v2.Resize(37, antialias=True)(full)))
+    assert loader.default_eval_resize(224, 224) == 256 and loader.default_eval_resize(32, 32) == 37
+
+
+def test_rrc_flip_trains_on_the_file_path_and_evaluates_on_the_centre(tmp_path):
+    from conftest import FAST, call
+    make_dataset(tmp_path / "a_datasets", size=24)
+    (tmp_path / "logs").mkdir()
+    result = call("1_train.py", *FAST, "--epochs=1", "--augment=rrc_flip", "--workers=0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = next((tmp_path / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir())
+    assert json.loads((run_dir / "config.json").read_text())["args"]["eval_resize"] == 18  # 16 * 256 / 224
+    assert call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest",
+                cwd=tmp_path).returncode == 0
+    small = call("1_train.py", *FAST, "--epochs=1", "--eval_resize=8", cwd=tmp_path)
+    assert small.returncode == 2 and "--eval_resize 8 is smaller than the 16x16 centre" in small.stderr
+    stream = loader.BatchStream(loader.scan_split(tmp_path / "a_datasets" / "tiny" / "train"), 16, 16, 8, train=True,
+                                device="cpu", augment="rrc_flip", workers=0, progress=False)
+    assert not stream.cached and stream.padding == 0 and not stream.flip  # crops and flips each full image

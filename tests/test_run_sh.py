@@ -42,9 +42,28 @@ def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
 
 
 def test_unknown_plan(tmp_path):
-    result = run_sh(tmp_path, PLAN="imagenet-lt")
-    assert result.returncode == 2 and result.stderr.strip() == \
-        "error: unknown PLAN 'imagenet-lt'; choose demo, fmnist-lt, cifar10-lt or cifar100-lt"
+    result = run_sh(tmp_path, PLAN="coco-lt")
+    assert result.returncode == 2 and result.stderr.strip() == ("error: unknown PLAN 'coco-lt'; choose demo, fmnist-lt, "
+                                                                "cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018")
+
+
+def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):
+    result = run_sh(tmp_path, PYTHON="echo", LAUNCH="echo torchrun --nproc_per_node=8", PROCESSES="8",
+                    PLAN="imagenet-lt", LISTS="/lists", IMAGES="/data/imagenet")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("data_split.py --from_list --train_list /lists/ImageNet_LT_train.txt --valid_list "
+                             "/lists/ImageNet_LT_val.txt --test_list /lists/ImageNet_LT_test.txt --images "
+                             "/data/imagenet --out_name imagenet-lt")
+    training = [line for line in lines if "1_train.py" in line]
+    assert len(training) == 4 and all(line.startswith("torchrun --nproc_per_node=8 ") for line in training)
+    assert all("--model_index=14" in line and "--epochs=90" in line and "--lr=0.2 --schedule=cosine" in line and
+               "--batchsize=64" in line and "--augment=rrc_flip" in line for line in training)  # 512 over 8 processes
+    inat = run_sh(tmp_path, PYTHON="echo", PLAN="inat2018", LISTS="/lists", IMAGES="/data/inat", MODEL="11")
+    assert "--test_list /lists/iNaturalist18_val.txt --valid_per_class 2" in inat.stdout
+    assert "--weight_decay=1e-4" in inat.stdout and "--model_index=11" in inat.stdout
+    places = run_sh(tmp_path, PYTHON="echo", PLAN="places-lt", LISTS="/lists", IMAGES="/data/places")
+    assert "--model_index=13" in places.stdout and "--pretrained --lr=0.01" in places.stdout
 
 
 def test_cifar_plans_follow_cao_et_al(tmp_path):

@@ -205,3 +205,46 @@ def test_evaluation_is_float32_unless_amp_eval(trained, monkeypatch):
     assert np.allclose(np.load(run_dir / "test_predictions.npz")["probs"], float32, atol=1e-6)
     assert call("2_test.py", *ARGS, "--datetime=latest", "--amp_eval", cwd=root).returncode == 0
     assert np.abs(np.load(run_dir / "test_predictions.npz")["probs"] - float32).max() > 1e-5  # bfloat16 rounding
+
+
+@pytest.mark.parametrize("classes", [3, 800])
+def test_per_class_figure_has_one_mark_per_class(tmp_path, classes):
+    import numpy as np
+    module = __import__("importlib").import_module("2_test")
+    counts = np.maximum(1, (500 * np.exp(-np.arange(classes) / (classes / 5)))).astype(int)
+    table = [{"class": f"c{i}", "recall": float(r)} for i, r in enumerate(np.linspace(90, 10, classes))]
+    module.plot_per_class(table, counts.tolist(), tmp_path / "per_class.svg", "title")
+    svg = (tmp_path / "per_class.svg").read_text()
+    marks = svg[svg.index('<g id="classes">'):]
+    assert marks[:marks.index("</g>")].count("<use ") == classes  # one marker per class
+    assert "training images of the class (log scale)" in svg and "few:" in svg
+
+
+def test_predictions_of_8142_classes_stay_small(tmp_path):
+    """iNaturalist 2018: 24,426 test images x 8,142 classes would be 795 MB of probabilities; the file keeps the
+    top 20 classes of each image and the true class's probability."""
+    import numpy as np
+    module = __import__("importlib").import_module("2_test")
+    rng = np.random.default_rng(0)
+    images, classes = 2000, 8142
+    logits = rng.normal(0, 3, (images, classes)).astype(np.float32)
+    targets = rng.integers(0, classes, images)
+    probabilities, predictions = module.softmax_rows(logits)
+    kept = module.kept_probabilities(np.repeat(probabilities, 13, axis=0)[:24_426], np.resize(targets, 24_426))
+    assert set(kept) == {"top_classes", "top_probs", "target_probs"}
+    path = tmp_path / "test_predictions.npz"
+    np.savez_compressed(path, **kept)
+    assert path.stat().st_size < 500 * 2**20 / 20  # far below 500 MB
+    assert np.array_equal(kept["top_classes"][:images:13][:, 0], predictions[:len(kept["top_classes"][:images:13])])
+    small = module.kept_probabilities(probabilities[:10, :100], targets[:10] % 100)
+    assert set(small) == {"probs"}
+
+
+def test_confusion_matrix_only_where_readable(trained, monkeypatch):
+    root, run_dir = trained
+    module = __import__("importlib").import_module("2_test")
+    monkeypatch.setattr(module, "MAX_CONFUSION_CLASSES", 2)  # tiny's 3 classes stand for thousands
+    result = call("2_test.py", *ARGS, "--datetime=latest", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert not (run_dir / "confusion_matrix.svg").exists() and (run_dir / "per_class.svg").is_file()
+    assert "(no confusion_matrix.svg: a matrix of 3 classes is unreadable; per_class.svg shows each class)" in result.stdout
