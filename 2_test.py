@@ -279,9 +279,10 @@ def plot_per_class(table, class_counts, path, title, many_shot=100, few_shot=20)
     low, high = counts.min() / 1.5, counts.max() * 1.5
     bands = (("few", low, few_shot, "#f2d0a9"), ("medium", few_shot, many_shot, "#d9e8f5"),
              ("many", many_shot, high, "#d6ecd2"))
+    groups = stats.shot_groups(counts, many_shot, few_shot)  # the classes of the printed many/medium/few accuracies
     for name, start, end, colour in bands:
         start, end = max(start, low), min(end, high)
-        members = (counts >= start) & (counts < end) if name != "many" else counts > many_shot
+        members = np.isin(np.arange(len(counts)), groups[name])
         if end <= start:
             continue
         axes.axvspan(start, end, color=colour, alpha=0.6, linewidth=0)

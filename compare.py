@@ -44,7 +44,7 @@ def get_args_parser():
                         help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
-                             "init_from=null (repeatable; a run older than a flag has its off value)")
+                             "init_from=null (repeatable; a run older than a flag has its default)")
     parser.add_argument("--logs_dir", default="logs")
     parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
@@ -104,11 +104,8 @@ def parse_condition(text):
 
 
 def _matches(settings, key, value):
-    """Whether a run's argument ``key`` is ``value``; a run older than the flag matches its off value (null,
-    false or 0)."""
-    if key not in settings:
-        return value is None or value is False or value == 0
-    return settings[key] == value
+    """Whether a run's argument ``key`` is ``value`` (a run older than the flag has its default, ``run_settings``)."""
+    return settings.get(key) == value
 
 # ---------------------------------------------------------------- one run
 
@@ -139,14 +136,15 @@ def _number(value):
         return math.nan
 
 
-def run_metrics(run, checkpoint="best"):
-    """Test metrics when 2_test.py has run, else the checkpoint's validation epoch; plus training minutes."""
+def run_metrics(run, checkpoint="best", split=None):
+    """The metrics 2_test.py saved for ``split`` (default: test, else valid), else the checkpoint's validation
+    epoch; plus training minutes."""
     train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
     minutes = sum(_number(row.get("time_s")) for row in train_rows) / 60 if train_rows else math.nan
-    for split in ("test", "valid"):
-        metrics = read_metrics(run, split, checkpoint)
+    for name in [split] if split else ["test", "valid"]:
+        metrics = read_metrics(run, name, checkpoint)
         if metrics is not None:
-            return {"split": split, "minutes": minutes, **{key: _number(metrics.get(key)) for key, _ in METRICS}}
+            return {"split": name, "minutes": minutes, **{key: _number(metrics.get(key)) for key, _ in METRICS}}
     row = checkpoint_row(run, checkpoint)
     if row is None:
         return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
@@ -195,7 +193,7 @@ def _labels(keys):
     for place, objective, settings in keys:
         siblings = [dict(other) for p, o, other in keys if (p, o) == (place, objective)]
         mine = dict(settings)
-        differing = [key for key in mine if any(other.get(key) != mine[key] for other in siblings)]
+        differing = [key for key in mine if any(key in other and other[key] != mine[key] for other in siblings)]
         entry = criterion.OBJECTIVES.get(objective)
         shown = [key for key in (entry.shown if entry else ()) if key in mine and key not in differing]
         extras = [_show_setting(key, json.loads(mine[key])) for key in shown]
@@ -254,7 +252,7 @@ def summarise(groups, split=None, checkpoint="best"):
     mixes splits: runs not evaluated where most of the group was are named and left out."""
     rows = []
     for label, members in groups:
-        metrics = [run_metrics(run, checkpoint) for run in members]
+        metrics = [run_metrics(run, checkpoint, split) for run in members]
         splits = [m["split"] for m in metrics]
         common = max(dict.fromkeys(splits), key=lambda name: (splits.count(name), name == "test"))
         left_out = [str(run) for run, name in zip(members, splits) if name != common]

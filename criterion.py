@@ -171,7 +171,9 @@ class FocalLoss(Loss):
     def per_sample(self, logits, targets):
         log_pg = torch.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
         one_minus_pg = -torch.expm1(log_pg)  # 1 - p_g without cancellation
-        return -one_minus_pg.pow(self.gamma) * log_pg
+        # At p_g = 1 the factor's derivative is infinite for gamma < 1 (times log p_g = 0: NaN); from the smallest
+        # positive number up it is finite, and the loss unchanged.
+        return -one_minus_pg.clamp_min(torch.finfo(one_minus_pg.dtype).tiny).pow(self.gamma) * log_pg
 
 
 class LogitAdjustedLoss(Loss):
@@ -259,7 +261,8 @@ OPTIONS = {
     "ldam_max_margin": Option(0.5, float, "largest margin of LDAM", low=0),
     "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits", low=0),
     "drw": Option(False, bool, "deferred re-weighting: class-balanced weights from --drw_epoch on"),
-    "drw_epoch": Option(None, int, "DRW start (default: the last-but-one lr stage)", only_with="drw", low=0),
+    "drw_epoch": Option(None, int, "DRW start (default: the last-but-one lr stage; with --schedule cosine 80 % "
+                                   "of the epochs)", only_with="drw", low=0),
 }
 
 

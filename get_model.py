@@ -111,13 +111,17 @@ def model_name(model_index):
 
 # ---------------------------------------------------------------- building, with weights and heads
 
-def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, pretrained=None, lws=False):
+def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, pretrained=None, lws=False,
+                  transform_input=None):
     """Network ``model_index`` for ``num_classes``.
 
     ``pretrained``: ``"imagenet"`` (torchvision's default weights, through its weights
     API and the torch hub cache) or the path of a state dict; the classifier stays
     new.  With ``normed_head`` the classifier is a ``NormedLinear``; with ``lws`` it is
     wrapped in per-class scales (``ClassScales``), as a run with ``--lws`` saved it.
+    ``transform_input``: Inception-v3's and GoogLeNet's input rescaling, which their
+    ImageNet weights need; a plain attribute, not a weight, so a checkpoint records it
+    apart and the network is rebuilt with it (None: as built).
     """
     entry = network(model_index)
     if pretrained == "imagenet":
@@ -133,6 +137,8 @@ def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, p
         replace_classifier(model, cosine_head(num_classes, head_scale), num_classes)
     if lws:
         add_class_scales(model, num_classes)
+    if transform_input is not None and hasattr(model, "transform_input"):
+        model.transform_input = transform_input
     return model
 
 

@@ -294,17 +294,27 @@ class ImageFiles(Dataset):
     """Decodes one file per item (the path for splits too large to keep decoded).  An undecodable image is
     returned as its ``UserError`` (not raised in the worker, whose traceback would wrap it) unless skipped."""
 
-    def __init__(self, split, height, width, skip_bad=False, hint=BAD_IMAGE_HINT, sizing=None):
+    def __init__(self, split, height, width, skip_bad=False, hint=BAD_IMAGE_HINT, sizing=None, seed=0):
         self.split, self.height, self.width, self.skip_bad, self.hint = split, height, width, skip_bad, hint
-        self.sizing = sizing
+        self.sizing, self.seed = sizing, seed
 
     def __len__(self):
         return len(self.split)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        """``key``: an index, or ``(index, epoch)`` for random crops, which are then drawn from (seed, epoch, index)
+        alone: a persistent worker's own generator would carry on from where the run started, so a resumed run
+        would crop differently."""
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
         try:
-            image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad, self.hint,
-                                    self.sizing)
+            if self.sizing is not None and self.sizing.random_crop:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed * 1_000_003 + epoch * 1_009 + index)
+                    image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad,
+                                            self.hint, self.sizing)
+            else:
+                image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad, self.hint,
+                                        self.sizing)
         except UserError as error:
             return error
         return None if image is None else (image, self.split.labels[index])
@@ -358,6 +368,7 @@ class EpochBatches:
         self.labels = torch.as_tensor(labels)
         self.batch_size, self.train, self.sampler = batch_size, train, sampler
         self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self.with_epoch = False
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -394,6 +405,8 @@ class EpochBatches:
         return batches[: len(self)]
 
     def __iter__(self):
+        if self.with_epoch:  # (index, epoch): for per-image random draws in DataLoader workers
+            return ([(index, self.epoch) for index in batch.tolist()] for batch in self.batch_tensors())
         return (batch.tolist() for batch in self.batch_tensors())
 
 
@@ -426,7 +439,8 @@ class BatchStream:
         else:
             self.batches = EpochBatches(split.labels, batch_size, train, sampler, seed, rank, world_size)
             workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if workers is None else workers
-            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images, bad_image_hint, sizing),
+            self.batches.with_epoch = full_size
+            self.loader = DataLoader(ImageFiles(split, height, width, skip_bad_images, bad_image_hint, sizing, seed + rank),
                                      batch_sampler=self.batches,
                                      num_workers=workers, collate_fn=_collate_skipping_bad,
                                      pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
@@ -443,6 +457,7 @@ class BatchStream:
         other = copy.copy(self)
         other.batches = EpochBatches(self.batches.labels, self.batches.batch_size, True, sampler, seed, self.rank,
                                      self.batches.world_size)
+        other.batches.with_epoch = self.batches.with_epoch
         other.seed, other.generator = seed, torch.Generator(device=self.device)
         if not self.cached:
             other.loader = DataLoader(self.loader.dataset, batch_sampler=other.batches,

@@ -56,11 +56,13 @@ def cosine_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def sam_step(parameters, compute_loss, optimizer, scaler, rho):
+def sam_step(parameters, compute_loss, optimizer, scaler, rho, model=None):
     """One sharpness-aware step (Foret et al., 2021; for long tails, Rangwani et al., 2022): the gradient at
     ``w + rho * g / ||g||``, ``g`` the gradient at ``w``, applied at ``w``.  ``compute_loss()`` evaluates the
     batch's loss at the current weights (twice: at ``w`` and at the perturbed weights).  Returns the loss at
     ``w``.  Under DDP both backward passes average the gradients over processes, so every process perturbs alike.
+    The batch-norm layers of ``model`` keep their running statistics through the second pass (momentum 0), as
+    the reference implementations do: statistics of the perturbed weights are not the model's.
     """
     loss = compute_loss()
     optimizer.zero_grad(set_to_none=True)
@@ -76,7 +78,15 @@ def sam_step(parameters, compute_loss, optimizer, scaler, rho):
         for p, step in zip(params, steps):
             p.add_(step)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(compute_loss()).backward()
+    norms = [m for m in (model.modules() if model is not None else ()) if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        scaler.scale(compute_loss()).backward()
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
     with torch.no_grad():
         for p, step in zip(params, steps):
             p.sub_(step)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 import criterion
+import train_args
 from get_model import build_network, model_name
 from runtime import torch_minor
 from utils import UserError, WriteError, atomic_write, load_checkpoint, save_atomic, write_json_atomic
@@ -147,10 +148,9 @@ def state_dict_of(model):
     return model.state_dict()
 
 
-def saved_arguments(state, defaults):
-    """The arguments a ``last.pth`` was trained with, as a namespace over ``defaults`` (a parser's): runs saved
-    before a flag existed trained with that flag's default, and with a plain classifier head."""
-    return argparse.Namespace(**{**defaults, "normed_head": False, **state["args"]})
+def saved_arguments(state):
+    """The arguments a ``last.pth`` was trained with, as a namespace over today's defaults (``train_args``)."""
+    return argparse.Namespace(**train_args.complete(state["args"]))
 
 
 class CsvLog:
@@ -212,6 +212,10 @@ class RunRecorder:
         self.run_dir, self.about = run_dir, about
         self.best_acc, self.best_epoch, best_file = best or (-1.0, -1, None)
         self.best_path = run_dir / best_file if best_file else None
+        if best_file:  # best checkpoints of an epoch killed before its last.pth landed
+            for stray in run_dir.iterdir():
+                if BEST_CHECKPOINT.match(stray.name) and stray.name != best_file:
+                    stray.unlink()
         keep = start_epoch if best else None
         self.train_csv = CsvLog(run_dir / TRAIN_CSV, CSV_COLUMNS + TRAIN_EXTRA_COLUMNS, keep)
         self.valid_csv = CsvLog(run_dir / VALID_CSV, CSV_COLUMNS + VALID_EXTRA_COLUMNS, keep)
@@ -223,7 +227,11 @@ class RunRecorder:
         path = self.run_dir / CONFIG
         config = {"args": self.about["args"], "environment": self.about["environment"]}
         if resumed and path.is_file():
-            config = json.loads(path.read_text())
+            try:
+                config = json.loads(path.read_text())
+            except ValueError:  # damaged: start its record again rather than stop the resumed run
+                warnings.warn(f"{path} was damaged; it is written again, without the earlier resumptions")
+                config = {"environment": self.about["environment"]}
             config["args"] = self.about["args"]
             config.setdefault("resumed_with", []).append(self.about["environment"])
         write_json_atomic(config, path)
@@ -235,16 +243,19 @@ class RunRecorder:
                 **self.about}
 
     def record(self, epoch, train_row, valid, model, training_state):
+        """One finished epoch: its rows, a new best checkpoint when it is the best, then ``last.pth``, and only then
+        the previous best is removed, so a kill at any moment leaves ``last.pth`` naming a best file that exists
+        (a leftover best of an unrecorded epoch is removed on resume)."""
         self._log(epoch, train_row, valid)
+        previous = self.best_path
         if valid["acc"] > self.best_acc:
             self.best_acc, self.best_epoch = valid["acc"], epoch
-            new_path = self.run_dir / best_checkpoint_name(self.best_acc)
-            save_atomic(self.checkpoint(model, epoch, valid), new_path)
-            if self.best_path is not None and self.best_path != new_path:
-                self.best_path.unlink(missing_ok=True)
-            self.best_path = new_path
+            self.best_path = self.run_dir / best_checkpoint_name(self.best_acc)
+            save_atomic(self.checkpoint(model, epoch, valid), self.best_path)
         save_atomic({**self.checkpoint(model, epoch, valid), **training_state, "best_acc": self.best_acc,
                      "best_epoch": self.best_epoch, "best_file": self.best_path.name}, self.run_dir / LAST_CHECKPOINT)
+        if previous is not None and previous != self.best_path:
+            previous.unlink(missing_ok=True)
 
     def _log(self, epoch, train_row, valid):
         self.train_csv.write({"epoch": epoch, **train_row})
@@ -295,7 +306,8 @@ class TrainedRun:
     def network(self, runtime):
         """The checkpoint's network, with its classifier head, on ``runtime``'s device in eval mode."""
         model = build_network(self.state["model_index"], len(self.classes), self.state.get("normed_head", False),
-                              self.state.get("head_scale", 1.0), lws=self.state.get("lws", False))
+                              self.state.get("head_scale", 1.0), lws=self.state.get("lws", False),
+                              transform_input=self.state.get("transform_input"))
         model.load_state_dict(self.state["model"])
         return runtime.prepare(model).eval()
 
@@ -321,14 +333,19 @@ def open_run(logs_dir, model_index, dataset, objective, datetime_name, checkpoin
 # ---------------------------------------------------------------- reading a run's records
 
 def run_settings(run_dir):
-    """The arguments a run was trained with: ``config.json``, else its checkpoint, else {}."""
+    """The arguments a run was trained with (``config.json``, else its checkpoint), over today's defaults for
+    flags added since; {} when neither is readable."""
     config = run_dir / CONFIG
     if config.is_file():
-        return json.loads(config.read_text()).get("args", {})
+        try:
+            return train_args.complete(json.loads(config.read_text()).get("args", {}))
+        except (ValueError, AttributeError) as error:
+            raise UserError(f"{config} is damaged ({str(error).splitlines()[0][:80]}); restore it from the run's "
+                            f"checkpoint or delete the run") from None
     for path in (run_dir / LAST_CHECKPOINT, best_checkpoint_path(run_dir)):
         if path is not None and path.is_file():
             try:
-                return load_checkpoint(path).get("args", {})
+                return train_args.complete(load_checkpoint(path).get("args", {}))
             except UserError:
                 continue
     return {}
@@ -348,8 +365,8 @@ def _regenerate(run_dir, split, checkpoint):
 
 
 def read_metrics(run_dir, split, checkpoint="best"):
-    """A run's ``<split>_metrics.json`` as a dict (null as NaN), None when absent, or a ``UserError`` saying
-    which file is damaged and how to regenerate it."""
+    """A run's ``<split>_metrics.json`` as a dict (a metric that could not be computed is None), None when absent,
+    or a ``UserError`` saying which file is damaged and how to regenerate it."""
     path = run_dir / metrics_file(split, checkpoint)
     if not path.is_file():
         return None
@@ -360,7 +377,7 @@ def read_metrics(run_dir, split, checkpoint="best"):
     except (OSError, ValueError) as error:
         raise UserError(f"{path} is damaged ({str(error).splitlines()[0][:80]}); "
                         f"{_regenerate(run_dir, split, checkpoint)}") from None
-    return {key: math.nan if value is None else value for key, value in metrics.items()}
+    return metrics
 
 
 def load_predictions(run_dir, split=None, checkpoint="best"):

@@ -75,6 +75,11 @@ class Runtime:
             dist.all_reduce(tensor)
         return tensor
 
+    def all_max(self, tensor):
+        if self.distributed:
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor
+
     def barrier(self):
         if self.distributed:
             dist.barrier()

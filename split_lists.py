@@ -46,6 +46,8 @@ def read_list(path):
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as error:
         raise UserError(f"cannot read the list {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"the list {path} is not UTF-8 text (byte {error.start}); is it the right file?") from None
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
@@ -121,18 +123,21 @@ def class_names(entries, num_classes):
 
 
 def carve_valid(train, per_class, seed):
-    """Without a valid list: ``per_class`` training images of every class with more than ``per_class`` of them
-    become valid/ (drawn with ``seed``); returns (train, valid)."""
+    """Without a valid list: ``per_class`` training images of every class become valid/ (drawn with ``seed``),
+    fewer where a class has no more than that, always leaving it one training image; returns (train, valid)."""
     rng = np.random.default_rng(seed)
     by_class = {}
     for entry in train:
         by_class.setdefault(entry.label, []).append(entry)
+    alone = sorted(label for label, members in by_class.items() if len(members) < 2)
+    if alone:
+        raise UserError(f"{len(alone)} class(es) have a single training image, none to spare for valid/: "
+                        f"{_listing(map(str, alone))}; give a --valid_list")
     valid = []
     for label in sorted(by_class):
         members = by_class[label]
-        if len(members) > per_class:
-            chosen = set(rng.choice(len(members), per_class, replace=False).tolist())
-            valid += [entry for index, entry in enumerate(members) if index in chosen]
+        chosen = set(rng.choice(len(members), min(per_class, len(members) - 1), replace=False).tolist())
+        valid += [entry for index, entry in enumerate(members) if index in chosen]
     taken = {entry.path for entry in valid}
     return [entry for entry in train if entry.path not in taken], valid
 

@@ -50,7 +50,9 @@ class ClassScales(nn.Module):
 
 
 def add_class_scales(model, num_classes):
-    """Wrap the classifier of ``model`` in ``ClassScales``; returns the wrapper."""
+    """Wrap the linear classifier of ``model`` in ``ClassScales``; returns the wrapper."""
+    if not isinstance(find_classifier(model, num_classes)[1], (nn.Linear, NormedLinear)):
+        raise ValueError(f"{type(model).__name__} classifies with a convolution; --lws scales a linear classifier")
     return replace_classifier(model, lambda old: ClassScales(old, num_classes), num_classes)
 
 

@@ -257,3 +257,11 @@ def test_where_keeps_the_runs_with_a_setting(tmp_path):
     assert none.returncode == 2 and "no run has mix=mixup" in none.stderr
     bad = call(*base, "--where", "mix", cwd=tmp_path)
     assert bad.returncode == 2 and "--where takes KEY=VALUE" in bad.stderr
+
+
+def test_split_valid_reads_the_valid_results_for_means_and_intervals(tmp_path):
+    run_dir = fake_run(tmp_path, "ERM", "2026-01-01-00-00-00", [50], metrics(80, 70))
+    (run_dir / "valid_metrics.json").write_text(json.dumps(metrics(60, 55)))
+    result = call("compare.py", "--runs", run_dir, "--split=valid", cwd=tmp_path)
+    row = result.stdout.splitlines()[1].split()
+    assert row[2:5] == ["valid", "60.00", "55.00"]

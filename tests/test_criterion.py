@@ -290,3 +290,11 @@ def test_default_gamma_is_the_measured_one():
     assert criterion.OPTIONS["ccegamma"].default == 0.5
     train = importlib.import_module("1_train")
     assert train.get_args_parser().parse_args([]).ccegamma == 0.5
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_focal_gradient_stays_finite_when_the_true_class_is_certain(gamma):
+    logits = torch.tensor([[17.0, 0.0, 0.0], [40.0, -3.0, 1.0], [0.2, 0.1, 0.0]], requires_grad=True)
+    loss = get_criterion("FL", 3, focal_gamma=gamma)(logits, torch.tensor([0, 0, 2]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()

@@ -128,3 +128,14 @@ def test_cosine_head_starts_with_unit_norm_class_vectors_as_in_cao_et_al():
     raw = torch.empty(10, 64).uniform_(-1, 1)  # the same draw, before the rescaling
     assert torch.allclose(head.weight, raw / raw.norm(dim=1, keepdim=True))
     assert float(raw.norm(dim=1).mean()) > 4  # what the vectors would start at without it
+
+
+def test_class_scales_need_a_linear_classifier_and_transform_input_is_rebuilt():
+    from b_models.heads import ClassScales, add_class_scales
+    model = get_model.build_network(41, 6, lws=True)
+    assert isinstance(model.fc, ClassScales) and torch.equal(model.fc.scales, torch.ones(6))
+    with pytest.raises(ValueError, match="classifies with a convolution; --lws scales a linear classifier"):
+        add_class_scales(get_model.build_network(40, 8), 8)
+    with torch.device("meta"):
+        assert get_model.build_network(25, 5, transform_input=True).transform_input is True  # GoogLeNet
+        assert get_model.build_network(25, 5).transform_input is False

@@ -104,3 +104,12 @@ def test_every_entry_builds_a_loss_from_its_own_options():
         assert isinstance(loss, criterion.Loss), name
     with pytest.raises(ValueError, match="unknown option"):
         criterion.get_criterion("ERM", 4, gamma=2)
+
+
+def test_drw_starts_at_80_percent_of_a_cosine_run_and_warns_when_it_never_starts():
+    train = script("1_train")
+    parse = train.get_args_parser().parse_args
+    cosine = train.check_args(parse([*FAST, "--objective=LDAM", "--drw", "--schedule=cosine", "--epochs=90"]))
+    assert cosine.drw_epoch == 72
+    with pytest.warns(UserWarning, match="--drw starts at epoch 121, after the last of the 90 epochs"):
+        train.check_args(parse([*FAST, "--objective=LDAM", "--drw", "--drw_epoch=120", "--epochs=90"]))

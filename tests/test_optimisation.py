@@ -50,3 +50,21 @@ def test_sam_step_on_a_quadratic_equals_the_closed_form():
     expected = start - 0.1 * a @ (start + 0.05 * gradient / gradient.norm())
     assert torch.allclose(w.detach(), expected, atol=1e-12)
     assert loss.item() == pytest.approx(0.5 * float(start @ a @ start))
+
+
+def test_sam_keeps_batch_norm_statistics_through_its_second_pass():
+    import torch
+    from optimisation import sam_step
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    x = torch.randn(16, 4)
+    expected = torch.nn.BatchNorm1d(3)
+    expected.load_state_dict(model[1].state_dict())
+    with torch.no_grad():
+        expected.train()(model[0](x))  # what one pass at w does to the statistics
+    sam_step(model.parameters(), lambda: model(x).pow(2).mean(), optimizer, scaler, rho=0.5, model=model)
+    assert torch.allclose(model[1].running_mean, expected.running_mean)
+    assert torch.allclose(model[1].running_var, expected.running_var)
+    assert model[1].momentum == 0.1

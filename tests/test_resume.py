@@ -114,3 +114,36 @@ def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(workdir):
     best = runs.best_checkpoint_path(run_dir)
     state = torch.load(best, weights_only=True)
     assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_kill_between_the_two_checkpoints_leaves_a_consistent_run(trained, monkeypatch):
+    """The new best checkpoint is written, then last.pth, and only then the old best removed: a kill between the
+    two saves keeps the best file last.pth names; the resumed run removes the unrecorded epoch's best."""
+    import runs as runs_module
+    from conftest import run_dir_of
+    run_dir = run_dir_of(trained, "ERM")
+    state = torch.load(run_dir / "last.pth", weights_only=True)
+    recorded_best = state["best_file"]
+    original = runs_module.save_atomic
+
+    def killed_at_last(payload, path):
+        if path.name == "last.pth":
+            raise KeyboardInterrupt
+        return original(payload, path)
+
+    monkeypatch.setattr(runs_module, "save_atomic", killed_at_last)
+    monkeypatch.setattr(runs_module.RunRecorder, "record", _always_best(runs_module.RunRecorder.record))
+    assert call("1_train.py", f"--resume={run_dir}", "--epochs=3", cwd=trained).returncode == 130
+    names = sorted(p.name for p in run_dir.glob("[0-9]*.pth"))
+    assert recorded_best in names and len(names) == 2  # the old best kept, a stray new one beside it
+    monkeypatch.undo()
+    assert call("1_train.py", f"--resume={run_dir}", "--epochs=3", cwd=trained).returncode == 0
+    final = torch.load(run_dir / "last.pth", weights_only=True)
+    assert sorted(p.name for p in run_dir.glob("[0-9]*.pth")) == [final["best_file"]]
+
+
+def _always_best(record):
+    def wrapper(self, epoch, train_row, valid, model, training_state):
+        self.best_acc = -1.0  # every epoch is a new best: the path that writes two files
+        return record(self, epoch, train_row, {**valid, "acc": 99.99}, model, training_state)
+    return wrapper

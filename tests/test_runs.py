@@ -35,3 +35,19 @@ def test_csv_log_truncates_on_resume(tmp_path):
     log.write({"epoch": 2, "loss": 1.0, "acc": 2.5, "top5acc": 3.0, "lr": 0.1})
     log.close()
     assert [row["epoch"] for row in runs.read_csv(path)] == ["0", "1", "2"]
+
+
+def test_a_trained_run_is_rebuilt_with_its_recorded_head_and_input(monkeypatch):
+    import torch
+    from runtime import Runtime
+    built = {}
+
+    def build(*args, **options):
+        built.update(options, positional=args)
+        return torch.nn.Linear(2, 3)
+
+    monkeypatch.setattr(runs, "build_network", build)
+    state = {"model_index": 25, "classes": ["a", "b", "c"], "normed_head": False, "head_scale": 1.0, "lws": True,
+             "transform_input": True, "model": torch.nn.Linear(2, 3).state_dict()}
+    runs.TrainedRun("run", "ckpt", state).network(Runtime())
+    assert built["lws"] is True and built["transform_input"] is True and built["positional"][:2] == (25, 3)

@@ -108,9 +108,27 @@ def test_valid_taken_from_train_without_a_valid_list(tmp_path):
                   "--out_name=lists", "--valid_per_class=1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     valid = tmp_path / "a_datasets" / "lists" / "valid"
-    assert sum(1 for _ in valid.rglob("*.jpg")) == 12  # every class has more than one training image
+    assert sum(1 for _ in valid.rglob("*.jpg")) == 12  # one of every class
     train = {p.name for p in (tmp_path / "a_datasets" / "lists" / "train").rglob("*.jpg")}
     assert not train & {p.name for p in valid.rglob("*.jpg")} and len(train) == 26
+    again = call("data_split.py", "--from_list", "--train_list=train.txt", "--test_list=test.txt", "--images=images",
+                 "--out_name=lists3", "--valid_per_class=3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    per_class = sorted(sum(1 for _ in folder.iterdir()) for folder in (tmp_path / "a_datasets" / "lists3" / "valid").iterdir())
+    assert per_class == [1] * 5 + [2] * 3 + [3] * 4  # classes of 2 and 3 images keep one for training
+    train_file = tmp_path / "train.txt"
+    train_file.write_text(train_file.read_text() + "train/c00/extra.jpg 12\n")
+    (tmp_path / "images" / "train" / "c00" / "extra.jpg").write_bytes((tmp_path / "images" / "train" / "c00" / "train_0_0.jpg").read_bytes())
+    single = call("data_split.py", "--from_list", "--train_list=train.txt", "--test_list=test.txt", "--images=images",
+                  "--out_name=lists4", "--valid_per_class=1", cwd=tmp_path)
+    assert single.returncode == 2 and "1 class(es) have a single training image" in single.stderr
+
+
+def test_a_list_that_is_not_text(tmp_path):
+    make_lists(tmp_path)
+    (tmp_path / "train.txt").write_bytes(b"\xff\xfe\x00binary")
+    result = from_list(tmp_path)
+    assert result.returncode == 2 and "is not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_published_totals_are_compared(capsys):

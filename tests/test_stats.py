@@ -199,3 +199,8 @@ def test_seed_aware_interval_covers_when_the_seed_spread_dominates():
             covered[kind] += low <= 80.0 <= high
     assert covered["seeds"] / draws >= 0.88
     assert covered["images"] / draws <= 0.7
+
+
+def test_sign_flip_p_of_many_pairs_is_never_zero():
+    p = stats.sign_flip_p([0.3] * 21, draws=2**12)
+    assert 0 < p <= 2 / 2**12

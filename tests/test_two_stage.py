@@ -140,7 +140,8 @@ def test_mixing_is_refused_for_objectives_that_do_not_mix(trained):
 
 
 @pytest.mark.parametrize("extra", [["--mix=cutmix", "--sam_rho=0.1"], ["--mix=cmo", "--objective=LA"],
-                                   ["--mix=remix", "--augment=randaugment", "--cutout=4"]])
+                                   ["--mix=remix", "--augment=randaugment", "--cutout=4"],
+                                   ["--augment=rrc_flip", "--workers=1"]])
 def test_mixed_sam_and_augmented_runs_resume_exactly(workdir, monkeypatch, extra):
     train = script("1_train")
     argv = [*FAST, "--epochs=3", *extra]
