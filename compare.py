@@ -42,9 +42,10 @@ def get_args_parser():
                         help="objectives to pick (default with --dataset: all that have runs)")
     parser.add_argument("--datetime", default="latest",
                         help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
-    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--where", action="append", default=[], metavar="[OBJECTIVE:]KEY=VALUE",
                         help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
-                             "init_from=null (repeatable; a run older than a flag has its default)")
+                             "init_from=null, or CCE:ccegamma=1 for one objective's runs only (repeatable; a run "
+                             "older than a flag has its default)")
     parser.add_argument("--logs_dir", default="logs")
     parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
@@ -86,21 +87,26 @@ def resolve_runs(args):
     runs = list(dict.fromkeys(runs))
     if args.where:
         conditions = [parse_condition(text) for text in args.where]
-        runs = [run for run in runs if all(_matches(run_settings(run), key, value) for key, value in conditions)]
+        runs = [run for run in runs if all(objective not in (None, run_objective(run))
+                                           or _matches(run_settings(run), key, value)
+                                           for objective, key, value in conditions)]
         if not runs:
             raise UserError(f"no run has {' and '.join(args.where)}")
     return runs
 
 
 def parse_condition(text):
-    """``--where KEY=VALUE``: the value read as JSON when it is (0.005, true, null), else as text."""
-    key, equals, value = text.partition("=")
+    """``--where [OBJECTIVE:]KEY=VALUE``: the value read as JSON when it is (0.005, true, null), else as text; with
+    an objective, the condition applies to that objective's runs only."""
+    condition, equals, value = text.partition("=")
+    objective, colon, key = condition.rpartition(":")
     if not equals or not key:
-        raise UserError(f"--where takes KEY=VALUE (a setting of config.json's args), got {text!r}")
+        raise UserError(f"--where takes [OBJECTIVE:]KEY=VALUE (a setting of config.json's args), got {text!r}")
     try:
-        return key, json.loads(value)
+        value = json.loads(value)
     except ValueError:
-        return key, value
+        pass
+    return (objective if colon else None), key, value
 
 
 def _matches(settings, key, value):

@@ -256,7 +256,12 @@ def test_where_keeps_the_runs_with_a_setting(tmp_path):
     none = call(*base, "--where", "mix=mixup", cwd=tmp_path)
     assert none.returncode == 2 and "no run has mix=mixup" in none.stderr
     bad = call(*base, "--where", "mix", cwd=tmp_path)
-    assert bad.returncode == 2 and "--where takes KEY=VALUE" in bad.stderr
+    assert bad.returncode == 2 and "--where takes [OBJECTIVE:]KEY=VALUE" in bad.stderr
+    fake_run(tmp_path, "CCE", "2026-01-01-00-00-03", [50], metrics(80, 40), ccegamma=1.0)
+    fake_run(tmp_path, "CCE", "2026-01-01-00-00-04", [50], metrics(80, 30), ccegamma=2.0)
+    scoped = call(*base, "--where", "CCE:ccegamma=2.0", cwd=tmp_path)  # ERM runs stay, one CCE run
+    assert scoped.returncode == 0 and "00-00-04" in scoped.stdout and "00-00-03" not in scoped.stdout
+    assert sum(line.startswith("ERM") for line in scoped.stdout.splitlines()) == 3
 
 
 def test_split_valid_reads_the_valid_results_for_means_and_intervals(tmp_path):
