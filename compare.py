@@ -46,6 +46,8 @@ def get_args_parser():
                         help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
                              "init_from=null, or CCE:ccegamma=1 for one objective's runs only (repeatable; a run "
                              "older than a flag has its default)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
+                        help="keep only runs with these seeds (e.g. the seeds every group has)")
     parser.add_argument("--logs_dir", default="logs")
     parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
@@ -85,6 +87,10 @@ def resolve_runs(args):
     if missing:
         raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
     runs = list(dict.fromkeys(runs))
+    if args.seeds:
+        runs = [run for run in runs if run_settings(run).get("seed") in args.seeds]
+        if not runs:
+            raise UserError(f"no run has seed {' or '.join(map(str, args.seeds))}")
     if args.where:
         conditions = [parse_condition(text) for text in args.where]
         runs = [run for run in runs if all(objective not in (None, run_objective(run))

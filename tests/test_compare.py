@@ -253,6 +253,9 @@ def test_where_keeps_the_runs_with_a_setting(tmp_path):
     assert cutmix.returncode == 0 and cutmix.stdout.count("\n") == 3 and cutmix.stdout.count("00-00-00") == 1
     plain = call(*base, "--where", "mix=null", "--where", "weight_decay=null", cwd=tmp_path)
     assert plain.returncode == 0 and plain.stdout.count("\n") == 3 and plain.stdout.count("00-00-02") == 1
+    seeded = call(*base, "--seeds", "0", "--where", "mix=cutmix", cwd=tmp_path)
+    assert seeded.returncode == 0 and "00-00-00" in seeded.stdout
+    assert call(*base, "--seeds", "7", cwd=tmp_path).returncode == 2
     none = call(*base, "--where", "mix=mixup", cwd=tmp_path)
     assert none.returncode == 2 and "no run has mix=mixup" in none.stderr
     bad = call(*base, "--where", "mix", cwd=tmp_path)
