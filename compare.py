@@ -182,9 +182,17 @@ def setting_key(objective, settings):
 
 
 def _started_from(checkpoint):
-    """What a run's ``--init_from`` says about it as an experiment: the objective of the run it started from (each
-    seed starts from its own run, so the path itself would split every group)."""
-    return None if not checkpoint else f"a {Path(checkpoint).parent.parent.name} run"
+    """What a run's ``--init_from`` says about it as an experiment: the objective and the settings of the run it
+    started from, not its path (each seed starts from its own run, so the path would split every group, and its
+    objective alone would merge stage 2 from two different first stages)."""
+    if not checkpoint:
+        return None
+    start = Path(checkpoint).parent
+    settings = run_settings(start) if start.is_dir() else {}
+    settings = {key: value for key, value in settings.items() if key not in NOT_A_SETTING}
+    if settings.get("init_from"):  # a third stage: what its start started from is named, not followed further
+        settings["init_from"] = f"a {Path(settings['init_from']).parent.parent.name} run"
+    return {"objective": start.parent.name, **settings}
 
 
 def group_runs(runs):
@@ -209,11 +217,24 @@ def _labels(keys):
         entry = criterion.OBJECTIVES.get(objective)
         shown = [key for key in (entry.shown if entry else ()) if key in mine and key not in differing]
         extras = [_show_setting(key, json.loads(mine[key])) for key in shown]
-        extras += [f"{key}={_show(json.loads(mine[key]))}" for key in sorted(differing)]
+        extras += [_show_difference(key, mine[key], [other.get(key) for other in siblings]) for key in sorted(differing)]
         if len({p for p, _, _ in keys}) > 1:
             extras.append(Path(place).name)
         labels.append(" ".join([objective] + [extra for extra in extras if extra]))
     return labels
+
+
+def _show_difference(key, mine, others):
+    """``key=value`` for a setting in which a group differs from its siblings; a start run (``--init_from``) is named
+    by its objective and the settings in which it differs from the siblings' start runs."""
+    value = json.loads(mine)
+    if not isinstance(value, dict):
+        return f"{key}={_show(value)}"
+    starts = [start for start in (json.loads(other) for other in others if other) if isinstance(start, dict)]
+    differing = [name for name in sorted(value) if name != "objective"
+                 and any(start.get(name) != value[name] for start in starts)]
+    details = ", ".join(f"{name}={_show(value[name])}" for name in differing)
+    return f"{key}=a {value['objective']} run" + (f" ({details})" if details else "")
 
 
 def _show_setting(key, value):

@@ -273,3 +273,23 @@ def test_split_valid_reads_the_valid_results_for_means_and_intervals(tmp_path):
     result = call("compare.py", "--runs", run_dir, "--split=valid", cwd=tmp_path)
     row = result.stdout.splitlines()[1].split()
     assert row[2:5] == ["valid", "60.00", "55.00"]
+
+
+def test_second_stages_are_grouped_by_the_settings_of_their_first_stage(tmp_path):
+    """Each seed's stage 2 starts from that seed's own run: the path must not split a group, and stage 2 from a
+    first stage with another weight decay must not join it (weight balancing from ERM vs from ERM + weight decay)."""
+    for seed in (0, 1):
+        plain = fake_run(tmp_path, "ERM", f"2026-01-01-00-00-0{seed}", [50], metrics(80, 70), seed=seed)
+        decayed = fake_run(tmp_path, "ERM", f"2026-01-01-00-01-0{seed}", [50], metrics(80, 71), seed=seed,
+                           weight_decay=0.005)
+        for minute, start, balanced in ((2, plain, 60 + seed), (3, decayed, 50 + seed)):
+            fake_run(tmp_path, "CB", f"2026-01-01-00-0{minute}-0{seed}", [50], metrics(80, balanced), seed=seed,
+                     init_from=str(start / "50.00.pth"), maxnorm=1.0)
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all", "--objectives=CB",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()[1:3]}
+    assert set(rows) == {"CB init_from=a ERM run (weight_decay=None)", "CB init_from=a ERM run (weight_decay=0.005)"}
+    assert " 2 " in rows["CB init_from=a ERM run (weight_decay=None)"] and "60.50" in rows[
+        "CB init_from=a ERM run (weight_decay=None)"]
+    assert "50.50" in rows["CB init_from=a ERM run (weight_decay=0.005)"]
