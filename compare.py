@@ -44,8 +44,9 @@ def get_args_parser():
                         help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
     parser.add_argument("--where", action="append", default=[], metavar="[OBJECTIVE:]KEY=VALUE",
                         help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
-                             "init_from=null, or CCE:ccegamma=1 for one objective's runs only (repeatable; a run "
-                             "older than a flag has its default)")
+                             "init_from=null, or CCE:ccegamma=1 for one objective's runs only (repeatable: every "
+                             "key must match, and a key given twice matches either value, as in --where mix=null "
+                             "--where mix=cutmix; a run older than a flag has its default)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
                         help="keep only runs with these seeds (e.g. the seeds every group has)")
     parser.add_argument("--logs_dir", default="logs")
@@ -92,10 +93,12 @@ def resolve_runs(args):
         if not runs:
             raise UserError(f"no run has seed {' or '.join(map(str, args.seeds))}")
     if args.where:
-        conditions = [parse_condition(text) for text in args.where]
+        alternatives = {}  # (objective, key) -> the values allowed: one key given twice is either value
+        for objective, key, value in map(parse_condition, args.where):
+            alternatives.setdefault((objective, key), []).append(value)
         runs = [run for run in runs if all(objective not in (None, run_objective(run))
-                                           or _matches(run_settings(run), key, value)
-                                           for objective, key, value in conditions)]
+                                           or any(_matches(run_settings(run), key, value) for value in values)
+                                           for (objective, key), values in alternatives.items())]
         if not runs:
             raise UserError(f"no run has {' and '.join(args.where)}")
     return runs

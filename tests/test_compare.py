@@ -265,6 +265,10 @@ def test_where_keeps_the_runs_with_a_setting(tmp_path):
     scoped = call(*base, "--where", "CCE:ccegamma=2.0", cwd=tmp_path)  # ERM runs stay, one CCE run
     assert scoped.returncode == 0 and "00-00-04" in scoped.stdout and "00-00-03" not in scoped.stdout
     assert sum(line.startswith("ERM") for line in scoped.stdout.splitlines()) == 3
+    either = call(*base, "--objectives=ERM", "--where", "mix=null", "--where", "mix=cutmix", "--where",
+                  "weight_decay=null", cwd=tmp_path)  # the plain run and the cutmix run, not the decayed one
+    assert either.returncode == 0 and "00-00-00" in either.stdout and "00-00-02" in either.stdout
+    assert "00-00-01" not in either.stdout
 
 
 def test_split_valid_reads_the_valid_results_for_means_and_intervals(tmp_path):
