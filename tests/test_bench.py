@@ -25,3 +25,10 @@ def test_imagenet_path_quick():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "imagenet_path.py"), "--quick", "--workers=1"],
                          capture_output=True, text=True, check=True, timeout=300).stdout
     assert re.search(r"\(a\) project data path: \d+ images/s .* a/b = [\d.]+", out), out
+
+
+def test_list_import_quick():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "list_import.py"), "--quick"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    lines, links = re.search(r"(\d+) list lines over 100 classes -> (\d+) links: [\d.]+ s", out).groups()
+    assert lines == links, out  # every listed placeholder became a link in the built dataset
