@@ -103,7 +103,13 @@ def test_baselines_run_second_stages_after_their_first(tmp_path):
     assert rows[0] == "" and objectives[0] == "ERM"  # the first stage
     assert rows[1].startswith("--init_from=latest --freeze_backbone --reinit_head --sampler=class_balanced --epochs=5")
     assert rows[2].startswith("--init_from=latest --lws")
-    assert rows[3] == "--weight_decay=5e-3" and objectives[4] == "CB" and "--init_from=latest:ERM" in rows[4]
-    assert "--maxnorm=1.0" in rows[4] and "--sam_rho=0.8" in rows[objectives.index("LDAM")]
+    # weight balancing: stage 1 is the first ERM row (its weight decay chosen on valid/), stage 2 CB from it
+    assert objectives[3] == "CB" and "--init_from=latest:ERM" in rows[3] and "--weight_decay=5e-3" in rows[3]
+    assert "--weight_decay=5e-3" not in rows[:3] and "--sampler" not in rows[3]
+    assert "--maxnorm=1.0" in rows[3] and "--sam_rho=0.8" in rows[objectives.index("LDAM")]
+    demo = run_sh(tmp_path, PYTHON="echo", OBJECTIVES="baselines")  # a plan without the choice: its own stage 1
+    trained = [line for line in demo.stdout.splitlines() if "1_train.py" in line]
+    assert "--objective=ERM" in trained[3] and trained[3].endswith("--weight_decay=5e-3")
+    assert "--objective=CB" in trained[4]
     assert {"--mix=mixup", "--mix=cutmix", "--mix=remix", "--mix=cmo"} <= set(rows)
     assert ("LA", "--mix=cmo") in zip(objectives, rows) and ("LA", "--augment=randaugment") in zip(objectives, rows)
