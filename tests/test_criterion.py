@@ -282,7 +282,7 @@ def test_fused_parts_stay_accurate_for_huge_logits():
 
 
 def test_default_gamma_is_the_measured_one():
-    """0.5: the best positive gamma of the Fashion-MNIST-LT sweep (docs/results.md)."""
+    """0.5: the best positive gamma on valid/ in the Fashion-MNIST-LT sweep (docs/results.md)."""
     import importlib
     z, y, zt, yt = batch(4)
     expected = mean([ref_ce(z[i], y[i]) - 0.5 / 3 * ref_complement(z[i], y[i]) for i in range(len(y))])
