@@ -218,7 +218,7 @@ def normalise(images, mean, std):
     """uint8 images (N x 3 x H x W) -> float, ``(x / 255 - mean) / std`` per channel."""
     mean = torch.as_tensor(mean, device=images.device).view(1, 3, 1, 1)
     std = torch.as_tensor(std, device=images.device).view(1, 3, 1, 1)
-    return (images.float().div_(255) - mean) / std
+    return images.to(torch.float32, copy=True).div_(255).sub_(mean).div_(std)  # the same values, one new tensor
 
 
 def _decode_or_skip(path, height, width, skip_bad, hint=BAD_IMAGE_HINT, sizing=None):
@@ -308,8 +308,9 @@ class ImageFiles(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         try:
             if self.sizing is not None and self.sizing.random_crop:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed * 1_000_003 + epoch * 1_009 + index)
+                with torch.random.fork_rng(devices=[]):  # the CPU generator only: torch.manual_seed would also
+                    # queue seeds for every accelerator backend, with a stack trace each, per image
+                    torch.default_generator.manual_seed(self.seed * 1_000_003 + epoch * 1_009 + index)
                     image = _decode_or_skip(self.split.paths[index], self.height, self.width, self.skip_bad,
                                             self.hint, self.sizing)
             else:

@@ -304,3 +304,13 @@ def test_rrc_flip_trains_on_the_file_path_and_evaluates_on_the_centre(tmp_path):
     stream = loader.BatchStream(loader.scan_split(tmp_path / "a_datasets" / "tiny" / "train"), 16, 16, 8, train=True,
                                 device="cpu", augment="rrc_flip", workers=0, progress=False)
     assert not stream.cached and stream.padding == 0 and not stream.flip  # crops and flips each full image
+
+
+def test_normalise_is_the_formula_and_leaves_its_input_alone():
+    images = torch.randint(0, 256, (2, 3, 4, 5), dtype=torch.uint8)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.equal(loader.normalise(images, mean, std), expected)  # bit for bit: training numbers unchanged
+    floats = images.float()
+    loader.normalise(floats, mean, std)
+    assert torch.equal(floats, images.float())  # a float input is not normalised in place
