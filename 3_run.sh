@@ -45,6 +45,11 @@ PROCESSES="${PROCESSES:-1}"
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
+from_lists() {  # PREPARE for a benchmark defined by <PREFIX>_train/_val/_test.txt in $LISTS, named NAME
+    PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/$1_train.txt" --valid_list "$LISTS/$1_val.txt"
+             --test_list "$LISTS/$1_test.txt" --images "$IMAGES" --out_name "$2")
+}
+
 case "$PLAN" in
     demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
         DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
@@ -73,16 +78,12 @@ case "$PLAN" in
         DATASET="imagenet-lt"; MODEL="${MODEL:-14}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=90
         TRAIN_FLAGS="--lr=0.2 --schedule=cosine --weight_decay=5e-4 --batchsize=$((512 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
         STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.05
-        PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/ImageNet_LT_train.txt"
-                 --valid_list "$LISTS/ImageNet_LT_val.txt" --test_list "$LISTS/ImageNet_LT_test.txt"
-                 --images "$IMAGES" --out_name imagenet-lt) ;;
+        from_lists ImageNet_LT imagenet-lt ;;
     places-lt)  # Liu et al. (2019), Kang et al. (2020): ImageNet-pretrained ResNet-152 fine-tuned, 30 epochs
         DATASET="places-lt"; MODEL="${MODEL:-13}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=30
         TRAIN_FLAGS="--pretrained --lr=0.01 --schedule=cosine --weight_decay=5e-4 --batchsize=$((256 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
         STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.05
-        PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/Places_LT_train.txt"
-                 --valid_list "$LISTS/Places_LT_val.txt" --test_list "$LISTS/Places_LT_test.txt"
-                 --images "$IMAGES" --out_name places-lt) ;;
+        from_lists Places_LT places-lt ;;
     inat2018)  # Kang et al. (2020): ResNet-50, 90 epochs, batch 512, lr 0.2, weight decay 1e-4, cosine
         DATASET="inat2018"; MODEL="${MODEL:-11}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=90
         TRAIN_FLAGS="--lr=0.2 --schedule=cosine --weight_decay=1e-4 --batchsize=$((512 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
