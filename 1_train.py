@@ -20,17 +20,18 @@ import torch
 from tqdm import tqdm
 
 import criterion
-from b_models.heads import add_class_scales, find_classifier, project_to_max_norm
+from b_models.heads import add_class_scales, find_classifier, max_norm_radius, project_to_max_norm
 from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching,
                        load_run_weights)
-from augment import Mixer
+from augment import Mixer, policy
 from loader import BatchStream, default_eval_resize, load_splits, train_stats
 from optimisation import build_optimisation, sam_step
 from runs import (CHECKPOINT_KEYS, LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir,
-                  find_run_dir, list_runs, model_folder, run_parent, run_settings, saved_arguments)
+                  find_run_dir, list_runs, model_folder, run_is_complete, run_parent, run_settings, saved_arguments,
+                  tagged_runs)
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
-from train_args import get_args_parser
+from train_args import check_method_flags, get_args_parser, resolve
 from utils import UserError, WriteError, load_checkpoint, parse_int_list, run_cli
 
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
@@ -72,6 +73,8 @@ def check_args(args):
         raise UserError("--maxnorm bounds the norms of a linear classifier's class vectors; a cosine head "
                         "(--normed_head) has unit norms already")
     if args.init_from:
+        if args.init_from.startswith("tag:") and args.seed is None:
+            raise UserError(f"--init_from {args.init_from} finds the first stage with this run's seed: give --seed")
         args.init_from = str(resolve_init(args))
     if "drw" in objective.options and args.drw:
         if args.drw_epoch is None:  # Cao et al.: the last-but-one lr stage; under a cosine schedule 80 % of the run
@@ -81,26 +84,37 @@ def check_args(args):
             warnings.warn(f"--drw starts at epoch {args.drw_epoch + 1}, after the last of the {args.epochs} epochs: "
                           "this run has no re-weighting; set --drw_epoch")
     warn_unread_options(args, objective)
+    check_method_flags(args)
+    vars(args).update(resolve(vars(args)))
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return args
 
 
 def resolve_init(args):
-    """The best checkpoint of the run ``--init_from`` names: a run folder, or ``latest[:OBJECTIVE]``, the newest
-    run of this model and dataset with that objective (default: this run's) that did not itself start from
-    another run (so that a plan's second stages all start from its first)."""
-    if args.init_from == "latest" or args.init_from.startswith("latest:"):
+    """The best checkpoint of the run ``--init_from`` names: a run folder; ``tag:LABEL``, the complete run of this
+    model and dataset tagged LABEL (``--tag``) with this run's seed (how a plan's second stage finds its own seed's
+    first stage); or ``latest[:OBJECTIVE]``, the newest complete run of this model and dataset with that objective
+    (default: this run's) that did not itself start from another run."""
+    folder = model_folder(args.model_index)
+    if args.init_from.startswith("tag:"):
+        tag = args.init_from.partition(":")[2]
+        found = [run for run in tagged_runs(args.logs_dir, folder, args.dataset, tag, args.seed) if run_is_complete(run)]
+        if not found:
+            raise UserError(f"--init_from {args.init_from}: no complete run tagged {tag!r} with seed {args.seed} under "
+                            f"{Path(args.logs_dir) / folder / args.dataset}; train that first stage first")
+        run_dir = found[-1]
+    elif args.init_from == "latest" or args.init_from.startswith("latest:"):
         objective = args.init_from.partition(":")[2] or args.objective
         if objective not in criterion.OBJECTIVES:
             raise UserError(f"--init_from {args.init_from}: unknown objective {objective!r}")
-        folder = model_folder(args.model_index)
         candidates = [run_parent(args.logs_dir, folder, args.dataset, objective) / name
                       for name in reversed(list_runs(args.logs_dir, folder, args.dataset, objective))]
-        first_stage = [run for run in candidates if not run_settings(run).get("init_from")]
+        first_stage = [run for run in candidates if not run_settings(run).get("init_from") and run_is_complete(run)]
         if not first_stage:
-            raise UserError(f"--init_from {args.init_from}: no run under "
-                            f"{run_parent(args.logs_dir, folder, args.dataset, objective)} to start from")
+            raise UserError(f"--init_from {args.init_from}: no complete run under "
+                            f"{run_parent(args.logs_dir, folder, args.dataset, objective)} to start from (a first stage "
+                            "that stopped early is not one)")
         run_dir = first_stage[0]
     else:
         run_dir = Path(args.init_from)
@@ -147,19 +161,21 @@ class Training:
     mixer: Optional[Mixer] = None  # --mix
     minority: Optional[BatchStream] = None  # CMO's stream of pasted images
     head: Optional[torch.nn.Module] = None  # the classifier, projected by --maxnorm
+    max_norm: float = 0.0  # its radius
 
 
 def train_one_epoch(training, stream, epoch):
     """One pass over the training split; returns loss, acc, top5acc (percent) and the last lr."""
     t, args, runtime = training, training.args, training.runtime
-    t.model.train(not (args.freeze_backbone or args.lws))  # frozen: batch-norm statistics stay as they start
+    t.model.train(args.bn_stats != "frozen")  # frozen: a trained backbone's batch-norm statistics stay as they are
     totals = torch.zeros(3, device=runtime.device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits
     count = 0
     first_bad = torch.full((), -1, device=runtime.device)
     lr = t.optimizer.param_groups[0]["lr"]
     progress = tqdm(total=len(stream), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
                     disable=None if runtime.is_main else True, file=sys.stderr)
-    pasted = iter(t.minority) if t.minority is not None else itertools.repeat(None)
+    mixing = t.mixer is not None and t.mixer.active
+    pasted = iter(t.minority) if t.minority is not None and mixing else itertools.repeat(None)
     for batch, ((images, labels), minority) in enumerate(zip(stream, pasted)):
         mixed = t.mixer(images, labels, minority) if t.mixer is not None else None
         if mixed is not None:
@@ -177,15 +193,16 @@ def train_one_epoch(training, stream, epoch):
             return loss
 
         if args.sam_rho:
-            loss = sam_step(t.model.parameters(), compute_loss, t.optimizer, t.scaler, args.sam_rho, t.model)
+            loss = sam_step(t.model.parameters(), compute_loss, t.optimizer, t.scaler, args.sam_rho, t.model,
+                            keep_statistics=args.sam_bn_stats == "first")
         else:
             loss = compute_loss()
             _step(loss, t.optimizer, t.scaler)
         if t.complement is not None:  # COT: a second step that flattens the incorrect classes
             with runtime.autocast():
                 _step(t.complement(t.model(images), labels), t.optimizer, t.scaler)
-        if t.head is not None:
-            project_to_max_norm(t.head, args.maxnorm)
+        if t.head is not None and args.maxnorm_every == "step":
+            project_to_max_norm(t.head, t.max_norm)
         lr = t.optimizer.param_groups[0]["lr"]
         t.scheduler.step()
         with torch.no_grad():
@@ -199,6 +216,8 @@ def train_one_epoch(training, stream, epoch):
             progress.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{100 * correct / count:.2f}")
         progress.update()
     progress.close()
+    if t.head is not None and args.maxnorm_every == "epoch":  # after the epoch's last step, as Alshammari et al.
+        project_to_max_norm(t.head, t.max_norm)
     totals = torch.cat([totals, torch.tensor([count], device=runtime.device, dtype=torch.float64)])
     loss_sum, correct, correct5, count = runtime.all_sum(totals).tolist()
     return {"loss": loss_sum / count, "acc": round(100 * correct / count, 4),
@@ -300,7 +319,7 @@ def build_streams(args, runtime, splits, normalisation=None):
                   bad_image_hint="delete or replace it, or pass --skip_bad_images", eval_resize=args.eval_resize,
                   world_size=runtime.world_size, channels_last=runtime.channels_last, progress=runtime.is_main)
     train = BatchStream(splits["train"], args.height, args.width, args.batchsize, train=True,
-                        augment=args.augment, sampler=args.sampler, cutout=args.cutout, **common)
+                        augment=args.augment, sampler=args.sampler, cutout=args.cutout, flip=args.flip, **common)
     valid = BatchStream(splits["valid"], args.height, args.width, args.batchsize, train=False, **common)
     if normalisation is not None:  # a resumed run's, or those the network it starts from was trained with
         mean, std = map(list, normalisation)
@@ -310,6 +329,8 @@ def build_streams(args, runtime, splits, normalisation=None):
         mean, std = train_stats(train, args.height, args.width)
     for stream in (train, valid):
         stream.set_normalization(mean, std)
+    fill = [255 * value for value in mean] if args.policy_fill == "mean" else None
+    train.set_policy(policy(args.augment, fill, args.randaugment_ops, args.randaugment_magnitude))
     return train, valid, mean, std
 
 
@@ -387,11 +408,16 @@ def train(args, runtime):
     if args.compile:
         model = torch.compile(model)
     optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype)
+    head = find_classifier(raw_model)[1] if args.maxnorm else None
+    if head is not None:  # a resumed run keeps the radius it started with
+        radius = state["maxnorm_radius"] if state is not None and "maxnorm_radius" in state else max_norm_radius(
+            head, args.maxnorm, relative=args.maxnorm_threshold == "relative")
     training = Training(model, loss_fn, complement, optimizer, scheduler, scaler, args, runtime,
                         mixer=Mixer(args.mix, train_stream.class_counts, args.mix_alpha, args.mix_prob, args.remix_kappa,
-                                    args.remix_tau, seed=args.seed * 7 + runtime.rank) if args.mix else None,
-                        minority=train_stream.with_sampler("reversed", args.seed + 1) if args.mix == "cmo" else None,
-                        head=find_classifier(raw_model)[1] if args.maxnorm else None)
+                                    args.remix_tau, seed=args.seed * 7 + runtime.rank, epochs=args.epochs,
+                                    off_first=args.mix_off_first, off_last=args.mix_off_last) if args.mix else None,
+                        minority=train_stream.with_sampler(args.cmo_alpha, args.seed + 1) if args.mix == "cmo" else None,
+                        head=head, max_norm=radius if head is not None else 0.0)
     start_epoch, best = 0, None
     if state is not None:
         start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler)
@@ -408,6 +434,8 @@ def train(args, runtime):
                  "objective": args.objective, "args": vars(args), "environment": environment_record(runtime.device)}
         if init is not None:  # where this run started
             about["init_from"] = {"checkpoint": args.init_from, "epoch": init["epoch"], "valid_acc": init["acc"]}
+        if head is not None:
+            about["maxnorm_radius"] = training.max_norm
         recorder = RunRecorder(run_dir, about, start_epoch, best)
         print(f"{'resuming' if state else 'training'} {model_name} on {args.dataset} ({len(classes)} classes, "
               f"{train_stream.num_samples} train / {valid_stream.num_samples} valid images) with {args.objective} "
@@ -447,6 +475,7 @@ def train(args, runtime):
             recorder.close()
     runtime.barrier()  # no process tears down the group while rank 0 still writes
     if recorder is not None:
+        recorder.finish(args.epochs)
         print(f"done: best valid acc {recorder.best_acc:.2f} at epoch {recorder.best_epoch + 1}; checkpoint "
               f"{recorder.best_path}; evaluate with: python 2_test.py --model_index={args.model_index} "
               f"--dataset={args.dataset} --objective={args.objective} --datetime={run_dir.name}", flush=True)

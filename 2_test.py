@@ -45,9 +45,9 @@ def get_args_parser():
                         help="also report predictions adjusted by -T*log(training class frequency) (Menon et al., "
                              "2021); auto: the T in 0..2 (step 0.1) with the best balanced accuracy on valid/")
     parser.add_argument("--tau_norm", default=None, metavar="T|auto",
-                        help="also report the classifier tau-normalised (Kang et al., 2020): each class's logit "
-                             "divided by the norm of its weight vector to the power T; auto: the T in 0..2 (step "
-                             "0.1) with the best balanced accuracy on valid/")
+                        help="also report the classifier tau-normalised (Kang et al., 2020, as their tau_norm.py "
+                             "computes it): each class's weight vector divided by its norm to the power T, the bias "
+                             "dropped; auto: the T in 0..2 (step 0.1) with the best balanced accuracy on valid/")
     parser.add_argument("--resamples", type=positive(int), default=stats.RESAMPLES,
                         help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the bootstrap")
@@ -173,10 +173,14 @@ def main(args):
     classes = run.classes
     model = run.network(runtime)
     if args.tau_norm is not None:
+        if state.get("lws"):
+            raise UserError("--tau_norm normalises a plain classifier; this run's classifier is scaled per class (LWS)")
         try:
-            norms = class_weight_norms(find_classifier(model)[1]).cpu().numpy()
+            classifier = find_classifier(model)[1]
+            norms = class_weight_norms(classifier).cpu().numpy()
         except ValueError as error:
             raise UserError(f"--tau_norm: {error}") from None
+        bias = classifier.bias.detach().float().cpu().numpy() if getattr(classifier, "bias", None) is not None else None
 
     def logits_of(chosen):
         stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
@@ -208,8 +212,8 @@ def main(args):
     if args.tau_norm is not None:
         chosen_on = "given"
         if tau_norm is None:
-            tau_norm, chosen_on = stats.choose_tau_norm(*valid_logits(), norms), "valid"
-        normalised = stats.tau_normalise(logits, norms, tau_norm)
+            tau_norm, chosen_on = stats.choose_tau_norm(*valid_logits(), norms, bias=bias), "valid"
+        normalised = stats.tau_normalise(logits, norms, tau_norm, bias)
         summary["tau_norm"] = {"tau": tau_norm, "tau_chosen_on": chosen_on,
                                **summarise(normalised, targets, classes, state, args.resamples, args.seed)[0]}
     table = per_class_table(targets, predictions, classes)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Batch experiments: a plan is a dataset, a network, training flags and a list of
-# objectives, run for every seed in SEEDS, each run evaluated on the test split,
-# then one table (mean +- std over seeds) of every objective.
+# Batch experiments: a plan is a dataset, a network, training flags and a list of rows (an objective and its
+# flags), run for every seed in SEEDS, each run evaluated on the test split, then one table (mean +- std over
+# seeds) of every row.
 #
 #   bash 3_run.sh                                   # the demo: long-tailed digits, ~2 min on 2 CPU cores
 #   EPOCHS=1 bash 3_run.sh                          # a quick smoke run
@@ -9,19 +9,17 @@
 #   SEEDS="0 1 2" PLAN=cifar10-lt bash 3_run.sh     # CIFAR-10-LT as Cao et al. (2019) train it (GPU)
 #   PLAN=cifar100-lt bash 3_run.sh                  # CIFAR-100-LT, same recipe (GPU)
 #   SEEDS="0 1 2" PLAN=fmnist-lt OBJECTIVES=baselines bash 3_run.sh   # today's baselines (below)
+#   DRY_RUN=1 PLAN=cifar10-lt OBJECTIVES=baselines bash 3_run.sh     # print the commands, run nothing
 #
 # Environment variables (each has a default per plan):
 #   PLAN        demo | fmnist-lt | cifar10-lt | cifar100-lt | imagenet-lt | places-lt | inat2018
-#   SEEDS       seeds to run every objective with (default "0"; SEED is read too)
-#   OBJECTIVES  objectives to run; OBJECTIVE:FLAG,FLAG adds flags to one of them,
-#               e.g. "ERM LDAM:--drw CCE:--ccegamma=0.5 CCE:--ccegamma=2"; "baselines" runs
-#               the rows of $BASELINES in order: ERM, then cRT and LWS starting from it
-#               (Kang et al., 2020), weight balancing's two stages (Alshammari et al., 2022),
-#               mixup, CutMix, Remix, CMO (with ERM and LA), LDAM-DRW + SAM (Rangwani et
-#               al., 2022) and RandAugment (with ERM and LA). A second stage starts from
-#               the newest run of its first stage's objective that did not itself start
-#               from another run (1_train.py --init_from latest[:OBJECTIVE]).
-#   EPOCHS      overrides the plan's number of epochs
+#   SEEDS       seeds to run every row with (default "0"; SEED is read too)
+#   OBJECTIVES  the rows: OBJECTIVE or OBJECTIVE:FLAG,FLAG, e.g. "ERM LDAM:--drw CCE:--ccegamma=2"; a row may be
+#               named, name=OBJECTIVE:FLAGS, and a second stage names its first with --init_from=row:NAME (or
+#               row:OBJECTIVE for an unnamed row without flags): each seed's second stage then starts from the
+#               same seed's run of that row, found by the row's tag (1_train.py --tag, --init_from tag:...).
+#               "baselines" runs the rows of $BASELINES in order; docs/recipes.md gives every value and its source.
+#   EPOCHS      overrides the plan's number of epochs (of first stages; a second stage keeps its own)
 #   EXTRA       more flags for every 1_train.py run
 #   ROOT        torchvision's download folder for the benchmark plans (default data)
 #   LISTS       the large plans: the folder holding the split lists (ImageNet_LT_train.txt, ...)
@@ -30,9 +28,11 @@
 #   LAUNCH      how to start training, e.g. "torchrun --nproc_per_node=8" (default: $PYTHON)
 #   PROCESSES   training processes in all (machines x GPUs): the large plans divide their global batch
 #   MARKDOWN    also write the table to this markdown file
+#   DRY_RUN     1: print the commands instead of running them
 #
-# Paths are relative to the current folder (a_datasets/, logs/, data/); the
-# scripts are found next to this file.
+# A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
+# test metrics); one that stopped part-way is resumed.  Paths are relative to the current folder (a_datasets/,
+# logs/, data/); the scripts are found next to this file.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python}"
@@ -42,6 +42,7 @@ ROOT="${ROOT:-data}"
 LISTS="${LISTS:-lists}"
 IMAGES="${IMAGES:-images}"
 PROCESSES="${PROCESSES:-1}"
+DRY_RUN="${DRY_RUN:-0}"
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
@@ -50,17 +51,22 @@ from_lists() {  # PREPARE for a benchmark defined by <PREFIX>_train/_val/_test.t
              --test_list "$LISTS/$1_test.txt" --images "$IMAGES" --out_name "$2")
 }
 
+# The methods' recipes (docs/recipes.md gives each value's source; tests/test_recipes.py keeps the two in step).
+# Second stages of Kang et al. (cRT, LWS) and Alshammari et al. (weight balancing): the class-aware sampler (cRT,
+# LWS), one cosine lr per epoch stepped at its start, the frozen backbone in training mode (batch norm re-estimated).
+CRT="--epochs=10"; LWS="--epochs=5"
+WB1="wb1=ERM:--weight_decay=5e-3"; WB2="--lr=0.01,--weight_decay=0.1,--epochs=10,--batchsize=64"
+SAM_RHO=0.8; RA_MAGNITUDE=9
 case "$PLAN" in
     demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
         DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
-        STAGE2="--epochs=5,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.8
         TRAIN_FLAGS="--lr=0.05 --lrstep 15 10 5 --warmup --batchsize=32 --height=16 --width=16 --augment=crop"
         PREPARE=("$HERE/data_split.py" --demo) ;;
     fmnist-lt)  # CPU-sized: SimpleCNN, 15 epochs, Fashion-MNIST with CIFAR-10-LT's counts (ratio 100)
         DATASET="fmnist-lt"; MODEL=41; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=15
         TRAIN_FLAGS="--lr=0.1 --lrstep 11 2 2 --warmup --batchsize=128 --height=28 --width=28 --augment=crop"
-        STAGE2="--epochs=5,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.8
-        WB_STAGE1=""  # chosen on valid/: the plan's own 5e-4 (80.8) beat 5e-3 (63.7), docs/results.md
+        WB1="ERM"  # chosen on valid/: the plan's own 5e-4 (80.8) beat 5e-3 (63.7), docs/results.md
+        SAM_RHO=0.8; RA_MAGNITUDE=9  # chosen on valid/, docs/results.md
         PREPARE=("$HERE/data_split.py" --from_torchvision FashionMNIST --root "$ROOT" --imbalance_ratio 100
                  --n_max 5000 --valid_per_class 100 --out_name fmnist-lt) ;;
     cifar10-lt|cifar100-lt)  # Cao et al. (2019): ResNet-32, 200 epochs, lr 0.1, x0.01 at 160 and 180, wd 2e-4
@@ -68,26 +74,27 @@ case "$PLAN" in
         # Cao et al.'s baselines as they ran them: focal gamma 1, class-balanced re-weighting reduced by the weighted
         # mean (--cb_reduction weighted), LDAM's DRW likewise (always weighted).
         DATASET="$PLAN"; MODEL=43; DEFAULT_EPOCHS=200
-        STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.8
         DEFAULT_OBJECTIVES="ERM CCE COT FL:--focal_gamma=1 CB:--cb_reduction=weighted LDAM:--drw BS LA"
         TRAIN_FLAGS="--lr=0.1 --lrstep 160 20 20 --lrdecay=0.01 --warmup --batchsize=128 --weight_decay=2e-4 --height=32 --width=32 --augment=crop_flip"
+        # Weight balancing's stage 1 as Alshammari et al. train it (lr 0.01, cosine, batch 64, wd 5e-3, 320 epochs).
+        WB1="wb1=ERM:--weight_decay=5e-3,--lr=0.01,--schedule=cosine_epoch,--no-warmup,--batchsize=64,--epochs=320"
         # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
         PREPARE=("$HERE/data_split.py" --from_torchvision "$NAME" --root "$ROOT" --imbalance_ratio 100
                  --valid_source test --out_name "$PLAN") ;;
     imagenet-lt)  # Kang et al. (2020): ResNeXt-50 32x4d (MODEL=11: ResNet-50), 90 epochs, batch 512, lr 0.2, cosine
         DATASET="imagenet-lt"; MODEL="${MODEL:-14}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=90
         TRAIN_FLAGS="--lr=0.2 --schedule=cosine --weight_decay=5e-4 --batchsize=$((512 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
-        STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.05
+        CRT="--epochs=10,--lr=0.2"; LWS="--epochs=5,--lr=0.2"; SAM_RHO=0.05
         from_lists ImageNet_LT imagenet-lt ;;
     places-lt)  # Liu et al. (2019), Kang et al. (2020): ImageNet-pretrained ResNet-152 fine-tuned, 30 epochs
         DATASET="places-lt"; MODEL="${MODEL:-13}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=30
         TRAIN_FLAGS="--pretrained --lr=0.01 --schedule=cosine --weight_decay=5e-4 --batchsize=$((256 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
-        STAGE2="--epochs=10,--schedule=cosine,--no-warmup"; WB_DECAY=5e-3; MAXNORM=1.0; SAM_RHO=0.05
+        CRT="--epochs=10,--lr=0.1"; LWS="--epochs=5,--lr=0.1"; SAM_RHO=0.05
         from_lists Places_LT places-lt ;;
     inat2018)  # Kang et al. (2020): ResNet-50, 90 epochs, batch 512, lr 0.2, weight decay 1e-4, cosine
         DATASET="inat2018"; MODEL="${MODEL:-11}"; DEFAULT_OBJECTIVES="$LARGE_OBJECTIVES"; DEFAULT_EPOCHS=90
         TRAIN_FLAGS="--lr=0.2 --schedule=cosine --weight_decay=1e-4 --batchsize=$((512 / PROCESSES)) --height=224 --width=224 --augment=rrc_flip --workers=8"
-        STAGE2="--epochs=30,--schedule=cosine,--no-warmup"; WB_DECAY=5e-4; MAXNORM=1.0; SAM_RHO=0.05
+        CRT="--epochs=30,--lr=0.2"; LWS="--epochs=5,--lr=0.2"; WB1="wb1=ERM:--weight_decay=5e-4"; SAM_RHO=0.05
         # The literature tests on the official validation list; valid/ takes 2 training images of each class.
         PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/iNaturalist18_train.txt"
                  --test_list "$LISTS/iNaturalist18_val.txt" --valid_per_class 2 --images "$IMAGES"
@@ -96,50 +103,115 @@ case "$PLAN" in
         echo "error: unknown PLAN '$PLAN'; choose demo, fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018" >&2
         exit 2 ;;
 esac
-# Today's baselines, in the order they must run (second stages after their first). Weight balancing's stage 1 is
-# ERM with WB_DECAY, unless the plan sets WB_STAGE1="" (stage 1 is then the first ERM row, the plan's own decay).
+STAGE2="--schedule=cosine_epoch,--no-warmup"
+# Weight balancing's stage 1 is the plan's ERM row when WB1 is "ERM", else a named row of its own before stage 2.
+if [ "$WB1" = ERM ]; then WB1=""; WB_START="row:ERM"; else WB_START="row:${WB1%%=*}"; fi
+MIX="--mix_alpha=1"
 BASELINES="ERM
-    ERM:--init_from=latest,--freeze_backbone,--reinit_head,--sampler=class_balanced,$STAGE2
-    ERM:--init_from=latest,--lws,--sampler=class_balanced,$STAGE2
-    ${WB_STAGE1-ERM:--weight_decay=$WB_DECAY}
-    CB:--init_from=latest:ERM,--freeze_backbone,--maxnorm=$MAXNORM,--weight_decay=$WB_DECAY,$STAGE2
-    ERM:--mix=mixup ERM:--mix=cutmix ERM:--mix=remix ERM:--mix=cmo LA LA:--mix=cmo
-    LDAM:--drw,--sam_rho=$SAM_RHO ERM:--augment=randaugment LA:--augment=randaugment"
+    ERM:--init_from=row:ERM,--freeze_backbone,--reinit_head,--sampler=class_aware,$STAGE2,$CRT
+    ERM:--init_from=row:ERM,--lws,--sampler=class_aware,$STAGE2,$LWS
+    $WB1
+    CB:--init_from=$WB_START,--freeze_backbone,--cb_loss=softmax_bce,--maxnorm=0.1,--maxnorm_threshold=relative,--maxnorm_every=epoch,$STAGE2,$WB2
+    ERM:--mix=mixup,$MIX,--mix_prob=1
+    ERM:--mix=cutmix,$MIX,--mix_prob=0.5
+    ERM:--mix=remix,$MIX,--mix_prob=1,--remix_kappa=3,--remix_tau=0.5
+    ERM:--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1
+    LA
+    LA:--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1
+    LDAM:--drw,--sam_rho=$SAM_RHO,--sam_bn_stats=both
+    ERM:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE
+    LA:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE"
 OBJECTIVES="${OBJECTIVES:-$DEFAULT_OBJECTIVES}"
 if [ "$OBJECTIVES" = baselines ]; then OBJECTIVES="$BASELINES"; fi
 EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"
 DATASET="${DATASET_NAME:-$DATASET}"
 
+show() {  # a command as it would run (DRY_RUN) or ran
+    printf '%s\n' "$*"
+}
+
+
+row_body() {  # a row without its name: name=OBJECTIVE:FLAGS -> OBJECTIVE:FLAGS
+    if [[ "$1" =~ ^[a-z][a-z0-9_-]*= ]]; then echo "${1#*=}"; else echo "$1"; fi
+}
+
+row_tag() {  # the tag of a row's runs: a hash of everything that defines them but the seed
+    printf '%s\n' "$DATASET" "$MODEL" "$EPOCHS" "$TRAIN_FLAGS" "$(row_body "$1")" "${EXTRA:-}" | sha1sum | cut -c1-12
+}
+
+named_row() {  # the row a --init_from=row:NAME refers to
+    local name="$1" spec
+    for spec in $OBJECTIVES; do
+        if [ "${spec%%=*}" = "$name" ] && [[ "$spec" =~ ^[a-z][a-z0-9_-]*= ]]; then echo "$spec"; return; fi
+        if [ "$spec" = "$name" ]; then echo "$spec"; return; fi
+    done
+    echo "error: a row refers to row:$name, which is not a row of this plan" >&2
+    exit 2
+}
+
+row_flags() {  # the flags of a row, with --init_from=row:NAME turned into the tag of that row's runs
+    local body flags="" flag target parts
+    body="$(row_body "$1")"
+    [ "$body" != "${body%%:*}" ] || return 0
+    IFS=',' read -r -a parts <<< "${body#*:}"
+    for flag in "${parts[@]}"; do
+        if [[ "$flag" == --init_from=row:* ]]; then
+            target="$(named_row "${flag#--init_from=row:}")" || exit 2
+            flag="--init_from=tag:$(row_tag "$target")"
+        fi
+        flags="$flags $flag"
+    done
+    echo "$flags"
+}
+
+for spec in $OBJECTIVES; do row_flags "$spec" > /dev/null; done  # a reference to no row stops the plan here
+
 if [ ! -d "a_datasets/$DATASET" ]; then
-    "$PYTHON" "${PREPARE[@]}"
+    if [ "$DRY_RUN" = 1 ]; then show "$PYTHON" "${PREPARE[@]}"; else "$PYTHON" "${PREPARE[@]}"; fi
 fi
 
 MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name
 print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
 
-latest_run() {  # the newest run folder of one objective: folders are named by start time, so the last in order
-    local runs=("logs/$MODEL_NAME/$DATASET/$1"/*/)
-    local last="${runs[-1]}"
-    echo "${last%/}"
-}
-
 RUNS=()
 for seed in $SEEDS; do
     for spec in $OBJECTIVES; do
-        objective="${spec%%:*}"
-        flags=""
-        if [ "$spec" != "$objective" ]; then flags="${spec#*:}"; flags="${flags//,/ }"; fi
+        body="$(row_body "$spec")"
+        objective="${body%%:*}"
+        tag="$(row_tag "$spec")"
+        flags="$(row_flags "$spec")"
+        found=""
+        if [ "$DRY_RUN" != 1 ]; then
+            found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed" || true)"
+        fi
+        status="${found%% *}"; run="${found#* }"
         # shellcheck disable=SC2086  # flag lists are meant to split
-        ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
-            --epochs="$EPOCHS" --seed="$seed" $TRAIN_FLAGS $flags ${EXTRA:-}
-        "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime=latest
-        RUNS+=("$(latest_run "$objective")")
+        case "$status" in
+            evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
+            complete) ;;
+            incomplete) ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --resume="$run" ;;
+            *)
+                command=(${LAUNCH:-$PYTHON} "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL"
+                         --objective="$objective" --epochs="$EPOCHS" --seed="$seed" --tag="$tag" $TRAIN_FLAGS $flags ${EXTRA:-})
+                if [ "$DRY_RUN" = 1 ]; then show "${command[@]}"; else "${command[@]}"; fi ;;
+        esac
+        if [ "$DRY_RUN" = 1 ]; then
+            show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="<run of tag $tag, seed $seed>"
+            continue
+        fi
+        found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed")"
+        run="${found#* }"
+        if [ "${found%% *}" != evaluated ]; then
+            "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="$(basename "$run")"
+        fi
+        RUNS+=("$run")
     done
 done
 
 echo
-"$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg" \
-    ${MARKDOWN:+--markdown="$MARKDOWN"}
+compare=("$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg"
+         ${MARKDOWN:+--markdown="$MARKDOWN"})
+if [ "$DRY_RUN" = 1 ]; then show "$PYTHON" "$HERE/compare.py" --runs "<the runs above>"; else "${compare[@]}"; fi
 
 # The original project's command lines (CIFAR-style ResNets, 32x32 images, 200 epochs):
 # python ./1_train.py --dataset=your_own_splitted_dataset_1 --model_index=36 --objective='ERM' --warmup;

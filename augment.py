@@ -44,14 +44,21 @@ def augment_batch(images, padding, flip, generator):
     return images[batch_index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def policy(name):
-    """torchvision's ``AutoAugment`` (CIFAR-10 policy), ``RandAugment`` or ``TrivialAugmentWide``, or None."""
+def policy(name, fill=None, ops=2, magnitude=9):
+    """torchvision's ``AutoAugment`` (CIFAR-10 policy), ``RandAugment`` (``ops`` operations at ``magnitude`` of 31
+    levels) or ``TrivialAugmentWide``, or None.  ``fill`` (an RGB triple of 0-255) paints what a rotation, shear or
+    translation uncovers: torchvision's default is black; the long-tail references fill with a mean colour (PaCo and
+    BCL: ImageNet's mean pixel for RandAugment; PaCo's CIFAR-10 AutoAugment: grey 128), and 1_train.py passes the
+    training split's mean colour."""
     if name not in POLICIES:
         return None
     from torchvision.transforms import v2
 
-    return {"autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10), "randaugment": v2.RandAugment,
-            "trivialaugment": v2.TrivialAugmentWide}[name]()
+    fill = None if fill is None else [int(round(value)) for value in fill]
+    build = {"autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, fill=fill),
+             "randaugment": lambda: v2.RandAugment(num_ops=ops, magnitude=magnitude, fill=fill),
+             "trivialaugment": lambda: v2.TrivialAugmentWide(fill=fill)}
+    return build[name]()
 
 
 def apply_policy(images, transform):
@@ -61,15 +68,18 @@ def apply_policy(images, transform):
 
 
 def cutout(images, size, generator):
-    """Cutout (DeVries & Taylor, 2017): per image, a ``size`` x ``size`` square at a uniformly drawn centre (cut
-    where it crosses the border) set to 0, which is the mean colour in normalised images."""
+    """Cutout (DeVries & Taylor, 2017), as their code cuts it: per image, rows ``y - size//2`` to ``y + size//2``
+    (and the same columns) around a uniformly drawn centre ``(y, x)``, cut where they cross the border, set to 0,
+    the mean colour of normalised images (their code, too, cuts after normalising).  The square's side is
+    ``2 * (size // 2)``: an odd ``size`` loses one pixel, as there."""
     n, _, height, width = images.shape
     device = images.device
-    top = torch.randint(0, height, (n, 1, 1), generator=generator, device=device) - size // 2
-    left = torch.randint(0, width, (n, 1, 1), generator=generator, device=device) - size // 2
+    half = size // 2
+    top = torch.randint(0, height, (n, 1, 1), generator=generator, device=device) - half
+    left = torch.randint(0, width, (n, 1, 1), generator=generator, device=device) - half
     rows = torch.arange(height, device=device)[None, :, None]
     cols = torch.arange(width, device=device)[None, None, :]
-    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    inside = (rows >= top) & (rows < top + 2 * half) & (cols >= left) & (cols < left + 2 * half)
     return images.masked_fill(inside[:, None], 0)
 
 
@@ -85,12 +95,14 @@ class Mixed:
 
 
 def cutmix_box(height, width, lam, rng):
-    """CutMix's box (Yun et al., 2019): area ``(1 - lam) * H * W`` at a uniform centre, cut at the border:
-    ``(top, bottom, left, right)``."""
-    cut_h, cut_w = int(height * np.sqrt(1 - lam)), int(width * np.sqrt(1 - lam))
+    """CutMix's box as Yun et al.'s code (and CMO's copy of it) cuts it: sides ``int(H * sqrt(1 - lam))`` and
+    ``int(W * sqrt(1 - lam))``, rows ``cy - cut_h//2`` to ``cy + cut_h//2`` around a uniform centre, cut at the
+    border (an odd side loses one pixel, as there): ``(top, bottom, left, right)``.  The label share is then the
+    area left, ``paste``'s second result."""
+    half_h, half_w = int(height * np.sqrt(1 - lam)) // 2, int(width * np.sqrt(1 - lam)) // 2
     centre_y, centre_x = int(rng.integers(height)), int(rng.integers(width))
-    top, bottom = np.clip([centre_y - cut_h // 2, centre_y + cut_h - cut_h // 2], 0, height)
-    left, right = np.clip([centre_x - cut_w // 2, centre_x + cut_w - cut_w // 2], 0, width)
+    top, bottom = np.clip([centre_y - half_h, centre_y + half_h], 0, height)
+    left, right = np.clip([centre_x - half_w, centre_x + half_w], 0, width)
     return int(top), int(bottom), int(left), int(right)
 
 
@@ -114,23 +126,42 @@ def remix_lambda(lam, counts_a, counts_b, kappa=3.0, tau=0.5):
     return label
 
 
+@dataclass(frozen=True)
+class MixRecipe:
+    """What a mixing method's official code does besides mixing: the share of batches it mixes and the epochs at
+    the start and the end it leaves unmixed (docs/recipes.md has the sources)."""
+    probability: float
+    off_first: int = 0
+    off_last: int = 0
+
+
+# mixup (Zhang et al.'s mixup-cifar10): every batch.  CutMix (Yun et al.'s CIFAR command): half the batches.
+# Remix (no official code; the paper): every batch.  CMO (Park et al.'s cifar_train.py): half the batches, and only
+# in epochs start < e < E - end with --start_data_aug 3, --end_data_aug 3, so not in the first 4 or the last 3.
+MIX_RECIPES = {"mixup": MixRecipe(1.0), "cutmix": MixRecipe(0.5), "remix": MixRecipe(1.0), "cmo": MixRecipe(0.5, 4, 3)}
+
+
 class Mixer:
     """Mixes training batches: ``--mix``, ``--mix_alpha`` (lam ~ Beta(alpha, alpha)), ``--mix_prob`` (share of
-    batches mixed), Remix's ``kappa`` and ``tau``.  CMO pastes images from a second stream whose sampler draws
-    class k with probability proportional to 1 / n_k (``sampler="reversed"``).  Seeded per epoch."""
+    batches mixed), ``--mix_off_first`` / ``--mix_off_last`` (epochs left unmixed), Remix's ``kappa`` and ``tau``.
+    CMO pastes images from a second stream whose sampler weights each image by ``1 / n_k^alpha`` (``--cmo_alpha``;
+    at 1 every class is drawn alike).  Seeded per epoch."""
 
-    def __init__(self, kind, class_counts, alpha=1.0, probability=1.0, kappa=3.0, tau=0.5, seed=0):
+    def __init__(self, kind, class_counts, alpha=1.0, probability=1.0, kappa=3.0, tau=0.5, seed=0, epochs=None,
+                 off_first=0, off_last=0):
         self.kind, self.alpha, self.probability, self.kappa, self.tau, self.seed = kind, alpha, probability, kappa, tau, seed
+        self.epochs, self.off_first, self.off_last = epochs, off_first, off_last
         self.class_counts = torch.as_tensor(class_counts)
         self.set_epoch(0)
 
     def set_epoch(self, epoch):
         self.rng = np.random.default_rng([self.seed, epoch, 5])
         self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 31 + 17)
+        self.active = mixing_epoch(epoch, self.epochs, self.off_first, self.off_last)
 
     def __call__(self, images, labels, minority=None):
-        """A ``Mixed`` batch, or None for a batch left as it is (``--mix_prob``)."""
-        if self.rng.random() >= self.probability:
+        """A ``Mixed`` batch, or None for a batch left as it is (``--mix_prob``, or an epoch without mixing)."""
+        if not self.active or self.rng.random() >= self.probability:
             return None
         lam = float(self.rng.beta(self.alpha, self.alpha))
         if self.kind == "cmo":
@@ -150,3 +181,9 @@ class Mixer:
             counts = self.class_counts
             share = remix_lambda(lam, counts[labels.cpu()], counts[other.cpu()], self.kappa, self.tau)
         return Mixed(mixed, labels, other, share.to(labels.device))
+
+
+def mixing_epoch(epoch, epochs, off_first=0, off_last=0):
+    """Whether epoch ``epoch`` (0-based) of ``epochs`` mixes: not in the first ``off_first`` nor the last
+    ``off_last`` epochs (CMO's ``start_data_aug < epoch < epochs - end_data_aug`` is off_first = start + 1)."""
+    return epoch >= off_first and (epochs is None or epoch < epochs - off_last)

@@ -30,7 +30,7 @@ METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F
            ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
 # Arguments that never change what a run learns (paths, speed, bookkeeping) and the seed: not part of a group.
 NOT_A_SETTING = {"seed", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers", "compile", "no_amp",
-                 "skip_bad_images", "sync_bn", "many_shot", "few_shot"}
+                 "skip_bad_images", "sync_bn", "many_shot", "few_shot", "tag"}
 
 
 def get_args_parser():

@@ -13,6 +13,7 @@ classifier head, the factor its probabilities use, whether it takes a second
 ``2_test.py``, ``predict.py`` and ``compare.py`` read it; ``python criterion.py``
 prints it as the README's table.  A new loss is a ``Loss`` subclass plus one entry.
 """
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -136,6 +137,24 @@ class CrossEntropy(Loss):
         return _cross_entropy(logits, targets, self.label_smoothing)
 
 
+class SoftmaxBinaryCrossEntropy(Loss):
+    """The class-balanced loss as Alshammari et al.'s weight balancing trains its second stage: ``CB_loss(...,
+    "softmax", beta, gamma)`` of the PyTorch port of Cui et al. they use (``utils/class_balanced_loss.py``), which
+    is *binary* cross entropy on the softmax probabilities against one-hot labels, averaged over the K classes:
+    ``l_i = -(1/K) [log p_ig + sum_{j != g} log(1 - p_ij)]``, each log floored at -100 as torch's BCE floors it
+    (its gamma is not used for "softmax").  With the class weights ``w_g`` and the plain mean this is their
+    ``F.binary_cross_entropy(p, onehot, weight=w_g)``, the mean over the B x K entries."""
+
+    FLOOR = -100.0
+
+    def per_sample(self, logits, targets):
+        log_p = torch.log_softmax(logits, dim=1)
+        # log(1 - p) from log p without cancellation; the floor keeps value and gradient finite at p = 1.
+        log_rest = torch.log((-torch.expm1(log_p)).clamp_min(math.exp(self.FLOOR)))
+        target = torch.zeros_like(log_p, dtype=torch.bool).scatter_(1, targets[:, None], True)
+        return -torch.where(target, log_p.clamp_min(self.FLOOR), log_rest).mean(dim=1)
+
+
 class ComplementCrossEntropy(Loss):
     """CCE: ``CE - gamma / (K - 1) * C``; gamma > 0 flattens the incorrect classes."""
 
@@ -257,6 +276,9 @@ OPTIONS = {
     "cb_reduction": Option("plain", str, "batch reduction of class-weighted losses: plain = mean_i w l_i (Cui et al.), "
                            "weighted = sum_i w l_i / sum_i w (Cao et al.'s re-weighting)", only_with="class_balanced",
                            choices=("plain", "weighted")),
+    "cb_loss": Option("ce", str, "the loss CB weights: ce (softmax cross entropy) or softmax_bce (binary cross "
+                      "entropy on the softmax, the CB_loss 'softmax' of weight balancing's second stage)",
+                      choices=("ce", "softmax_bce")),
     "la_tau": Option(1.0, float, "tau of LA", low=0),
     "ldam_max_margin": Option(0.5, float, "largest margin of LDAM", low=0),
     "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits", low=0),
@@ -328,8 +350,13 @@ def _focal(num_classes, class_counts, focal_gamma, class_balanced, cb_beta, cb_r
     return FocalLoss(focal_gamma, **_weighting(class_counts, class_balanced, cb_beta, cb_reduction))
 
 
-def _class_balanced(num_classes, class_counts, label_smoothing, cb_beta, cb_reduction):
-    return CrossEntropy(label_smoothing, **_weighting(class_counts, True, cb_beta, cb_reduction))
+def _class_balanced(num_classes, class_counts, label_smoothing, cb_beta, cb_reduction, cb_loss):
+    weighting = _weighting(class_counts, True, cb_beta, cb_reduction)
+    if cb_loss == "softmax_bce":
+        if label_smoothing:
+            raise ValueError("--label_smoothing is for --cb_loss ce; softmax_bce has no smoothing")
+        return SoftmaxBinaryCrossEntropy(**weighting)
+    return CrossEntropy(label_smoothing, **weighting)
 
 
 def _ldam(num_classes, class_counts, ldam_max_margin, ldam_scale, drw, drw_epoch):
@@ -360,7 +387,7 @@ OBJECTIVES = {entry.name: entry for entry in (
               "Lin et al., *Focal loss for dense object detection*, ICCV 2017", ("focal_gamma", *WEIGHTS)),
     Objective("CB", _class_balanced, "`w_g * CE`, `w_j = (1 - beta) / (1 - beta^n_j)` normalised to sum to K",
               "Cui et al., *Class-balanced loss based on effective number of samples*, CVPR 2019",
-              ("label_smoothing", "cb_beta", "cb_reduction"), needs_class_counts=True),
+              ("label_smoothing", "cb_beta", "cb_reduction", "cb_loss"), needs_class_counts=True),
     Objective("LDAM", _ldam, "`CE(s * (z - m_g e_g))` on cosine logits `z`, `m_j ∝ n_j^(-1/4)`, largest "
               "`--ldam_max_margin`; `--drw`: CB weights from `--drw_epoch`",
               "Cao et al., *Learning imbalanced datasets with label-distribution-aware margin loss*, NeurIPS 2019",

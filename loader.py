@@ -24,11 +24,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
-from augment import apply_policy, augment_batch, crop_padding, cutout, policy
+from augment import apply_policy, augment_batch, crop_padding, cutout
 from utils import UserError, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-SAMPLERS = ("random", "class_balanced", "sqrt", "reversed")
+SAMPLERS = ("random", "class_balanced", "class_aware", "sqrt", "reversed")
 
 
 @dataclass
@@ -354,13 +354,23 @@ def channel_stats(uint8_batches):
     return mean.tolist(), std.tolist()
 
 
+# Per-image weight n_k^-power of each sampler that re-weights classes: class k is then drawn in proportion to
+# n_k^(1 - power).  class_aware (Kang et al.'s ClassAwareSampler) draws the same class balance in runs of a class.
+SAMPLER_POWERS = {"class_balanced": 1.0, "sqrt": 0.5, "reversed": 2.0}
+CLASS_AWARE_RUN = 4  # images taken from a class per visit (num_samples_cls in Kang et al.'s configs)
+
+
 class EpochBatches:
     """Batches of sample indices for one epoch and one process.
 
     The order depends only on (seed, epoch), so a resumed run draws the same
-    batches; ``sampler`` re-weights classes, drawing class k with probability
-    proportional to 1 (``class_balanced``), sqrt(n_k) (``sqrt``) or 1 / n_k
-    (``reversed``, as BBN's reversed sampler and CMO's minority sampler).  With
+    batches; ``sampler`` re-weights classes: each image is drawn (with replacement,
+    as many draws as images) with weight ``n_k^-p``, so class k comes in proportion
+    to ``n_k^(1-p)``: ``class_balanced`` p = 1 (every class alike), ``sqrt`` p = 1/2,
+    ``reversed`` p = 2 (1 / n_k, BBN's reversed sampler), or a number p (CMO's
+    minority sampler, ``1 / n_k^alpha`` per image).  ``class_aware`` is Kang et
+    al.'s ClassAwareSampler: classes visited in a shuffled cycle, 4 images of a
+    class per visit from its own shuffled cycle, each batch then shuffled.  With
     several processes each takes every ``world_size``-th index; training pads the
     order so every process runs the same number of steps, evaluation does not.
     """
@@ -381,11 +391,12 @@ class EpochBatches:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         if self.sampler == "random":
             order = torch.randperm(n, generator=generator)
+        elif self.sampler == "class_aware":
+            order = class_aware_order(self.labels, n, self.batch_size, generator)
         else:
+            power = SAMPLER_POWERS.get(self.sampler, self.sampler)
             counts = torch.bincount(self.labels).double()
-            # Per-image weights: class k is drawn in proportion to n_k times its images' weight.
-            class_weight = {"class_balanced": 1 / counts, "sqrt": counts.rsqrt(), "reversed": counts.pow(-2)}[self.sampler]
-            order = torch.multinomial(class_weight[self.labels], n, replacement=True, generator=generator)
+            order = torch.multinomial(counts.pow(-float(power))[self.labels], n, replacement=True, generator=generator)
         padded = -(-n // self.world_size) * self.world_size
         order = torch.cat([order, order[: padded - n]])
         return order[self.rank::self.world_size]
@@ -411,13 +422,37 @@ class EpochBatches:
         return (batch.tolist() for batch in self.batch_tensors())
 
 
+def class_aware_order(labels, draws, batch_size, generator, run=CLASS_AWARE_RUN):
+    """``draws`` indices as Kang et al.'s ClassAwareSampler gives them: the classes in a shuffled cycle (shuffled
+    again at each new cycle), ``run`` images of the visited class from that class's own shuffled cycle, and then
+    every batch of ``batch_size`` shuffled, so a batch does not hold its images in runs of one class."""
+    labels = torch.as_tensor(labels)
+    members = [m.tolist() for m in (torch.nonzero(labels == k).flatten() for k in range(int(labels.max()) + 1)) if len(m)]
+
+    def shuffled(items):
+        return [items[i] for i in torch.randperm(len(items), generator=generator).tolist()]
+
+    cycles, positions, visits, picked = [shuffled(m) for m in members], [0] * len(members), [], []
+    while len(picked) < draws:
+        if not visits:
+            visits = torch.randperm(len(members), generator=generator).tolist()
+        k = visits.pop()
+        for _ in range(run):
+            if positions[k] == len(cycles[k]):  # the class's cycle ends: a new shuffled cycle of its images
+                cycles[k], positions[k] = shuffled(members[k]), 0
+            picked.append(cycles[k][positions[k]])
+            positions[k] += 1
+    order = torch.tensor(picked[:draws])
+    return torch.cat([chunk[torch.randperm(len(chunk), generator=generator)] for chunk in order.split(batch_size)])
+
+
 class BatchStream:
     """Normalised (and, for training, augmented) batches of one split on ``device``."""
 
     def __init__(self, split, height, width, batch_size, *, train, device, augment="crop_flip", sampler="random",
                  seed=0, cache_mb=4096, workers=None, skip_bad_images=False, disk_cache=False,
                  rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT, cutout=0,
-                 eval_resize=None):
+                 eval_resize=None, flip=None):
         self.split, self.device, self.train, self.seed, self.rank = split, torch.device(device), train, seed, rank
         # rrc_flip crops and flips each full-size image as it is decoded (in the workers); the others resize the
         # whole image, then crop and flip batches here.
@@ -425,8 +460,10 @@ class BatchStream:
         sizing = Sizing(random_crop=True) if full_size else None if train or not eval_resize else Sizing(
             resize_shorter=eval_resize)
         self.padding = crop_padding(height, width) if train and augment not in ("none", "rrc_flip") else 0
-        self.flip = train and augment not in ("crop", "none", "rrc_flip")  # crop_flip, and the policies
-        self.policy = policy(augment) if train else None
+        flip = augment == "crop_flip" if flip is None else flip
+        self.flip = train and augment != "rrc_flip" and flip  # rrc_flip flips as it crops, in the workers
+        # A policy (--augment autoaugment, ...) comes after the crop and flip, as in PaCo; set_policy sets it.
+        self.policy = None
         self.cutout = cutout if train else 0
         self.channels_last = channels_last
         self.cached = len(split) * 3 * height * width <= cache_mb * 2**20 and not full_size
@@ -474,6 +511,10 @@ class BatchStream:
     def set_epoch(self, epoch):
         self.batches.set_epoch(epoch)
         self.generator.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.rank)  # own crops per process
+
+    def set_policy(self, transform):
+        """A per-image transform of uint8 images (``augment.policy``) applied after the crop and flip."""
+        self.policy = transform if self.train else None
 
     def set_normalization(self, mean, std):
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)

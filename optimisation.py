@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 WARMUP_EPOCHS = 5
+SCHEDULES = ("step", "cosine", "cosine_epoch")
 
 
 def build_optimisation(args, model, iters_per_epoch, amp_dtype=None):
@@ -20,6 +21,9 @@ def build_optimisation(args, model, iters_per_epoch, amp_dtype=None):
     warmup_epochs = WARMUP_EPOCHS if args.warmup else 0
     if args.schedule == "cosine":
         factor = functools.partial(cosine_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
+                                   warmup_epochs=warmup_epochs)
+    elif args.schedule == "cosine_epoch":
+        factor = functools.partial(cosine_epoch_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
                                    warmup_epochs=warmup_epochs)
     else:
         factor = functools.partial(lr_factor, iters_per_epoch=iters_per_epoch, stage_lengths=args.lrstep,
@@ -56,13 +60,27 @@ def cosine_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def sam_step(parameters, compute_loss, optimizer, scaler, rho, model=None):
+def cosine_epoch_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
+    """Multiplier of the base lr for ``--schedule cosine_epoch``: after the warm-up, one value per epoch, as
+    ``CosineAnnealingLR(T_max=E)`` stepped at the *start* of every epoch gives it in Kang et al.'s and Alshammari et
+    al.'s second stages: epoch ``e`` of the ``E`` after the warm-up trains at ``(1 + cos(pi (e + 1) / E)) / 2``,
+    so the last one at 0."""
+    warmup_iters = warmup_epochs * iters_per_epoch
+    if iteration < warmup_iters:
+        return (iteration + 1) / warmup_iters
+    decay_epochs = max(epochs - warmup_epochs, 1)
+    epoch = min((iteration - warmup_iters) // iters_per_epoch, decay_epochs - 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch + 1) / decay_epochs))
+
+
+def sam_step(parameters, compute_loss, optimizer, scaler, rho, model=None, keep_statistics=False):
     """One sharpness-aware step (Foret et al., 2021; for long tails, Rangwani et al., 2022): the gradient at
     ``w + rho * g / ||g||``, ``g`` the gradient at ``w``, applied at ``w``.  ``compute_loss()`` evaluates the
     batch's loss at the current weights (twice: at ``w`` and at the perturbed weights).  Returns the loss at
     ``w``.  Under DDP both backward passes average the gradients over processes, so every process perturbs alike.
-    The batch-norm layers of ``model`` keep their running statistics through the second pass (momentum 0), as
-    the reference implementations do: statistics of the perturbed weights are not the model's.
+    Both passes update the batch-norm running statistics, as Rangwani et al.'s long-tail SAM code does; with
+    ``keep_statistics`` the batch-norm layers of ``model`` keep them through the second pass (momentum 0), as
+    davda54's SAM recommends: statistics of the perturbed weights are not the model's.
     """
     loss = compute_loss()
     optimizer.zero_grad(set_to_none=True)
@@ -78,7 +96,8 @@ def sam_step(parameters, compute_loss, optimizer, scaler, rho, model=None):
         for p, step in zip(params, steps):
             p.add_(step)
     optimizer.zero_grad(set_to_none=True)
-    norms = [m for m in (model.modules() if model is not None else ()) if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in (model.modules() if model is not None and keep_statistics else ())
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.momentum = 0.0

@@ -116,6 +116,40 @@ def find_run_dir(logs_dir, model, dataset, objective, datetime_name):
     return parent / datetime_name
 
 
+def run_is_complete(run_dir):
+    """Whether a run trained all its epochs: ``config.json`` records ``finished`` (runs before that record: as many
+    complete ``valid.csv`` rows as epochs, and a best checkpoint)."""
+    try:
+        config = json.loads((Path(run_dir) / CONFIG).read_text())
+        epochs = int(config["args"]["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if isinstance(config.get("finished"), dict):
+        return config["finished"].get("epochs") == epochs
+    try:
+        rows = [row for row in read_csv(Path(run_dir) / VALID_CSV) if row.get("acc")]
+    except OSError:
+        return False
+    return len(rows) >= epochs and best_checkpoint_path(run_dir) is not None
+
+
+def tagged_runs(logs_dir, model, dataset, tag, seed=None):
+    """The run folders of one model and dataset (any objective) whose ``--tag`` is ``tag`` (and whose seed is
+    ``seed``), oldest first: how a plan finds the runs of one of its rows, and a second stage its first stage."""
+    root = Path(logs_dir) / model / dataset
+    found = []
+    for config in sorted(root.glob(f"*/*/{CONFIG}")) if root.is_dir() else []:
+        if not RUN_NAME.match(config.parent.name):
+            continue
+        try:
+            args = json.loads(config.read_text()).get("args", {})
+        except (OSError, ValueError):
+            continue
+        if isinstance(args, dict) and args.get("tag") == tag and (seed is None or args.get("seed") == seed):
+            found.append(config.parent)
+    return sorted(found, key=lambda run: (run.name, str(run)))
+
+
 def model_folder(model_index):
     """The log-folder name of a registry index, or a ``UserError``."""
     try:
@@ -270,6 +304,14 @@ class RunRecorder:
             self.writer.add_scalar(f"valid_class_acc/{name}", 100 * float(recall), epoch)
         self.writer.flush()
 
+    def finish(self, epochs):
+        """Mark the run complete in ``config.json`` (``run_is_complete``): a plan skips it, a second stage may start
+        from it."""
+        path = self.run_dir / CONFIG
+        config = json.loads(path.read_text())
+        config["finished"] = {"epochs": epochs, "at": datetime.datetime.now().isoformat(timespec="seconds")}
+        write_json_atomic(config, path)
+
     def close(self):
         self.train_csv.close()
         self.valid_csv.close()
@@ -400,3 +442,34 @@ def load_predictions(run_dir, split=None, checkpoint="best"):
             reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
             raise UserError(f"{path} is damaged ({reason}); {_regenerate(run_dir, name, checkpoint)}") from None
     return None
+
+
+def _find_main(argv=None):
+    """``python runs.py find --model_index M --dataset D --tag LABEL --seed S [--logs_dir logs]``: for 3_run.sh,
+    the newest run with that tag and seed as ``complete|evaluated|incomplete <folder>``, or nothing (exit 1)."""
+    parser = argparse.ArgumentParser(prog="runs.py find")
+    parser.add_argument("command", choices=("find",))
+    parser.add_argument("--model_index", type=int, required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--tag", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--logs_dir", default="logs")
+    args = parser.parse_args(argv)
+    found = tagged_runs(args.logs_dir, model_name(args.model_index), args.dataset, args.tag, args.seed)
+    if not found:
+        return 1
+    run = found[-1]
+    status = "incomplete"
+    if run_is_complete(run):
+        try:
+            evaluated = any(read_metrics(run, split) is not None for split in ("test", "valid"))
+        except UserError:  # a damaged metrics file: evaluate again
+            evaluated = False
+        status = "evaluated" if evaluated else "complete"
+    print(f"{status} {run}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_find_main())

@@ -285,16 +285,19 @@ def choose_tau(log_probabilities, targets, class_counts, taus=TAUS):
     return _best(taus, lambda tau: adjust_logits(log_probabilities, class_counts, tau), targets)
 
 
-def tau_normalise(logits, norms, tau):
-    """Kang et al. (2020): each class's logit divided by ``||w_j||^tau``, the norm of its classifier weight
-    vector (bias included in the logit, so tau 0 is the network as trained)."""
+def tau_normalise(logits, norms, tau, bias=None):
+    """Kang et al. (2020), as their ``tau_norm.py`` computes it: ``x . (w_j / ||w_j||^tau)``, each class's weight
+    vector divided by its norm to the power tau and the bias dropped, from the logits ``z_j = w_j . x + b_j`` as
+    ``(z_j - b_j) / ||w_j||^tau`` (tau 0 is then the network without its bias)."""
     logits = np.asarray(logits)
+    if bias is not None:
+        logits = logits - np.asarray(bias).astype(np.result_type(logits, np.float32))
     return logits / (np.asarray(norms, dtype=np.float64) ** tau).astype(np.result_type(logits, np.float32))
 
 
-def choose_tau_norm(logits, targets, norms, taus=TAUS):
+def choose_tau_norm(logits, targets, norms, taus=TAUS, bias=None):
     """The tau-normalisation power of ``taus`` with the best balanced accuracy on the given (validation) logits."""
-    return _best(taus, lambda tau: tau_normalise(logits, norms, tau), targets)
+    return _best(taus, lambda tau: tau_normalise(logits, norms, tau, bias), targets)
 
 
 def _best(taus, adjusted, targets):

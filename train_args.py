@@ -7,9 +7,10 @@ import argparse
 import functools
 
 import criterion
-from augment import AUGMENTATIONS, MIXES
+from augment import AUGMENTATIONS, MIXES, MIX_RECIPES, POLICIES
 from loader import SAMPLERS
-from utils import ArgumentParser, number, positive, seed_number
+from optimisation import SCHEDULES
+from utils import ArgumentParser, UserError, number, positive, seed_number
 
 
 def get_args_parser():
@@ -35,15 +36,27 @@ def get_args_parser():
     parser.add_argument("--weight_decay", type=number(float, 0), default=None,
                         help="default: 5e-4 with SGD, 0.05 with AdamW")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum, or AdamW")
-    parser.add_argument("--schedule", choices=("step", "cosine"), default="step",
-                        help="step: the --lrstep stages; cosine: per-iteration cosine decay to 0 after the warm-up")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="step",
+                        help="step: the --lrstep stages; cosine: per-iteration cosine decay to 0 after the warm-up; "
+                             "cosine_epoch: one lr per epoch, the cosine stepped at the start of each epoch as Kang "
+                             "et.al.'s and Alshammari et al.'s second stages step it (epoch e of E trains at "
+                             "lr * (1 + cos(pi (e + 1) / E)) / 2, the last at 0)")
     parser.add_argument("--pretrained", nargs="?", const="imagenet", default=None, metavar="FILE",
                         help="start from torchvision's ImageNet weights (torchvision networks), or from the fitting "
                              "weights of a state dict FILE; normalises with ImageNet's mean/std")
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
                         help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text); "
-                             "autoaugment, randaugment, trivialaugment: crop, flip and torchvision's policy, drawn "
-                             "per image; rrc_flip: random-resized crop of the full image + flip (ImageNet-style)")
+                             "autoaugment, randaugment, trivialaugment: the padded random crop, then torchvision's "
+                             "policy drawn per image (flips only with --flip); rrc_flip: random-resized crop of the "
+                             "full image + flip (ImageNet-style)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="random horizontal flips (default: on with crop_flip and rrc_flip, off otherwise)")
+    parser.add_argument("--randaugment_ops", type=positive(int), default=2, help="RandAugment: operations per image")
+    parser.add_argument("--randaugment_magnitude", type=number(int, 0, 30), default=9,
+                        help="RandAugment: magnitude, 0-30 (torchvision's 31 levels; 30 is timm's m10)")
+    parser.add_argument("--policy_fill", choices=("mean", "black"), default="mean",
+                        help="what a policy's rotation, shear or translation uncovers: the training split's mean "
+                             "colour (as PaCo and BCL fill), or black (torchvision's default)")
     parser.add_argument("--cutout", type=number(int, 0), default=0, help="Cutout: an N x N square per image (0: off)")
     parser.add_argument("--eval_resize", type=positive(int), default=None,
                         help="validation and test: resize the shorter side to this, then take the centre height x "
@@ -53,13 +66,14 @@ def get_args_parser():
                         help="random seed, 0 to 2**32 - 1 (default: drawn and recorded)")
     options = parser.add_argument_group("objective options (python criterion.py: which objective reads which)")
     for name, option in criterion.OPTIONS.items():
+        text = option.help.replace("%", "%%")  # argparse formats help with %: a literal % must be doubled
         if option.type is bool:
-            options.add_argument(f"--{name}", action="store_true", help=option.help)
+            options.add_argument(f"--{name}", action="store_true", help=text)
         elif option.choices:
-            options.add_argument(f"--{name}", default=option.default, choices=option.choices, help=option.help)
+            options.add_argument(f"--{name}", default=option.default, choices=option.choices, help=text)
         else:
             options.add_argument(f"--{name}", type=number(option.type, option.low, option.high, high_open=option.high_open),
-                                 default=option.default, help=option.help)
+                                 default=option.default, help=text)
     losses = parser.add_argument_group("imbalance options")
     losses.add_argument("--normed_head", action=argparse.BooleanOptionalAction, default=None,
                         help="cosine classifier (normalised features and weights); default: the objective's "
@@ -79,24 +93,48 @@ def get_args_parser():
                              "this one) that did not itself start from another run")
     stages.add_argument("--reinit_head", action="store_true", help="with --init_from: a new, random classifier (cRT)")
     stages.add_argument("--freeze_backbone", action="store_true",
-                        help="train the classifier only: every other weight and the batch-norm statistics stay as "
-                             "they start")
+                        help="train the classifier only: every other weight stays as it starts (the batch-norm "
+                             "statistics: --bn_stats)")
+    stages.add_argument("--bn_stats", choices=("update", "frozen"), default=None,
+                        help="with --freeze_backbone or --lws: update: the network runs in training mode, so batch "
+                             "norm uses and re-estimates the (re-sampled) batches' statistics, as Kang et al.'s and "
+                             "Alshammari et al.'s code does (default); frozen: they stay as the first stage left them")
     stages.add_argument("--lws", action="store_true",
                         help="with --init_from: learn one scale per class on the frozen classifier, nothing else (LWS)")
     stages.add_argument("--maxnorm", type=number(float, 0), default=0,
-                        help="after every step, each class's classifier vector onto the ball of this radius (0: off)")
+                        help="MaxNorm: each class's classifier vector projected onto a ball (0: off); its radius is "
+                             "set by --maxnorm_threshold")
+    stages.add_argument("--maxnorm_threshold", choices=("relative", "absolute"), default=None,
+                        help="relative (default): the radius is min + T * (max - min) of the class-vector norms the "
+                             "classifier starts with (Alshammari et al.'s setPerLayerThresh); absolute: the radius is T")
+    stages.add_argument("--maxnorm_every", choices=("epoch", "step"), default=None,
+                        help="project after each epoch's last step (default, where Alshammari et al.'s code "
+                             "projects) or after every step")
     regular = parser.add_argument_group("mixing and sharpness-aware minimisation")
     regular.add_argument("--mix", choices=MIXES, default=None, help="mix pairs of training images and their labels")
     regular.add_argument("--mix_alpha", type=positive(float), default=1.0, help="lam ~ Beta(alpha, alpha)")
-    regular.add_argument("--mix_prob", type=number(float, 0, 1), default=1.0, help="share of batches mixed")
+    regular.add_argument("--mix_prob", type=number(float, 0, 1), default=None,
+                         help="share of batches mixed (default: the method's official value, docs/recipes.md: "
+                              "cmo and cutmix 0.5, mixup and remix 1)")
+    regular.add_argument("--mix_off_first", type=number(int, 0), default=None,
+                         help="epochs at the start without mixing (default: cmo 4, as its --start_data_aug 3; else 0)")
+    regular.add_argument("--mix_off_last", type=number(int, 0), default=None,
+                         help="epochs at the end without mixing (default: cmo 3; else 0)")
+    regular.add_argument("--cmo_alpha", type=number(float, 0), default=1.0,
+                         help="CMO: its minority sampler weights each image by 1 / n_k^alpha (1: every class alike)")
     regular.add_argument("--remix_kappa", type=positive(float), default=3.0, help="Remix: class-size ratio")
     regular.add_argument("--remix_tau", type=number(float, 0, 1), default=0.5, help="Remix: label threshold")
-    regular.add_argument("--sam_rho", type=number(float, 0), default=0.0,
+    regular.add_argument("--sam_rho", type=number(float, 0, 10), default=0.0,
                          help="sharpness-aware minimisation's radius (0: plain steps)")
+    regular.add_argument("--sam_bn_stats", choices=("both", "first"), default=None,
+                         help="with --sam_rho: which of SAM's two forward passes update the batch-norm running "
+                              "statistics: both (default, as Rangwani et al.'s code) or the first only")
     system = parser.add_argument_group("files and speed")
     system.add_argument("--data_dir", default="a_datasets")
     system.add_argument("--logs_dir", default="logs")
     system.add_argument("--resume", default=None, help="run folder to continue, or 'latest'")
+    system.add_argument("--tag", default=None, metavar="LABEL",
+                        help="a label to find this run by (--init_from tag:LABEL; 3_run.sh tags each row's runs)")
     system.add_argument("--cache_mb", type=number(float, 0), default=4096,
                         help="decode a split into memory when it fits this many MiB (0: always read files)")
     system.add_argument("--disk_cache", action="store_true", help="also keep decoded splits in <dataset>/.cache/")
@@ -121,5 +159,88 @@ def defaults():
 
 
 def complete(settings):
-    """A run's saved arguments over today's defaults; runs saved before ``--normed_head`` had a plain head."""
-    return {**_defaults(), "normed_head": False, **settings}
+    """A run's saved arguments over today's defaults, and its method settings resolved (``resolve``).  A run saved
+    before a flag existed did what the project did then: a plain head (before ``--normed_head``), flips with every
+    policy (before ``--flip``) and black fill, CMO's minority classes drawn in proportion to 1 / n_k (``--cmo_alpha
+    2``), every batch mixed in every epoch, the batch-norm statistics of a frozen backbone kept, MaxNorm as an
+    absolute radius after every step, SAM's second pass keeping the statistics."""
+    saved = dict(settings)
+    if "flip" not in saved and saved.get("augment") in POLICIES:
+        saved["flip"] = True
+    if "policy_fill" not in saved and saved.get("augment") in POLICIES:
+        saved["policy_fill"] = "black"
+    if saved.get("mix") and "mix_off_first" not in saved:
+        saved.update(mix_off_first=0, mix_off_last=0, mix_prob=saved.get("mix_prob", 1.0))
+        if saved["mix"] == "cmo":
+            saved["cmo_alpha"] = 2.0
+    if "bn_stats" not in saved and (saved.get("freeze_backbone") or saved.get("lws")):
+        saved["bn_stats"] = "frozen"
+    if "maxnorm_threshold" not in saved and saved.get("maxnorm"):
+        saved.update(maxnorm_threshold="absolute", maxnorm_every="step")
+    if "sam_bn_stats" not in saved and saved.get("sam_rho"):
+        saved["sam_bn_stats"] = "first"
+    return resolve({**_defaults(), "normed_head": False, **saved})
+
+
+def resolve(settings):
+    """``settings`` (a dict of arguments) with the defaults that depend on the method filled in, and the settings
+    of methods the run does not use set to None: what ``config.json`` records and ``compare.py`` groups by."""
+    settings = dict(settings)
+    if settings.get("flip") is None:
+        settings["flip"] = settings.get("augment") in ("crop_flip", "rrc_flip")
+    if settings.get("augment") not in POLICIES:
+        settings.update(policy_fill=None, randaugment_ops=None, randaugment_magnitude=None)
+    elif settings.get("augment") != "randaugment":
+        settings.update(randaugment_ops=None, randaugment_magnitude=None)
+    mix = settings.get("mix")
+    if mix:
+        recipe = MIX_RECIPES[mix]
+        for key, value in (("mix_prob", recipe.probability), ("mix_off_first", recipe.off_first),
+                           ("mix_off_last", recipe.off_last)):
+            if settings.get(key) is None:
+                settings[key] = value
+    else:
+        settings.update(mix_prob=None, mix_off_first=None, mix_off_last=None, mix_alpha=None)
+    if mix != "cmo":
+        settings["cmo_alpha"] = None
+    if mix != "remix":
+        settings.update(remix_kappa=None, remix_tau=None)
+    stage_two = settings.get("freeze_backbone") or settings.get("lws")
+    settings["bn_stats"] = (settings.get("bn_stats") or "update") if stage_two else None
+    if settings.get("maxnorm"):
+        settings["maxnorm_threshold"] = settings.get("maxnorm_threshold") or "relative"
+        settings["maxnorm_every"] = settings.get("maxnorm_every") or "epoch"
+    else:
+        settings.update(maxnorm_threshold=None, maxnorm_every=None)
+    settings["sam_bn_stats"] = (settings.get("sam_bn_stats") or "both") if settings.get("sam_rho") else None
+    return settings
+
+
+# Flags that belong to one method: (flag, the test that the method is on, what turns it on).
+_METHOD_FLAGS = (
+    ("mix_prob", lambda a: a.mix, "--mix"), ("mix_off_first", lambda a: a.mix, "--mix"),
+    ("mix_off_last", lambda a: a.mix, "--mix"), ("cmo_alpha", lambda a: a.mix == "cmo", "--mix cmo"),
+    ("remix_kappa", lambda a: a.mix == "remix", "--mix remix"), ("remix_tau", lambda a: a.mix == "remix", "--mix remix"),
+    ("bn_stats", lambda a: a.freeze_backbone or a.lws, "--freeze_backbone or --lws"),
+    ("maxnorm_threshold", lambda a: a.maxnorm, "--maxnorm"), ("maxnorm_every", lambda a: a.maxnorm, "--maxnorm"),
+    ("sam_bn_stats", lambda a: a.sam_rho, "--sam_rho"),
+    ("randaugment_ops", lambda a: a.augment == "randaugment", "--augment randaugment"),
+    ("randaugment_magnitude", lambda a: a.augment == "randaugment", "--augment randaugment"),
+    ("policy_fill", lambda a: a.augment in POLICIES, "--augment autoaugment, randaugment or trivialaugment"),
+)
+
+
+def check_method_flags(args):
+    """A method's flag given without its method, or a flip that contradicts ``--augment``: a ``UserError``."""
+    defaults = _defaults()
+    for name, used, method in _METHOD_FLAGS:
+        if getattr(args, name) != defaults[name] and not used(args):
+            raise UserError(f"--{name} has no effect without {method}; drop it or add {method}")
+    if args.flip is False and args.augment in ("crop_flip", "rrc_flip"):
+        raise UserError(f"--no-flip contradicts --augment {args.augment}, which flips; use --augment crop (or none)")
+    if args.flip and args.augment == "none":
+        raise UserError("--flip with --augment none: use --augment crop_flip, or --augment crop --flip")
+    if args.mix_off_first is not None and args.mix_off_last is not None and args.epochs is not None \
+            and args.mix_off_first + args.mix_off_last >= args.epochs:
+        raise UserError(f"--mix_off_first {args.mix_off_first} and --mix_off_last {args.mix_off_last} leave none of the "
+                        f"{args.epochs} epochs to mix in")

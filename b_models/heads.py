@@ -107,8 +107,18 @@ def class_weight_norms(layer):
     return layer.weight.detach().flatten(1).norm(dim=1)
 
 
+def max_norm_radius(layer, threshold, relative=True):
+    """MaxNorm's radius for ``layer``: ``threshold`` itself, or, ``relative``, Alshammari et al.'s per-layer
+    threshold ``min_k ||w_k|| + threshold * (max_k ||w_k|| - min_k ||w_k||)`` over the norms the layer's class
+    vectors have now (their ``setPerLayerThresh``, called on the first stage's classifier)."""
+    if not relative:
+        return float(threshold)
+    norms = class_weight_norms(layer)
+    return float(norms.min() + threshold * (norms.max() - norms.min()))
+
+
 @torch.no_grad()
 def project_to_max_norm(layer, max_norm):
     """MaxNorm (Alshammari et al., 2022): each class's weight vector scaled onto the ball of radius ``max_norm``
-    when it lies outside."""
+    when it lies outside (the bias is never projected, as in their code)."""
     layer.weight.copy_(torch.renorm(layer.weight, 2, 0, max_norm))

@@ -77,17 +77,45 @@ def test_remix_label_rule_on_hand_made_counts():
     assert shares == pytest.approx([0.0, 0.7, 0.3, 1.0, 0.3, 0.4])
 
 
-def test_reversed_sampler_draws_classes_in_proportion_to_one_over_n():
-    counts = [400, 100, 25]
+def _class_frequencies(sampler, counts=(400, 100, 25), epochs=40):
     labels = torch.cat([torch.full((n,), k) for k, n in enumerate(counts)])
-    batches = loader.EpochBatches(labels, 525, train=True, sampler="reversed", seed=0)
+    batches = loader.EpochBatches(labels, 128, train=True, sampler=sampler, seed=0)
     drawn = []
-    for epoch in range(40):
+    for epoch in range(epochs):
         batches.set_epoch(epoch)
         drawn += [labels[i] for batch in batches for i in batch]
-    frequencies = np.bincount(drawn, minlength=3) / len(drawn)
-    expected = np.array([1 / 400, 1 / 100, 1 / 25]) / sum(1 / n for n in counts)
-    assert frequencies == pytest.approx(expected, abs=0.01)
+    return np.bincount(drawn, minlength=len(counts)) / len(drawn)
+
+
+def test_cmo_minority_sampler_at_alpha_one_draws_every_class_alike():
+    """Park et al.'s get_weighted_sampler weights each image by 1 / n_k^alpha: at alpha 1 each class is drawn
+    equally often (not in proportion to 1 / n_k)."""
+    assert _class_frequencies(1.0) == pytest.approx([1 / 3] * 3, abs=0.02)
+    assert _class_frequencies("class_balanced") == pytest.approx([1 / 3] * 3, abs=0.02)
+
+
+def test_alpha_two_and_the_reversed_sampler_draw_classes_in_proportion_to_one_over_n():
+    expected = np.array([1 / 400, 1 / 100, 1 / 25]) / sum(1 / n for n in (400, 100, 25))
+    assert _class_frequencies(2.0) == pytest.approx(expected, abs=0.01)
+    assert _class_frequencies("reversed") == pytest.approx(expected, abs=0.01)
+
+
+def test_class_aware_sampler_visits_classes_in_runs_and_balances_them():
+    """Kang et al.'s ClassAwareSampler: every class as often (to within one run of 4), a class's images cycled
+    without repeats before any repeats, the batches shuffled."""
+    counts = (400, 100, 25)
+    labels = torch.cat([torch.full((n,), k) for k, n in enumerate(counts)])
+    generator = torch.Generator().manual_seed(0)
+    order = loader.class_aware_order(labels, len(labels), 525, generator)
+    frequencies = np.bincount(labels[order], minlength=3)
+    assert len(order) == 525 and frequencies.max() - frequencies.min() <= 4
+    assert sorted(order.tolist()) != order.tolist()
+    unshuffled = loader.class_aware_order(labels, 120, 1, torch.Generator().manual_seed(0))  # batches of 1
+    small = loader.class_aware_order(labels, 525, 1, torch.Generator().manual_seed(0))
+    assert len(set(small[labels[small] == 2][:25].tolist())) == 25  # class 2's 25 images all before a repeat
+    runs = labels[unshuffled].view(-1, 4)
+    assert bool((runs == runs[:, :1]).all())  # visits of 4 images of one class before the batch shuffle
+    assert set(labels[unshuffled].tolist()) == {0, 1, 2}
 
 
 def test_cmo_pastes_minority_images_onto_the_batch():
@@ -104,6 +132,34 @@ def test_mix_prob_leaves_that_share_of_batches_unmixed():
     mixer = augment.Mixer("mixup", [50, 20, 5], probability=0.3, seed=0)
     mixed = [mixer(images, labels) is not None for _ in range(400)]
     assert np.mean(mixed) == pytest.approx(0.3, abs=0.06)
+
+
+@pytest.mark.parametrize("kind, probability", [("cmo", 0.5), ("cutmix", 0.5), ("mixup", 1.0), ("remix", 1.0)])
+def test_each_mix_defaults_to_its_official_share_of_batches(kind, probability):
+    import train_args
+    settings = train_args.resolve({**train_args.defaults(), "mix": kind})
+    assert settings["mix_prob"] == probability
+    images, labels = batch()
+    mixer = augment.Mixer(kind, [50, 20, 5], probability=settings["mix_prob"], seed=2)
+    minority = (images.flip(0), labels.flip(0))
+    shares = np.mean([mixer(images, labels, minority) is not None for _ in range(600)])
+    assert shares == pytest.approx(probability, abs=0.05)
+
+
+def test_cmo_is_off_in_its_first_four_and_last_three_epochs():
+    """cifar_train.py applies CMO when start_data_aug < epoch < epochs - end_data_aug, both 3: 0-based epochs
+    4 .. E - 4."""
+    import train_args
+    settings = train_args.resolve({**train_args.defaults(), "mix": "cmo"})
+    assert (settings["mix_off_first"], settings["mix_off_last"]) == (4, 3)
+    images, labels = batch()
+    mixer = augment.Mixer("cmo", [50, 20, 5], probability=1.0, seed=0, epochs=15, off_first=4, off_last=3)
+    active = []
+    for epoch in range(15):
+        mixer.set_epoch(epoch)
+        active.append(mixer(images, labels, (images, labels)) is not None)
+    assert active == [epoch in range(4, 12) for epoch in range(15)]
+    assert [augment.mixing_epoch(e, 200, 4, 3) for e in (3, 4, 196, 197)] == [False, True, True, False]
 
 
 @pytest.mark.parametrize("name", augment.POLICIES)
@@ -126,3 +182,58 @@ def test_cutout_zeroes_one_square_per_image_inside_the_image():
         assert rows.max() - rows.min() < 4 and cols.max() - cols.min() < 4
         assert square.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)  # one rectangle
     assert len({tuple(torch.nonzero(square)[0].tolist()) for square in zeros}) > 10
+
+
+def test_an_odd_cutout_or_cutmix_side_loses_one_pixel_as_in_the_official_code():
+    """DeVries & Taylor's y1 = y - L//2, y2 = y + L//2: a 5-pixel Cutout is a 4 x 4 square; Yun et al.'s box is
+    2 * (cut // 2) wide."""
+    out = augment.cutout(torch.ones(200, 3, 20, 20), 5, torch.Generator().manual_seed(1))
+    areas = (out == 0).all(dim=1).flatten(1).sum(1)
+    assert int(areas.max()) == 16
+    rng = np.random.default_rng(0)
+    boxes = [augment.cutmix_box(32, 32, 1 - (7 / 32) ** 2, rng) for _ in range(200)]  # cut = int(32 * 7/32) = 7
+    assert max(bottom - top for top, bottom, _, _ in boxes) == 6
+
+
+def _asymmetric_split(tmp_path, count=64):
+    from PIL import Image
+    folder = tmp_path / "train" / "a"
+    folder.mkdir(parents=True)
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    pixels[:, :8] = 255  # white left half, black right half
+    for i in range(count):
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    (tmp_path / "train" / "b").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "train" / "b" / "0.png")
+    return loader.scan_split(tmp_path / "train")
+
+
+@pytest.mark.parametrize("augment_name, flip, flips", [("randaugment", None, False), ("autoaugment", None, False),
+                                                       ("randaugment", True, True), ("crop_flip", None, True),
+                                                       ("crop", None, False)])
+def test_a_policy_flips_only_with_flip(tmp_path, augment_name, flip, flips):
+    split = _asymmetric_split(tmp_path)
+    stream = loader.BatchStream(split, 16, 16, 65, train=True, device="cpu", augment=augment_name, flip=flip,
+                                progress=False)
+    stream.set_normalization([0, 0, 0], [1, 1, 1])
+    stream.set_policy(None if augment_name in ("crop", "crop_flip") else (lambda image: image))  # crop and flip only
+    seen_flipped = False
+    for epoch in range(3):
+        stream.set_epoch(epoch)
+        for images, _ in stream:
+            left, right = images[:, 0, :, 3:5].mean(dim=(1, 2)), images[:, 0, :, 11:13].mean(dim=(1, 2))
+            seen_flipped |= bool((right > left).any())
+    assert seen_flipped is flips
+
+
+def test_policies_fill_with_the_colour_they_are_given():
+    torch.manual_seed(0)
+    image = torch.full((1, 3, 16, 16), 200, dtype=torch.uint8)
+    rotate = augment.policy("randaugment", fill=(10, 20, 30), ops=1, magnitude=30)
+    filled = set()
+    for _ in range(60):
+        out = augment.apply_policy(image, rotate)[0]
+        corner = tuple(out[:, 0, 0].tolist())
+        if corner != (200, 200, 200):
+            filled.add(corner)
+    assert (10, 20, 30) in filled

@@ -298,3 +298,26 @@ def test_focal_gradient_stays_finite_when_the_true_class_is_certain(gamma):
     loss = get_criterion("FL", 3, focal_gamma=gamma)(logits, torch.tensor([0, 0, 2]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_cb_softmax_bce_is_weight_balancings_cb_loss_by_hand():
+    """CB_loss(..., "softmax", 0.9999, 2.0) of Alshammari et al.'s stage 2: BCE on the softmax against one-hot labels,
+    each entry weighted by its sample's class weight, the mean over the B x K entries (gamma unused)."""
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    targets = torch.tensor([0, 2])
+    counts = [100, 10, 1]
+    beta = 0.9999
+    raw = [(1 - beta) / (1 - beta ** n) for n in counts]
+    weights = [3 * w / sum(raw) for w in raw]
+    total = 0.0
+    for row, target in zip(logits.tolist(), targets.tolist()):
+        p = [math.exp(z) / sum(math.exp(v) for v in row) for z in row]
+        total += weights[target] * sum(-math.log(p[j]) if j == target else -math.log(1 - p[j]) for j in range(3))
+    expected = total / (2 * 3)
+    loss = criterion.get_criterion("CB", 3, class_counts=counts, cb_loss="softmax_bce")
+    assert loss(logits, targets).item() == pytest.approx(expected, rel=1e-6)  # the class weights are float32
+    assert criterion.get_criterion("CB", 3, class_counts=counts)(logits, targets).item() != pytest.approx(expected)
+    logits = torch.tensor([[1e4, 0.0, -1e4]], requires_grad=True)  # a certain wrong class: log(1 - p) floored
+    value = loss(logits, torch.tensor([2]))
+    value.backward()
+    assert math.isfinite(value.item()) and torch.isfinite(logits.grad).all()

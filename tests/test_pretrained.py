@@ -50,11 +50,12 @@ def test_pretrained_file_loads_fitting_weights_and_reports_the_rest(workdir, mon
 def test_freeze_backbone_trains_the_classifier_only(workdir):
     source = get_model.build_network(41, 3)
     torch.save({"model": source.state_dict()}, workdir / "run.pth")  # a checkpoint of this project
-    result = call("1_train.py", *FAST, "--epochs=1", "--pretrained=run.pth", "--freeze_backbone", cwd=workdir)
+    result = call("1_train.py", *FAST, "--epochs=1", "--pretrained=run.pth", "--freeze_backbone", "--bn_stats=frozen",
+                  cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "skipped" not in result.stdout
     trained = torch.load(only_run_dir(workdir) / "last.pth", weights_only=True)["model"]
-    for name, value in source.state_dict().items():  # batch-norm statistics included: the backbone runs in eval mode
+    for name, value in source.state_dict().items():  # batch-norm statistics included (--bn_stats frozen)
         changed = not torch.equal(trained[name], value)
         assert changed == name.startswith("fc."), name
 

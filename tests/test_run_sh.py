@@ -1,10 +1,12 @@
 """3_run.sh: the batch-experiment script, its plans and seeds."""
 import json
 import os
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import ROOT, make_dataset
+from conftest import ROOT, call, make_dataset, script
 
 
 def run_sh(tmp_path, **variables):
@@ -48,7 +50,7 @@ def test_unknown_plan(tmp_path):
 
 
 def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):
-    result = run_sh(tmp_path, PYTHON="echo", LAUNCH="echo torchrun --nproc_per_node=8", PROCESSES="8",
+    result = run_sh(tmp_path, DRY_RUN="1", LAUNCH="torchrun --nproc_per_node=8", PROCESSES="8",
                     PLAN="imagenet-lt", LISTS="/lists", IMAGES="/data/imagenet")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -59,16 +61,16 @@ def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):
     assert len(training) == 4 and all(line.startswith("torchrun --nproc_per_node=8 ") for line in training)
     assert all("--model_index=14" in line and "--epochs=90" in line and "--lr=0.2 --schedule=cosine" in line and
                "--batchsize=64" in line and "--augment=rrc_flip" in line for line in training)  # 512 over 8 processes
-    inat = run_sh(tmp_path, PYTHON="echo", PLAN="inat2018", LISTS="/lists", IMAGES="/data/inat", MODEL="11")
+    inat = run_sh(tmp_path, DRY_RUN="1", PLAN="inat2018", LISTS="/lists", IMAGES="/data/inat", MODEL="11")
     assert "--test_list /lists/iNaturalist18_val.txt --valid_per_class 2" in inat.stdout
     assert "--weight_decay=1e-4" in inat.stdout and "--model_index=11" in inat.stdout
-    places = run_sh(tmp_path, PYTHON="echo", PLAN="places-lt", LISTS="/lists", IMAGES="/data/places")
+    places = run_sh(tmp_path, DRY_RUN="1", PLAN="places-lt", LISTS="/lists", IMAGES="/data/places")
     assert "--model_index=13" in places.stdout and "--pretrained --lr=0.01" in places.stdout
 
 
 def test_cifar_plans_follow_cao_et_al(tmp_path):
-    """A dry run (PYTHON=echo prints each command): the data and training commands of the GPU plans."""
-    result = run_sh(tmp_path, PYTHON="echo", PLAN="cifar100-lt", SEEDS="0 1", OBJECTIVES="ERM LDAM:--drw")
+    """A dry run (DRY_RUN=1 prints each command): the data and training commands of the GPU plans."""
+    result = run_sh(tmp_path, DRY_RUN="1", PLAN="cifar100-lt", SEEDS="0 1", OBJECTIVES="ERM LDAM:--drw")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith("data_split.py --from_torchvision CIFAR100 --root data --imbalance_ratio 100 "
@@ -85,31 +87,85 @@ def test_cifar_plans_follow_cao_et_al(tmp_path):
 def test_cifar_plans_run_cao_et_al_s_baselines(tmp_path):
     """Focal loss with gamma 1 and class-balanced re-weighting reduced by the weighted mean, as in Cao et al.'s
     table; the CPU plan keeps focal gamma 2 and Cui's plain mean."""
-    result = run_sh(tmp_path, PYTHON="echo", PLAN="cifar10-lt")
+    result = run_sh(tmp_path, DRY_RUN="1", PLAN="cifar10-lt")
     training = {line.split("--objective=")[1].split()[0]: line for line in result.stdout.splitlines()
                 if "1_train.py" in line}
     assert list(training) == ["ERM", "CCE", "COT", "FL", "CB", "LDAM", "BS", "LA"]
     assert training["FL"].endswith(" --focal_gamma=1") and training["CB"].endswith(" --cb_reduction=weighted")
     assert training["LDAM"].endswith(" --drw")
-    fmnist = run_sh(tmp_path, PYTHON="echo", PLAN="fmnist-lt")
+    fmnist = run_sh(tmp_path, DRY_RUN="1", PLAN="fmnist-lt")
     assert "--focal_gamma" not in fmnist.stdout and "--cb_reduction" not in fmnist.stdout
 
 
-def test_baselines_run_second_stages_after_their_first(tmp_path):
-    result = run_sh(tmp_path, PYTHON="echo", PLAN="fmnist-lt", OBJECTIVES="baselines")
+def _training_lines(output):
+    return [line for line in output.splitlines() if "1_train.py" in line]
+
+
+def test_baselines_run_second_stages_after_their_first_by_tag_and_seed(tmp_path):
+    result = run_sh(tmp_path, DRY_RUN="1", PLAN="fmnist-lt", OBJECTIVES="baselines", SEEDS="0 1")
     assert result.returncode == 0, result.stderr
-    rows = [line.split("--augment=crop", 1)[1].strip() for line in result.stdout.splitlines() if "1_train.py" in line]
-    objectives = [line.split("--objective=")[1].split()[0] for line in result.stdout.splitlines() if "1_train.py" in line]
+    lines = _training_lines(result.stdout)
+    rows = [line.split("--augment=crop", 1)[1].strip() for line in lines]
+    objectives = [line.split("--objective=")[1].split()[0] for line in lines]
+    tags = [line.split("--tag=")[1].split()[0] for line in lines]
+    per_seed = len(lines) // 2
+    assert tags[:per_seed] == tags[per_seed:]  # a row's tag does not depend on the seed
+    assert len(set(tags[:per_seed])) == per_seed  # each row its own
     assert rows[0] == "" and objectives[0] == "ERM"  # the first stage
-    assert rows[1].startswith("--init_from=latest --freeze_backbone --reinit_head --sampler=class_balanced --epochs=5")
-    assert rows[2].startswith("--init_from=latest --lws")
+    first = f"--init_from=tag:{tags[0]}"
+    assert rows[1].startswith(f"{first} --freeze_backbone --reinit_head --sampler=class_aware --schedule=cosine_epoch")
+    assert rows[2].startswith(f"{first} --lws --sampler=class_aware")
+    assert rows[1].endswith("--epochs=10") and rows[2].endswith("--epochs=5")
     # weight balancing: stage 1 is the first ERM row (its weight decay chosen on valid/), stage 2 CB from it
-    assert objectives[3] == "CB" and "--init_from=latest:ERM" in rows[3] and "--weight_decay=5e-3" in rows[3]
-    assert "--weight_decay=5e-3" not in rows[:3] and "--sampler" not in rows[3]
-    assert "--maxnorm=1.0" in rows[3] and "--sam_rho=0.8" in rows[objectives.index("LDAM")]
-    demo = run_sh(tmp_path, PYTHON="echo", OBJECTIVES="baselines")  # a plan without the choice: its own stage 1
-    trained = [line for line in demo.stdout.splitlines() if "1_train.py" in line]
-    assert "--objective=ERM" in trained[3] and trained[3].endswith("--weight_decay=5e-3")
-    assert "--objective=CB" in trained[4]
-    assert {"--mix=mixup", "--mix=cutmix", "--mix=remix", "--mix=cmo"} <= set(rows)
-    assert ("LA", "--mix=cmo") in zip(objectives, rows) and ("LA", "--augment=randaugment") in zip(objectives, rows)
+    assert objectives[3] == "CB" and first in rows[3] and "--weight_decay=0.1" in rows[3] and "--maxnorm=0.1" in rows[3]
+    assert "--cb_loss=softmax_bce" in rows[3] and "--sampler" not in rows[3] and "--batchsize=64" in rows[3]
+    assert "--sam_rho=0.8" in rows[objectives.index("LDAM")]
+    assert all(f"--seed={0 if i < per_seed else 1}" in line for i, line in enumerate(lines))
+    demo = run_sh(tmp_path, DRY_RUN="1", OBJECTIVES="baselines")  # a plan without the choice: its own stage 1
+    trained = _training_lines(demo.stdout)
+    assert "--objective=ERM" in trained[3] and trained[3].endswith("--weight_decay=5e-3")  # row wb1
+    stage_one = trained[3].split("--tag=")[1].split()[0]
+    assert "--objective=CB" in trained[4] and f"--init_from=tag:{stage_one}" in trained[4]
+    mixes = {row.split()[0] for row in rows if row.startswith("--mix=")}
+    assert mixes == {"--mix=mixup", "--mix=cutmix", "--mix=remix", "--mix=cmo"}
+    assert ("LA", "--mix=cmo") in zip(objectives, [row.split()[0] if row else "" for row in rows])
+
+
+def test_a_named_row_and_an_unknown_reference(tmp_path):
+    result = run_sh(tmp_path, DRY_RUN="1", PLAN="fmnist-lt",
+                    OBJECTIVES="start=ERM:--weight_decay=1e-3 CB:--init_from=row:start,--freeze_backbone")
+    lines = _training_lines(result.stdout)
+    assert result.returncode == 0 and "--weight_decay=1e-3" in lines[0]
+    assert f"--init_from=tag:{lines[0].split('--tag=')[1].split()[0]}" in lines[1]
+    missing = run_sh(tmp_path, DRY_RUN="1", PLAN="fmnist-lt", OBJECTIVES="CB:--init_from=row:nowhere")
+    assert missing.returncode == 2 and "refers to row:nowhere, which is not a row of this plan" in missing.stderr
+
+
+def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypatch):
+    """The plan on tiny images: a run of the row's tag and seed that stopped part-way (Ctrl-C in its second epoch) is
+    resumed, not started again; the second time everything is found complete and evaluated, so nothing trains."""
+    make_dataset(tmp_path / "a_datasets", name="digits-lt")
+    planned = run_sh(tmp_path, DRY_RUN="1", EPOCHS="2", SEEDS="0", OBJECTIVES="ERM")
+    (command,) = _training_lines(planned.stdout)
+    argv = shlex.split(command)[2:]
+    train = script("1_train")
+    original, calls = train.train_one_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    assert call("1_train.py", *argv, cwd=tmp_path).returncode == 130
+    resumed = run_sh(tmp_path, EPOCHS="2", SEEDS="0", OBJECTIVES="ERM")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming SimpleCNN on digits-lt" in resumed.stdout and "epoch 2/2" in resumed.stdout
+    (run,) = (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir()
+    assert (run / "test_metrics.json").is_file()
+    again = run_sh(tmp_path, EPOCHS="2", SEEDS="0", OBJECTIVES="ERM")
+    assert again.returncode == 0 and f"done already: {Path('logs') / 'SimpleCNN' / 'digits-lt' / 'ERM' / run.name}" \
+        in again.stdout
+    assert "training SimpleCNN" not in again.stdout and "resuming" not in again.stdout
+    assert len(list(run.parent.iterdir())) == 1
