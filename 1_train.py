@@ -25,14 +25,14 @@ from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_s
                        load_run_weights)
 from augment import Mixer, policy
 from loader import BatchStream, default_eval_resize, load_splits, train_stats
-from optimisation import build_optimisation, sam_step
-from runs import (CHECKPOINT_KEYS, LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir,
-                  find_run_dir, list_runs, model_folder, run_is_complete, run_parent, run_settings, saved_arguments,
-                  tagged_runs)
+from optimisation import build_optimisation, build_optimiser, sam_step
+from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir, find_run_dir,
+                  list_runs, load_run_checkpoint, model_folder, run_is_complete, run_parent, run_settings,
+                  saved_arguments, tagged_runs)
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
 from train_args import check_method_flags, get_args_parser, resolve
-from utils import UserError, WriteError, load_checkpoint, parse_int_list, run_cli
+from utils import UserError, WriteError, parse_int_list, run_cli
 
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
 
@@ -66,9 +66,22 @@ def check_args(args):
                         "crops; give at least the larger of --height and --width")
     if args.mix and not objective.mixes:
         raise UserError(f"--mix does not work with {args.objective} (python criterion.py: its entry has mixes=False)")
+    if args.init_from is not None and not args.init_from.strip():
+        raise UserError("--init_from is empty; give a run folder, tag:LABEL or latest[:OBJECTIVE] (or leave it out "
+                        "to train from scratch)")
     for flag in ("reinit_head", "lws"):
         if getattr(args, flag) and not args.init_from:
             raise UserError(f"--{flag} changes the classifier of a trained network: give --init_from RUN")
+    for flag in ("reinit_head", "maxnorm"):
+        if args.lws and getattr(args, flag):
+            raise UserError(f"--lws learns one scale per class of the trained classifier and keeps it as it is: "
+                            f"--{flag} does not go with it")
+    if args.cutout and args.cutout >= min(args.height, args.width):
+        raise UserError(f"--cutout {args.cutout} is not smaller than the {args.height}x{args.width} image: it would "
+                        "blank (almost) every image; DeVries & Taylor cut 16 of 32 (CIFAR-10), 8 of 32 (CIFAR-100)")
+    if args.eval_resize is not None and args.eval_resize > 4 * max(args.height, args.width):
+        raise UserError(f"--eval_resize {args.eval_resize} is over 4 times the {args.height}x{args.width} input; the "
+                        "usual ratio is 256/224 (give at most 4 times the larger of --height and --width)")
     if args.maxnorm and args.normed_head:
         raise UserError("--maxnorm bounds the norms of a linear classifier's class vectors; a cosine head "
                         "(--normed_head) has unit norms already")
@@ -152,7 +165,9 @@ class Training:
     """What a training step needs, built once per run."""
     model: torch.nn.Module
     loss_fn: torch.nn.Module
-    complement: Optional[torch.nn.Module]  # COT's second step
+    complement: Optional[torch.nn.Module]  # COT's second step, with an optimiser and schedule of its own
+    complement_optimiser: Optional[torch.optim.Optimizer]
+    complement_scheduler: Optional[torch.optim.lr_scheduler.LambdaLR]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
@@ -200,7 +215,8 @@ def train_one_epoch(training, stream, epoch):
             _step(loss, t.optimizer, t.scaler)
         if t.complement is not None:  # COT: a second step that flattens the incorrect classes
             with runtime.autocast():
-                _step(t.complement(t.model(images), labels), t.optimizer, t.scaler)
+                _step(t.complement(t.model(images), labels), t.complement_optimiser, t.scaler)
+            t.complement_scheduler.step()
         if t.head is not None and args.maxnorm_every == "step":
             project_to_max_norm(t.head, t.max_norm)
         lr = t.optimizer.param_groups[0]["lr"]
@@ -301,10 +317,14 @@ def build_model(args, num_classes, runtime, init=None, resumed=None):
 
 def load_init(args, classes):
     """The checkpoint ``--init_from`` resolved to, checked against this run's classes."""
-    init = load_checkpoint(args.init_from, required=CHECKPOINT_KEYS)
+    init = load_run_checkpoint(args.init_from)
     if list(init["classes"]) != list(classes):
         raise UserError(f"--init_from {args.init_from} was trained on the classes {', '.join(init['classes'])}, "
                         f"not {', '.join(classes)}")
+    if list(init["image_size"]) != [args.height, args.width]:
+        raise UserError(f"--init_from {args.init_from} was trained on {init['image_size'][0]}x{init['image_size'][1]} "
+                        f"images, not {args.height}x{args.width}: a second stage keeps its first stage's image size "
+                        "(give the same --height and --width)")
     return init
 
 
@@ -359,7 +379,7 @@ def resolve_resume(args):
     if not last.is_file():
         raise UserError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from (it stopped before its first epoch "
                         "ended); start a new run instead")
-    state = load_checkpoint(last, required=RESUME_KEYS)
+    state = load_run_checkpoint(last, required=RESUME_KEYS)
     saved = saved_arguments(state)
     saved.resume = str(run_dir)
     if requested_epochs is not None:
@@ -408,11 +428,12 @@ def train(args, runtime):
     if args.compile:
         model = torch.compile(model)
     optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype)
+    second = build_optimiser(args, model, len(train_stream)) if complement is not None else (None, None)
     head = find_classifier(raw_model)[1] if args.maxnorm else None
     if head is not None:  # a resumed run keeps the radius it started with
         radius = state["maxnorm_radius"] if state is not None and "maxnorm_radius" in state else max_norm_radius(
             head, args.maxnorm, relative=args.maxnorm_threshold == "relative")
-    training = Training(model, loss_fn, complement, optimizer, scheduler, scaler, args, runtime,
+    training = Training(model, loss_fn, complement, *second, optimizer, scheduler, scaler, args, runtime,
                         mixer=Mixer(args.mix, train_stream.class_counts, args.mix_alpha, args.mix_prob, args.remix_kappa,
                                     args.remix_tau, seed=args.seed * 7 + runtime.rank, epochs=args.epochs,
                                     off_first=args.mix_off_first, off_last=args.mix_off_last) if args.mix else None,
@@ -420,7 +441,7 @@ def train(args, runtime):
                         head=head, max_norm=radius if head is not None else 0.0)
     start_epoch, best = 0, None
     if state is not None:
-        start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler)
+        start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler, *second)
         if start_epoch >= args.epochs:
             raise UserError(f"{run_dir} already finished all {args.epochs} epochs; pass a larger --epochs to extend it")
     else:
@@ -434,6 +455,8 @@ def train(args, runtime):
                  "objective": args.objective, "args": vars(args), "environment": environment_record(runtime.device)}
         if init is not None:  # where this run started
             about["init_from"] = {"checkpoint": args.init_from, "epoch": init["epoch"], "valid_acc": init["acc"]}
+        elif state is not None and "init_from" in state:  # a resumed second stage keeps the record
+            about["init_from"] = state["init_from"]
         if head is not None:
             about["maxnorm_radius"] = training.max_norm
         recorder = RunRecorder(run_dir, about, start_epoch, best)
@@ -458,7 +481,8 @@ def train(args, runtime):
                 valid.update(acc=round(valid["acc"], 4), images=len(valid["targets"]), lr=train_row["lr"])
                 recorder.record(epoch, train_row, valid, raw_model, {
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict()})
+                    "scaler": scaler.state_dict(), **({} if second[0] is None else {
+                        "complement_optimizer": second[0].state_dict(), "complement_scheduler": second[1].state_dict()})})
                 print(f"epoch {epoch + 1}/{args.epochs}  train loss {train_row['loss']:.4f} acc {train_row['acc']:.2f}"
                       f"  valid loss {valid['loss']:.4f} acc {valid['acc']:.2f} balanced {valid['balanced_acc']:.2f}"
                       f"  lr {train_row['lr']:.3g}", flush=True)
@@ -468,6 +492,9 @@ def train(args, runtime):
                   f"finished epoch; continue with: python 1_train.py --resume {run_dir}", file=sys.stderr)
         return 130
     except WriteError as error:  # a full disk: every file was replaced atomically, so the last epoch's are whole
+        if not (run_dir / LAST_CHECKPOINT).is_file():
+            raise UserError(f"{error} during epoch {epoch + 1}, before anything could be saved; free some space and "
+                            f"start the run again (and delete {run_dir})") from None
         raise UserError(f"{error} during epoch {epoch + 1}; the files in {run_dir} are complete up to the last "
                         f"finished epoch: free some space and continue with: python 1_train.py --resume {run_dir}") from None
     finally:
@@ -482,12 +509,18 @@ def train(args, runtime):
     return 0
 
 
-def restore(state, model, optimizer, scheduler, scaler):
+def restore(state, model, optimizer, scheduler, scaler, complement_optimiser=None, complement_scheduler=None):
     """Load a ``last.pth``; returns the next epoch and (best acc, best epoch, best file name)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
+    if complement_optimiser is not None:
+        if "complement_optimizer" not in state:
+            raise UserError("this COT run was saved before COT's complement step had an optimiser of its own; it "
+                            "cannot continue exactly: start it again")
+        complement_optimiser.load_state_dict(state["complement_optimizer"])
+        complement_scheduler.load_state_dict(state["complement_scheduler"])
     return state["epoch"] + 1, (state["best_acc"], state["best_epoch"], state["best_file"])
 
 

@@ -10,6 +10,7 @@ the predictions after post-hoc logit adjustment, ``--tau_norm T|auto`` after
 tau-normalising the classifier.
 """
 import functools
+import math
 import sys
 import warnings
 
@@ -317,10 +318,11 @@ def parse_tau(text, flag="--posthoc_tau"):
         tau = float(text)
     except ValueError:
         raise UserError(f"{flag} takes a number or 'auto', got {text!r}") from None
-    if not 0 <= tau <= MAX_TAU:
-        raise UserError(f"{flag} must be a number from 0 to {MAX_TAU:g} (or 'auto'), got {text}: a negative value "
-                        "would favour the large classes further")
-    return tau
+    if not math.isfinite(tau) or not 0 <= tau <= MAX_TAU:
+        reason = ("a negative value would favour the large classes further" if tau < 0 else
+                  "not a finite number" if not math.isfinite(tau) else "far past any useful value")
+        raise UserError(f"{flag} must be a number from 0 to {MAX_TAU:g} (or 'auto'), got {text}: {reason}")
+    return tau + 0.0  # -0 is 0
 
 
 def _interval(values):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from utils import UserError, atomic_write, staged_folder
+from utils import UserError, atomic_write, inside, staged_folder
 
 TORCHVISION_DATASETS = ("CIFAR10", "CIFAR100", "FashionMNIST", "MNIST", "KMNIST", "SVHN")
 MNIST_FAMILY = ("FashionMNIST", "MNIST", "KMNIST")
@@ -287,7 +287,8 @@ def export_torchvision(args):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be a positive number of images, got {getattr(args, flag)}")
     name = args.from_torchvision
-    destination = Path(args.out_dir) / (args.out_name or (f"{name}-LT" if args.imbalance_ratio else name))
+    destination = inside(args.out_dir, args.out_name or (f"{name}-LT" if args.imbalance_ratio else name), "--out_name",
+                         name=True)
     if destination.exists() and not args.force:
         raise UserError(f"{destination} already exists; pass --force to replace it")
     train_set, test_set = open_torchvision(name, args.root, download=not args.no_download)

@@ -12,6 +12,7 @@ from its folder: ``test_metrics.json`` (or ``valid_metrics.json``) written by
 arguments (``config.json``, or the checkpoint of runs older than that file).
 Intervals and paired tests need ``<split>_predictions.npz`` (2_test.py writes it).
 """
+import difflib
 import json
 import math
 import statistics
@@ -22,9 +23,10 @@ import numpy as np
 
 import criterion
 import stats
-from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, find_run_dir, list_runs, load_predictions, model_folder, read_csv,
-                  read_metrics, run_parent, run_settings)
-from utils import ArgumentParser, UserError, atomic_write, output_file, run_cli, save_svg
+import train_args
+from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions,
+                  model_folder, read_csv, run_parent, run_settings)
+from utils import ArgumentParser, UserError, atomic_write, name_argument, output_file, run_cli, save_svg
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
            ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
@@ -36,7 +38,7 @@ NOT_A_SETTING = {"seed", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cac
 def get_args_parser():
     parser = ArgumentParser(description="Compare runs: one row per group of runs that differ only in seed.")
     parser.add_argument("--runs", nargs="+", default=[], help="run folders")
-    parser.add_argument("--dataset", help="with --model_index: pick runs by name")
+    parser.add_argument("--dataset", type=name_argument("--dataset"), help="with --model_index: pick runs by name")
     parser.add_argument("--model_index", type=int)
     parser.add_argument("--objectives", nargs="+", default=[], choices=list(criterion.OBJECTIVES),
                         help="objectives to pick (default with --dataset: all that have runs)")
@@ -111,6 +113,12 @@ def parse_condition(text):
     objective, colon, key = condition.rpartition(":")
     if not equals or not key:
         raise UserError(f"--where takes [OBJECTIVE:]KEY=VALUE (a setting of config.json's args), got {text!r}")
+    if colon and objective not in criterion.OBJECTIVES:
+        raise UserError(f"--where {text}: {objective!r} is not an objective; choose one of {', '.join(criterion.OBJECTIVES)}")
+    if key not in train_args.defaults():
+        close = difflib.get_close_matches(key, list(train_args.defaults()), n=1)
+        raise UserError(f"--where {text}: {key!r} is not a setting of a run" + (f" (did you mean {close[0]}?)" if close
+                                                                               else " (1_train.py --help lists them)"))
     try:
         value = json.loads(value)
     except ValueError:
@@ -119,8 +127,10 @@ def parse_condition(text):
 
 
 def _matches(settings, key, value):
-    """Whether a run's argument ``key`` is ``value`` (a run older than the flag has its default, ``run_settings``)."""
-    return settings.get(key) == value
+    """Whether a run's argument ``key`` is ``value`` (a run older than the flag has its default, ``run_settings``):
+    equal and of the same kind, so ``seed=false`` does not match seed 0 nor ``drw=1`` match true."""
+    saved = settings.get(key)
+    return saved == value and isinstance(saved, bool) == isinstance(value, bool)
 
 # ---------------------------------------------------------------- one run
 
@@ -157,7 +167,7 @@ def run_metrics(run, checkpoint="best", split=None):
     train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
     minutes = sum(_number(row.get("time_s")) for row in train_rows) / 60 if train_rows else math.nan
     for name in [split] if split else ["test", "valid"]:
-        metrics = read_metrics(run, name, checkpoint)
+        metrics = checked_metrics(run, name, checkpoint)
         if metrics is not None:
             return {"split": name, "minutes": minutes, **{key: _number(metrics.get(key)) for key, _ in METRICS}}
     row = checkpoint_row(run, checkpoint)
@@ -368,10 +378,13 @@ def select_on_valid(groups, checkpoint="best"):
     scores = {}
     for label, members in groups:
         rows = [checkpoint_row(run, checkpoint) for run in members]
-        values = [float(row.get("balanced_acc") or "nan") for row in rows if row is not None]
-        score = mean_std(values)[0] if values else math.nan
-        if not math.isnan(score):
-            scores[label] = score
+        unscored = [str(run) for run, row in zip(members, rows) if row is None or not math.isfinite(_number(
+            row.get("balanced_acc")))]
+        if unscored:  # leaving them out would rank the group on its other seeds, or drop it, without a word
+            raise UserError(f"--select_on valid: {len(unscored)} run(s) of {label} have no validation balanced accuracy "
+                            f"in valid.csv (a run that stopped before its first epoch, or a damaged log): "
+                            f"{', '.join(unscored)}; leave them out with --seeds or --where, or delete them")
+        scores[label] = mean_std([float(row["balanced_acc"]) for row in rows])[0]
     return dict(sorted(scores.items(), key=lambda item: -item[1]))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks import TORCHVISION_DATASETS, export_torchvision, long_tail_counts
 from split_lists import export_lists
 from loader import is_image_file, list_datasets
-from utils import ArgumentParser, UserError, number, run_cli, seed_number, staged_folder
+from utils import ArgumentParser, UserError, inside, name_argument, number, run_cli, seed_number, staged_folder
 
 SPLITS = ("train", "valid", "test")
 DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2], "seed": 0,
@@ -31,7 +31,8 @@ DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2],
 
 def get_args_parser():
     parser = ArgumentParser(description="Split (and optionally long-tail) a raw image dataset.")
-    parser.add_argument("--dataset", help="folder under --source_dir with one sub-folder per class")
+    parser.add_argument("--dataset", type=name_argument("--dataset"),
+                        help="folder under --source_dir with one sub-folder per class")
     parser.add_argument("--ratios", type=number(float), nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "VALID", "TEST"))
     parser.add_argument("--seed", type=seed_number, default=0)
     parser.add_argument("--imbalance_ratio", type=number(float), default=None,
@@ -40,7 +41,8 @@ def get_args_parser():
     parser.add_argument("--force", action="store_true", help="replace an existing split of the same name")
     parser.add_argument("--source_dir", default="c_original_dataset")
     parser.add_argument("--out_dir", default="a_datasets")
-    parser.add_argument("--out_name", default=None, help="name of the split dataset (default: --dataset)")
+    parser.add_argument("--out_name", type=name_argument("--out_name"), default=None,
+                        help="name of the split dataset, a folder under --out_dir (default: --dataset)")
     benchmark = parser.add_argument_group("standard benchmarks through torchvision.datasets (see README)")
     benchmark.add_argument("--from_torchvision", metavar="NAME", default=None,
                            help=f"export a torchvision dataset: {', '.join(TORCHVISION_DATASETS)}")
@@ -176,14 +178,14 @@ def main(args):
         raise UserError("--ratios: train and valid need a positive share (test may be 0)")
     if args.imbalance_ratio is not None and args.imbalance_ratio < 1:
         raise UserError(f"--imbalance_ratio must be >= 1, got {args.imbalance_ratio}")
-    source = Path(args.source_dir) / args.dataset
+    source = inside(args.source_dir, args.dataset, "--dataset", name=True)
     if not source.is_dir():
         available = list_datasets(args.source_dir)
         hint = f"available: {', '.join(available)}" if available else f"{args.source_dir}/ is empty or missing"
         raise UserError(f"no raw dataset {source}; {hint}")
     images = scan_source(source)
     plan = plan_split(images, args.ratios, args.seed, args.imbalance_ratio, args.imbalance_type)
-    destination = Path(args.out_dir) / (args.out_name or args.dataset)
+    destination = inside(args.out_dir, args.out_name or args.dataset, "--out_name", name=True)
     write_split(plan, source, destination, args.force)
     print_table(images, plan)
     profile = f", train long-tailed ({args.imbalance_type}, ratio {args.imbalance_ratio:g})" if args.imbalance_ratio else ""

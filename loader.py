@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
 from augment import apply_policy, augment_batch, crop_padding, cutout
-from utils import UserError, save_atomic, write_json_atomic
+from utils import UserError, inside, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 SAMPLERS = ("random", "class_balanced", "class_aware", "sqrt", "reversed")
@@ -94,7 +94,7 @@ def scan_split(split_dir, classes=None):
 
 def load_splits(data_dir, dataset, splits=("train", "valid")):
     """Check and scan ``data_dir/dataset/<split>``; a split named ``test?`` is optional."""
-    root = Path(data_dir) / dataset
+    root = inside(data_dir, dataset, "--dataset", name=True)
     if not root.is_dir():
         available = list_datasets(data_dir)
         hint = f"available: {', '.join(available)}" if available else f"{data_dir}/ has no datasets (see data_split.py)"

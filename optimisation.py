@@ -13,6 +13,14 @@ SCHEDULES = ("step", "cosine", "cosine_epoch")
 def build_optimisation(args, model, iters_per_epoch, amp_dtype=None):
     """The optimiser (SGD or AdamW) over the trainable parameters, its ``LambdaLR`` schedule and the gradient
     scaler (active for float16 autocast only)."""
+    optimizer, scheduler = build_optimiser(args, model, iters_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return optimizer, scheduler, scaler
+
+
+def build_optimiser(args, model, iters_per_epoch):
+    """An optimiser over the trainable parameters and its ``LambdaLR`` schedule.  COT's complement step has a second
+    one of its own, as Chen et al.'s code does (its own momentum, the same lr, schedule and weight decay)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     if args.optimizer == "adamw":
         optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
@@ -28,9 +36,7 @@ def build_optimisation(args, model, iters_per_epoch, amp_dtype=None):
     else:
         factor = functools.partial(lr_factor, iters_per_epoch=iters_per_epoch, stage_lengths=args.lrstep,
                                    decay=args.lrdecay, warmup_epochs=warmup_epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    return optimizer, scheduler, scaler
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def lr_factor(iteration, iters_per_epoch, stage_lengths, decay=0.2, warmup_epochs=0):

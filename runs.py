@@ -24,10 +24,12 @@ import numpy as np
 import torch
 
 import criterion
+import stats
 import train_args
 from get_model import build_network, model_name
 from runtime import torch_minor
-from utils import UserError, WriteError, atomic_write, load_checkpoint, save_atomic, write_json_atomic
+from utils import (UserError, WriteError, atomic_write, inside, load_checkpoint, name_argument, save_atomic,
+                   write_json_atomic)
 
 RUN_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
@@ -66,7 +68,7 @@ def best_checkpoint_name(acc):
 # ---------------------------------------------------------------- creating, finding and listing runs
 
 def run_parent(logs_dir, model, dataset, objective):
-    return Path(logs_dir) / model / dataset / objective
+    return inside(Path(logs_dir) / model, dataset, "--dataset", name=True) / objective
 
 
 def create_run_dir(logs_dir, model, dataset, objective, now=None):
@@ -136,7 +138,7 @@ def run_is_complete(run_dir):
 def tagged_runs(logs_dir, model, dataset, tag, seed=None):
     """The run folders of one model and dataset (any objective) whose ``--tag`` is ``tag`` (and whose seed is
     ``seed``), oldest first: how a plan finds the runs of one of its rows, and a second stage its first stage."""
-    root = Path(logs_dir) / model / dataset
+    root = inside(Path(logs_dir) / model, dataset, "--dataset", name=True)
     found = []
     for config in sorted(root.glob(f"*/*/{CONFIG}")) if root.is_dir() else []:
         if not RUN_NAME.match(config.parent.name):
@@ -167,7 +169,7 @@ def best_checkpoint_path(run_dir):
 def add_run_arguments(parser):
     """The flags that name a trained run (2_test.py, predict.py)."""
     parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
-    parser.add_argument("--dataset", required=True, help="the dataset the run used")
+    parser.add_argument("--dataset", required=True, type=name_argument("--dataset"), help="the dataset the run used")
     parser.add_argument("--objective", required=True, choices=list(criterion.OBJECTIVES),
                         help="the objective the run used")
     parser.add_argument("--datetime", required=True, help="run start time YYYY-MM-DD-HH-MM-SS, or 'latest'")
@@ -227,8 +229,13 @@ def _format(value):
 
 
 def read_csv(path):
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
+    """The rows of a run's CSV log, or a ``UserError`` naming a file that is not one (binary, damaged)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path} is not a CSV log of this project ({type(error).__name__}); restore it or delete "
+                        "the run") from None
 
 
 class RunRecorder:
@@ -362,7 +369,7 @@ def open_run(logs_dir, model_index, dataset, objective, datetime_name, checkpoin
     if path is None or not path.is_file():
         name = "<acc>.pth" if checkpoint == "best" else LAST_CHECKPOINT
         raise UserError(f"{run_dir} has no {name} checkpoint (the run stopped before its first epoch ended)")
-    state = load_checkpoint(path, required=CHECKPOINT_KEYS)
+    state = load_run_checkpoint(path)
     if state.get("model_index") != model_index:
         raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {model_index}")
     trained_with = state.get("environment", {}).get("torch")
@@ -380,17 +387,54 @@ def run_settings(run_dir):
     config = run_dir / CONFIG
     if config.is_file():
         try:
-            return train_args.complete(json.loads(config.read_text()).get("args", {}))
-        except (ValueError, AttributeError) as error:
+            return train_args.complete(_arguments(json.loads(config.read_text()).get("args", {}), config))
+        except (ValueError, AttributeError, TypeError) as error:
             raise UserError(f"{config} is damaged ({str(error).splitlines()[0][:80]}); restore it from the run's "
                             f"checkpoint or delete the run") from None
     for path in (run_dir / LAST_CHECKPOINT, best_checkpoint_path(run_dir)):
         if path is not None and path.is_file():
             try:
-                return train_args.complete(load_checkpoint(path).get("args", {}))
+                return train_args.complete(_arguments(load_checkpoint(path).get("args", {}), path))
             except UserError:
                 continue
     return {}
+
+
+def _arguments(args, source):
+    """A run's saved arguments: a dict of flag names, else ``ValueError``."""
+    if not isinstance(args, dict) or not all(isinstance(key, str) for key in args):
+        raise ValueError(f"its arguments are {type(args).__name__}, not a record of flags")
+    return args
+
+
+def load_run_checkpoint(path, required=CHECKPOINT_KEYS):
+    """A checkpoint of a run of this project (``utils.load_checkpoint``), with what evaluating it relies on checked:
+    class names, image size, mean/std, model index, arguments; else a ``UserError`` naming the file and the field."""
+    state = load_checkpoint(path, required=required)
+    problems = []
+    if not isinstance(state["classes"], (list, tuple)) or not state["classes"] or \
+            not all(isinstance(name, str) for name in state["classes"]):
+        problems.append("classes (a list of class names)")
+    for key in ("mean", "std"):
+        value = state[key]
+        if not (isinstance(value, (list, tuple)) and len(value) == 3 and
+                all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)) or \
+                (key == "std" and min(value) <= 0):
+            problems.append(f"{key} (three finite numbers{', positive' if key == 'std' else ''})")
+    size = state["image_size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        problems.append("image_size (two positive whole numbers)")
+    if not isinstance(state["model_index"], int) or isinstance(state["model_index"], bool):
+        problems.append("model_index (a whole number)")
+    if not isinstance(state["args"], dict) or not isinstance(state["model"], dict):
+        problems.append("args and model (records)")
+    counts = state.get("class_counts")
+    if counts is not None and not (isinstance(counts, (list, tuple)) and len(counts) == len(state["classes"]) and
+                                   all(isinstance(c, int) and c > 0 for c in counts)):
+        problems.append("class_counts (one positive whole number per class)")
+    if problems:
+        raise UserError(f"{path} is not a checkpoint this project wrote: bad {'; bad '.join(problems)}")
+    return state
 
 
 def file_sha256(path):
@@ -442,6 +486,31 @@ def load_predictions(run_dir, split=None, checkpoint="best"):
             reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
             raise UserError(f"{path} is damaged ({reason}); {_regenerate(run_dir, name, checkpoint)}") from None
     return None
+
+
+def checked_metrics(run_dir, split, checkpoint="best"):
+    """``read_metrics``, and, when the predictions file is there, the metrics checked against it: top-1, balanced
+    accuracy, macro-F1 and each class's recall recomputed from the saved predictions must equal the file's, so an
+    edited metrics file (or one whose ``predictions_sha256`` was removed) is named rather than compared."""
+    metrics = read_metrics(run_dir, split, checkpoint)
+    saved = load_predictions(run_dir, split, checkpoint) if metrics is not None else None
+    if saved is None:
+        return metrics
+    _, _, targets, predicted = saved
+    with np.load(Path(run_dir) / predictions_file(split, checkpoint)) as file:
+        classes = len(file["classes"]) if "classes" in file else int(max(targets.max(), predicted.max())) + 1
+    recomputed = stats.classification_metrics(targets, predicted, classes)
+    recalls = [row.get("recall") for row in metrics.get("per_class", []) if isinstance(row, dict)]
+    pairs = [(key, metrics.get(key), recomputed[key]) for key in ("acc", "balanced_acc", "macro_f1")]
+    if len(recalls) == classes:
+        pairs += [(f"recall of class {k}", recall, 100 * recomputed["per_class_recall"][k])
+                  for k, recall in enumerate(recalls)]
+    for key, written, computed in pairs:
+        if not isinstance(written, (int, float)) or abs(written - computed) > 1e-6:
+            raise UserError(f"{Path(run_dir) / metrics_file(split, checkpoint)} does not agree with its predictions "
+                            f"({key}: {written} in the file, {computed:.4f} from {predictions_file(split, checkpoint)}); "
+                            f"it was edited or comes from another evaluation: {_regenerate(run_dir, split, checkpoint)}")
+    return metrics
 
 
 def _find_main(argv=None):

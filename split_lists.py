@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import class_folders
-from utils import UserError, staged_folder
+from utils import UserError, inside, staged_folder
 
 SPLITS = ("train", "valid", "test")
 # Published totals (train, valid, test images; classes) of the benchmarks the lists define.
@@ -38,10 +38,13 @@ class Entry:
     line: int
 
 
-def read_list(path):
-    """The ``(relative path, label)`` lines of a split list (Windows line endings and blank lines allowed), or a
-    ``UserError`` naming the first malformed line."""
+def read_list(path, images="--images"):
+    """The ``(relative path, label)`` lines of a split list (Windows line endings and blank lines allowed), each
+    path normalised and kept inside ``images`` (``utils.inside``: a line naming an absolute path or one that leaves
+    the folder is refused), or a ``UserError`` naming the first bad line."""
     entries = []
+    if not Path(path).is_file():  # a folder, a FIFO (which would block the read) or nothing
+        raise UserError(f"the list {path} is not a regular file")
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as error:
@@ -55,7 +58,8 @@ def read_list(path):
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2 or not re.fullmatch(r"-?\d+", parts[1]):
             raise UserError(f"{path}, line {number}: expected 'relative/path label', got {line[:80]!r}")
-        entries.append(Entry(parts[0].replace("\\", "/"), int(parts[1]), number))
+        relative = inside(images, parts[0], f"{path}, line {number}").relative_to(images).as_posix()
+        entries.append(Entry(relative, int(parts[1]), number))
     if not entries:
         raise UserError(f"the list {path} names no image")
     return entries
@@ -84,7 +88,14 @@ def check_lists(lists, images, allow_missing=False, num_classes=None):
                     raise UserError(f"{split}: {entry.path} is listed with two labels ({labels[entry.path]} and "
                                     f"{entry.label}); fix the list")
         checked[split] = list({entry.path: entry for entry in entries}.values())
+    negative = [f"{entry.path} ({entry.label})" for entries in checked.values() for entry in entries if entry.label < 0]
+    if negative:
+        raise UserError(f"{len(negative)} negative label(s): {_listing(negative)}; labels count from 0")
     num_classes = num_classes or max(entry.label for entry in checked["train"]) + 1
+    if num_classes > len(checked["train"]):  # a label far beyond the others: every class needs a training image
+        largest = max(checked["train"], key=lambda entry: entry.label)
+        raise UserError(f"train: the label {largest.label} ({largest.path}, line {largest.line}) means {num_classes:,} "
+                        f"classes, more than the {len(checked['train']):,} training images; fix the list")
     for split, entries in checked.items():
         outside = [f"{entry.path} ({entry.label})" for entry in entries if not 0 <= entry.label < num_classes]
         if outside:
@@ -99,6 +110,7 @@ def check_lists(lists, images, allow_missing=False, num_classes=None):
             raise UserError(f"{len(both)} image(s) are listed in both {first} and {second}: {_listing(both)}")
     root = Path(images)
     missing = sorted(entry.path for entries in checked.values() for entry in entries if not (root / entry.path).is_file())
+    _same_files(checked, root, missing)
     if missing:
         message = f"{len(missing)} listed image(s) are not under {root}: {_listing(missing)}"
         if not allow_missing:
@@ -107,6 +119,22 @@ def check_lists(lists, images, allow_missing=False, num_classes=None):
         gone = set(missing)
         checked = {split: [entry for entry in entries if entry.path not in gone] for split, entries in checked.items()}
     return checked, num_classes, report
+
+
+def _same_files(checked, root, missing=()):
+    """Two list lines that name one file (through a link, or a link and its target) are refused: one image in two
+    splits or two classes would leak, and once in one split it would count twice."""
+    seen = {}
+    for split, entries in checked.items():
+        for entry in entries:
+            if entry.path in missing:
+                continue
+            real = os.path.realpath(root / entry.path)
+            if real in seen and seen[real][1].path != entry.path:
+                other_split, other = seen[real]
+                raise UserError(f"{other_split} {other.path} (line {other.line}) and {split} {entry.path} (line "
+                                f"{entry.line}) are the same file ({real}); list each image once")
+            seen[real] = (split, entry)
 
 
 def class_names(entries, num_classes):
@@ -143,22 +171,27 @@ def carve_valid(train, per_class, seed):
 
 
 def build(checked, folders, images, destination, copy=False, force=False):
-    """Write the splits as links (or copies) into ``destination``, staged and swapped in when complete."""
+    """Write the splits as links (or copies) into ``destination``, staged and swapped in when complete.  A copy
+    reads only files whose real location (links followed) is inside ``images``."""
     root = Path(images).resolve()
+    sources = {entry.path: inside(root, entry.path, f"--copy {entry.path}", resolve=True)
+               for entries in checked.values() for entry in entries} if copy else {}
     with staged_folder(destination, force) as staging:
         for split, entries in checked.items():
             made = set()
             for folder in {folders[entry.label] for entry in entries}:
                 (staging / split / folder).mkdir(parents=True)
             for entry in entries:
-                source = root / entry.path
                 name = Path(entry.path).name
                 target = staging / split / folders[entry.label] / name
-                if (split, folders[entry.label], name) in made:  # two images of one class with one file name
+                if target in made:  # two images of one class with one file name: the line number tells them apart
                     target = target.with_name(f"{entry.line}_{name}")
-                made.add((split, folders[entry.label], name))
+                    while target in made:
+                        target = target.with_name(f"{entry.line}_{target.name}")
+                made.add(target)
+                source = root / entry.path
                 if copy:
-                    shutil.copy2(source, target)
+                    shutil.copy2(sources[entry.path], target)
                 else:
                     os.symlink(source, target)
 
@@ -201,17 +234,20 @@ def export_lists(args):
         raise UserError(f"--images: {args.images} is not a folder")
     if args.valid_per_class is not None and args.valid_per_class < 1:
         raise UserError(f"--valid_per_class must be a positive number of images, got {args.valid_per_class}")
-    lists = {"train": read_list(args.train_list)}
+    if args.valid_list and args.valid_per_class is not None:
+        raise UserError("--valid_per_class takes valid/ from the training images; with --valid_list valid/ is that "
+                        "list: give one of the two")
+    destination = inside(args.out_dir, args.out_name, "--out_name", name=True)
+    lists = {"train": read_list(args.train_list, args.images)}
     if args.valid_list:
-        lists["valid"] = read_list(args.valid_list)
+        lists["valid"] = read_list(args.valid_list, args.images)
     if args.test_list:
-        lists["test"] = read_list(args.test_list)
+        lists["test"] = read_list(args.test_list, args.images)
     if "valid" not in lists:
         if not args.valid_per_class:
             raise UserError("give --valid_list, or --valid_per_class N to take N training images of each class as "
                             "valid/")
         lists["train"], lists["valid"] = carve_valid(lists["train"], args.valid_per_class, args.seed)
-    destination = Path(args.out_dir) / args.out_name
     if destination.exists() and not args.force:
         raise UserError(f"{destination} already exists; pass --force to replace it")
     checked, num_classes, report = check_lists(lists, args.images, args.allow_missing)

@@ -10,14 +10,14 @@ import criterion
 from augment import AUGMENTATIONS, MIXES, MIX_RECIPES, POLICIES
 from loader import SAMPLERS
 from optimisation import SCHEDULES
-from utils import ArgumentParser, UserError, number, positive, seed_number
+from utils import ArgumentParser, UserError, name_argument, number, positive, seed_number
 
 
 def get_args_parser():
     parser = ArgumentParser(description="Train an image classifier (see README.md).",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model_index", type=int, help="network index (python get_model.py lists them)")
-    parser.add_argument("--dataset", help="dataset folder under --data_dir")
+    parser.add_argument("--dataset", type=name_argument("--dataset"), help="dataset folder under --data_dir")
     parser.add_argument("--objective", default="ERM", choices=list(criterion.OBJECTIVES),
                         help="loss function (python criterion.py lists them)")
     parser.add_argument("--lr", type=positive(float), default=None, help="initial learning rate (default: 0.1 with SGD, "

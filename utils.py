@@ -1,14 +1,19 @@
 """What every layer needs: the user-error type and the command line around it, atomic writes, safe loading."""
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
 import pickle
+import posixpath
+import re
 import shutil
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -27,8 +32,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main, parser, argv=None):
-    """Parse ``argv``, call ``main(args)`` and turn a ``UserError`` into one stderr line."""
+    """Parse ``argv``, call ``main(args)`` and turn a ``UserError`` into one stderr line.  A SIGTERM (``kill``, a
+    scheduler's time limit) stops the script as Ctrl-C does, so a file being written is removed, not left half."""
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         return main(parser.parse_args(argv))
     except UserError as error:
@@ -37,6 +44,13 @@ def run_cli(main, parser, argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 SEED_RANGE = (0, 2**32 - 1)
@@ -84,6 +98,43 @@ def parse_int_list(values, flag="--lrstep"):
         return [int(item) for item in items]
     except ValueError:
         raise UserError(f"{flag} takes whole numbers of epochs, got {' '.join(map(str, values))}") from None
+
+
+# ---------------------------------------------------------------- user-given paths
+
+def inside(root, text, what, name=False, resolve=False):
+    """``root / text`` for a user-given dataset name (``name``: one path component) or relative path (a line of a
+    split list), kept inside ``root``, or a ``UserError`` naming ``what``: no absolute path, no ``..`` that leaves
+    ``root``, nothing empty; the spelling normalised (``a//b``, ``a/./b``, ``a\\b`` are ``a/b``), so that two
+    spellings of one file are one path.  With ``resolve`` the result has its symbolic links followed and must
+    still lie inside ``root``'s own real location (a copy never reads a file outside it)."""
+    raw = str(text).replace("\\", "/").strip()
+    relative = posixpath.normpath(raw) if raw else ""
+    if not raw or relative in (".", ""):
+        raise UserError(f"{what}: an empty name or path ({text!r}); give a name" + ("" if name else " under the folder"))
+    if raw.startswith("/") or re.match(r"^[A-Za-z]:", raw):
+        raise UserError(f"{what}: {text!r} is an absolute path; give a path relative to {root}")
+    if relative == ".." or relative.startswith("../"):
+        raise UserError(f"{what}: {text!r} leads outside {root}")
+    if name and ("/" in relative or relative.startswith(".")):
+        raise UserError(f"{what}: {text!r} is not a plain name (no '/', no leading '.'); it names a folder in {root}")
+    path = Path(root) / relative
+    if resolve:
+        real, real_root = os.path.realpath(path), os.path.realpath(root)
+        if os.path.commonpath([real, real_root]) != real_root:
+            raise UserError(f"{what}: {text!r} is a link to {real}, outside {root}; copy only what lies inside it "
+                            f"(or give --images the folder the links lead to)")
+        return Path(real)
+    return path
+
+
+def name_argument(what):
+    """argparse type of a dataset name (``--dataset``, ``--out_name``): one plain path component (``inside``)."""
+    def parse(text):
+        inside(".", text, what, name=True)
+        return posixpath.normpath(str(text).strip())
+    parse.__name__ = "name"
+    return parse
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -154,9 +205,16 @@ def atomic_write(path, mode="w", **open_options):
 
 
 def save_atomic(payload, path):
-    """``torch.save`` through ``atomic_write``."""
+    """``torch.save`` through ``atomic_write``.  torch's zip writer reports a failed write (a full disk, a file-size
+    limit) as a ``RuntimeError`` raised while handling the ``OSError``: that is a ``WriteError`` too."""
     with atomic_write(path, "wb") as file:
-        torch.save(payload, file)
+        try:
+            torch.save(payload, file)
+        except RuntimeError as error:
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise OSError(errno.EIO, f"torch could not write it ({str(error).strip().splitlines()[0]})") from None
 
 
 def json_safe(value):
@@ -201,21 +259,47 @@ def remove_stale_folders(destination):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+DATASET_MARKER = ".cce-dataset"  # in every dataset folder data_split.py writes: --force replaces only these
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def made_by_this_project(folder):
+    """Whether ``folder`` is a dataset this project wrote: it holds ``DATASET_MARKER``, or (datasets written before
+    the marker) nothing but train/, valid/ and test/ folders and hidden files, train/ among them."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    if (folder / DATASET_MARKER).is_file():
+        return True
+    visible = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
+    return (folder / "train").is_dir() and all(entry.is_dir() and entry.name in SPLIT_NAMES for entry in visible)
+
+
 @contextlib.contextmanager
 def staged_folder(destination, force=False):
-    """Yield an empty folder beside ``destination`` that replaces it only when the block succeeds.
+    """Yield an empty dataset folder beside ``destination`` that replaces it only when the block succeeds.
 
-    An existing ``destination`` is kept unless ``force``; a failure or Ctrl-C leaves it untouched.  The swap is
-    two renames (the old folder aside, the new one in place), so ``destination`` is never half-deleted: a kill
-    between them leaves the previous folder whole as ``.<name>.old-<pid>-*`` beside it.
+    An existing ``destination`` is kept unless ``force``, and even then only a dataset this project made is
+    replaced (``made_by_this_project``); a failure or Ctrl-C leaves it untouched.  The swap is two renames (the old
+    folder aside, the new one in place), so ``destination`` is never half-deleted: a kill between them leaves the
+    previous folder whole as ``.<name>.old-<pid>-*`` beside it.  The new folder gets ``DATASET_MARKER`` and the
+    permissions the user's umask gives a new folder.
     """
     destination = Path(destination)
-    if destination.exists() and not force:
-        raise UserError(f"{destination} already exists; pass --force to replace it")
+    if os.path.lexists(destination):
+        if not force:
+            raise UserError(f"{destination} already exists; pass --force to replace it")
+        if not made_by_this_project(destination):
+            raise UserError(f"{destination} is not a dataset this project made (no {DATASET_MARKER}, not only train/, "
+                            "valid/ and test/); --force replaces only those: move it away or choose another name")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_folders(destination)
         staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-{os.getpid()}-", dir=destination.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700: a dataset is an ordinary folder
+        (staging / DATASET_MARKER).write_text("written by data_split.py; --force may replace this folder\n")
     except OSError as error:
         raise WriteError(f"cannot write {destination}: {error.strerror}") from None
     try:
@@ -247,6 +331,14 @@ def load_checkpoint(path, map_location="cpu", required=()):
     A file that carries code, is not a torch file (text, a truncated download) or holds something else (a bare
     tensor, a list, a dict keyed by numbers) is refused in one line.
     """
+    try:
+        with open(path, "rb") as file:
+            header = file.read(4)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    if not header.startswith((b"PK\x03\x04", b"\x80")):  # torch.save writes a zip archive (or, long ago, a pickle)
+        raise UserError(f"refusing to load {path}: it is not a file torch.save wrote (text, an image, or another "
+                        "format)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols; we refuse those files anyway

@@ -143,5 +143,24 @@ def checkpoint_accuracy(workdir, state):
     return 100 * (result["predictions"] == result["targets"]).mean()
 
 
+def project_files(suffix=".py"):
+    """The project's own files ending in ``suffix``: what git tracks (and what it would add), never a virtual
+    environment, build or cache folder inside the checkout; outside git, a walk that skips hidden folders and
+    any folder holding a ``pyvenv.cfg``."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.splitlines()
+        environments = {path.parent for path in ROOT.glob("*/pyvenv.cfg")}  # an environment git does not ignore
+        return sorted(ROOT / name for name in listed if name.endswith(suffix) and (ROOT / name).is_file()
+                      and not environments & set((ROOT / name).parents))
+    except (OSError, subprocess.CalledProcessError):
+        found = []
+        for folder, subfolders, files in os.walk(ROOT):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "__pycache__"
+                             and not (Path(folder) / name / "pyvenv.cfg").exists()]
+            found += [Path(folder) / name for name in files if name.endswith(suffix)]
+        return sorted(found)
+
+
 def files_under(path):
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))

@@ -87,6 +87,12 @@ def save_predictions(run_dir, targets, predicted, paths=None, classes=3):
     paths = paths if paths is not None else [f"test/{t}/{i}.png" for i, t in enumerate(targets)]
     np.savez_compressed(run_dir / "test_predictions.npz", paths=np.array(paths), targets=np.array(targets),
                         probs=probs, classes=np.array(["a", "b", "c"]))
+    import stats  # the metrics file says what the predictions say, as 2_test.py writes them (compare checks it)
+    computed = stats.classification_metrics(np.array(targets), np.array(predicted), classes)
+    path = run_dir / "test_metrics.json"
+    written = json.loads(path.read_text()) if path.is_file() else {}
+    written.update({key: computed[key] for key in ("acc", "balanced_acc", "macro_f1")})
+    path.write_text(json.dumps(written))
 
 
 TARGETS = [0] * 10 + [1] * 10 + [2] * 10

@@ -4,10 +4,10 @@ import ast
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, project_files
 
 ENTRY_SCRIPTS = {"1_train", "2_test", "predict", "compare", "data_split"}
-SOURCES = sorted(path for path in ROOT.rglob("*.py") if "tests" not in path.relative_to(ROOT).parts)
+SOURCES = [path for path in project_files(".py") if "tests" not in path.relative_to(ROOT).parts]
 PROJECT_MODULES = {path.stem for path in SOURCES if path.parent == ROOT} | {"b_models"}
 BOTTOM = ("utils.py", "runtime.py", "criterion.py", "stats.py", "optimisation.py")
 
@@ -46,3 +46,16 @@ def test_the_checker_sees_importlib():
         assert imported(source) == {"importlib", "2_test"}
     finally:
         source.unlink()
+
+
+def test_a_virtual_environment_in_the_checkout_is_not_the_project(tmp_path):
+    """``python -m venv .venv`` inside the project folder (the common convention): its files are not the project's."""
+    venv = ROOT / "probe_env"  # a name .gitignore does not list
+    (venv / "lib").mkdir(parents=True)
+    try:
+        (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        (venv / "lib" / "third_party.py").write_text("import importlib\nimportlib.import_module('1_train')\n")
+        assert not [path for path in project_files(".py") if venv in path.parents]
+    finally:
+        import shutil
+        shutil.rmtree(venv)
