@@ -412,9 +412,10 @@ def load_run_checkpoint(path, required=CHECKPOINT_KEYS):
     class names, image size, mean/std, model index, arguments; else a ``UserError`` naming the file and the field."""
     state = load_checkpoint(path, required=required)
     problems = []
-    if not isinstance(state["classes"], (list, tuple)) or not state["classes"] or \
-            not all(isinstance(name, str) for name in state["classes"]):
+    classes = state["classes"]
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(name, str) for name in classes):
         problems.append("classes (a list of class names)")
+        classes = None
     for key in ("mean", "std"):
         value = state[key]
         if not (isinstance(value, (list, tuple)) and len(value) == 3 and
@@ -429,8 +430,9 @@ def load_run_checkpoint(path, required=CHECKPOINT_KEYS):
     if not isinstance(state["args"], dict) or not isinstance(state["model"], dict):
         problems.append("args and model (records)")
     counts = state.get("class_counts")
-    if counts is not None and not (isinstance(counts, (list, tuple)) and len(counts) == len(state["classes"]) and
-                                   all(isinstance(c, int) and c > 0 for c in counts)):
+    if counts is not None and classes is not None and not (
+            isinstance(counts, (list, tuple)) and len(counts) == len(classes) and
+            all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts)):
         problems.append("class_counts (one positive whole number per class)")
     if problems:
         raise UserError(f"{path} is not a checkpoint this project wrote: bad {'; bad '.join(problems)}")

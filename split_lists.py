@@ -174,7 +174,7 @@ def build(checked, folders, images, destination, copy=False, force=False):
     """Write the splits as links (or copies) into ``destination``, staged and swapped in when complete.  A copy
     reads only files whose real location (links followed) is inside ``images``."""
     root = Path(images).resolve()
-    sources = {entry.path: inside(root, entry.path, f"--copy {entry.path}", resolve=True)
+    sources = {entry.path: inside(root, entry.path, "--copy", resolve=True)
                for entries in checked.values() for entry in entries} if copy else {}
     with staged_folder(destination, force) as staging:
         for split, entries in checked.items():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FAST, ROOT, TRAINED_FLAGS, call, make_dataset, run_dir_of
+from conftest import FAST, ROOT, TRAINED_FLAGS, call, make_dataset, run, run_dir_of
 
 RUN = ["--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest"]
 
@@ -401,3 +401,356 @@ def test_2_test_does_not_suggest_a_flag_it_does_not_have(trained):
     (trained / "a_datasets" / "tiny" / "test" / "cat" / "bad.png").write_bytes(b"\x89PNG broken")
     line = one_error_line(call("2_test.py", *RUN, cwd=trained), "cannot decode image")
     assert line.endswith("delete or replace it") and "--skip_bad_images" not in line
+
+
+# ---------------------------------------------------------------- paths that would leave their folder (#25)
+
+def snapshot(folder):
+    """Every file under ``folder`` with its bytes (and every folder), to show nothing there changed."""
+    return {str(path.relative_to(folder)): (path.read_bytes() if path.is_file() and not path.is_symlink() else None)
+            for path in sorted(folder.rglob("*"))}
+
+
+def decoys(root):
+    """A folder outside a_datasets/ and another dataset inside it, each with a file that must survive."""
+    (root / "victim").mkdir()
+    (root / "victim" / "precious.txt").write_text("do not delete\n")
+    (root / "a_datasets" / "other" / "train" / "a").mkdir(parents=True)
+    (root / "a_datasets" / "other" / "train" / "a" / "keep.txt").write_text("another dataset\n")
+    return {"victim": snapshot(root / "victim"), "a_datasets": snapshot(root / "a_datasets")}
+
+
+ESCAPING_NAMES = ["../../victim", "../victim", ".", "..", "sub/dir", "/ABS/victim", "", ".hidden"]
+
+
+@pytest.mark.parametrize("name", ESCAPING_NAMES)
+@pytest.mark.parametrize("mode", ["--dataset", "--from_list"])
+def test_out_name_never_leaves_the_datasets_folder(tmp_path, name, mode):
+    from test_split_lists import make_lists
+    make_raw(tmp_path)
+    make_lists(tmp_path)
+    before = decoys(tmp_path)
+    name = name.replace("/ABS", str(tmp_path))
+    if mode == "--dataset":
+        argv = ["--dataset=raw", f"--out_name={name}", "--force"]
+    else:
+        argv = ["--from_list", "--train_list=train.txt", "--valid_list=valid.txt", "--test_list=test.txt",
+                "--images=images", f"--out_name={name}", "--force"]
+    one_error_line(call("data_split.py", *argv, cwd=tmp_path), "--out_name")
+    assert snapshot(tmp_path / "victim") == before["victim"] and snapshot(tmp_path / "a_datasets") == before["a_datasets"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a_datasets", "c_original_dataset", "images", "victim",
+                                                                 "train.txt", "valid.txt", "test.txt"])
+
+
+@pytest.mark.parametrize("name", ["../raw", "raw/../../x", "/etc"])
+def test_a_dataset_name_is_a_name_everywhere(trained, name):
+    for script, argv in (("1_train.py", [*FAST[:1], f"--dataset={name}", *FAST[2:]]),
+                         ("2_test.py", ["--model_index=41", f"--dataset={name}", "--objective=ERM", "--datetime=latest"]),
+                         ("compare.py", ["--model_index=41", f"--dataset={name}"]),
+                         ("data_split.py", [f"--dataset={name}"])):
+        one_error_line(call(script, *argv, cwd=trained), "--dataset")
+
+
+def outside_file(tmp_path):
+    (tmp_path / "outside").mkdir()
+    secret = tmp_path / "outside" / "secret.jpg"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(secret)
+    return secret
+
+
+@pytest.mark.parametrize("line", ["../outside/secret.jpg", "/ABS", "train/c00/../../../outside/secret.jpg"])
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_list_line_never_reaches_outside_images(tmp_path, line, copy):
+    from test_split_lists import make_lists
+    paths = make_lists(tmp_path)
+    secret = outside_file(tmp_path)
+    line = line.replace("/ABS", str(secret))
+    with open(paths["train"], "a") as file:
+        file.write(f"{line} 0\n")
+    argv = ["--from_list", "--train_list=train.txt", "--valid_list=valid.txt", "--test_list=test.txt", "--images=images",
+            "--out_name=lists", *(["--copy"] if copy else [])]
+    one_error_line(call("data_split.py", *argv, cwd=tmp_path), "train.txt, line 39")
+    assert not (tmp_path / "a_datasets").exists() or not list((tmp_path / "a_datasets").iterdir())
+
+
+def test_a_copy_never_follows_a_link_out_of_images(tmp_path):
+    """A link inside the image folder that leads out of it: a link to it is the user's own layout and is kept as a
+    link; copying it would pull the outside file into the dataset, so --copy refuses."""
+    from test_split_lists import make_lists
+    paths = make_lists(tmp_path)
+    secret = outside_file(tmp_path)
+    os.symlink(secret, tmp_path / "images" / "train" / "c00" / "evil.jpg")
+    with open(paths["train"], "a") as file:
+        file.write("train/c00/evil.jpg 0\n")
+    argv = ["--from_list", "--train_list=train.txt", "--valid_list=valid.txt", "--test_list=test.txt", "--images=images"]
+    one_error_line(call("data_split.py", *argv, "--out_name=copied", "--copy", cwd=tmp_path), "--copy: 'train/c00/evil.jpg' is a link to")
+    assert not (tmp_path / "a_datasets" / "copied").exists()
+    assert call("data_split.py", *argv, "--out_name=linked", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("spelling", ["train/c00/./train_0_0.jpg", "train//c00/train_0_0.jpg", "train/c00/alias.jpg"])
+def test_one_image_spelled_two_ways_is_refused(tmp_path, spelling):
+    from test_split_lists import make_lists
+    paths = make_lists(tmp_path)
+    os.symlink("train_0_0.jpg", tmp_path / "images" / "train" / "c00" / "alias.jpg")
+    with open(paths["test"], "a") as file:
+        file.write(f"{spelling} 0\n")
+    result = call("data_split.py", "--from_list", "--train_list=train.txt", "--valid_list=valid.txt",
+                  "--test_list=test.txt", "--images=images", "--out_name=lists", cwd=tmp_path)
+    message = "same file" if "alias" in spelling else "listed in both train and test"
+    one_error_line(result, message)
+
+
+def test_force_replaces_only_a_dataset_this_project_made(tmp_path):
+    make_raw(tmp_path)
+    (tmp_path / "a_datasets" / "mine").mkdir(parents=True)
+    (tmp_path / "a_datasets" / "mine" / "thesis.tex").write_text("years of work\n")
+    before = snapshot(tmp_path / "a_datasets")
+    one_error_line(call("data_split.py", "--dataset=raw", "--out_name=mine", "--force", cwd=tmp_path),
+                   "is not a dataset this project made")
+    assert snapshot(tmp_path / "a_datasets") == before
+    assert call("data_split.py", "--dataset=raw", cwd=tmp_path).returncode == 0
+    made = tmp_path / "a_datasets" / "raw"
+    assert (made / ".cce-dataset").is_file() and oct(made.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+    assert call("data_split.py", "--dataset=raw", "--seed=3", "--force", cwd=tmp_path).returncode == 0  # ours: replaced
+
+
+def _umask():
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+LIST_TROUBLE = {
+    "a label far beyond the rest": ("train/c00/train_0_0.jpg 99999999999999999999", "more than the 38 training images"),
+    "a negative label": ("train/c00/train_0_0.jpg -3", "negative label(s)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIST_TROUBLE))
+def test_nonsense_labels_are_one_line(tmp_path, case):
+    from test_split_lists import make_lists
+    paths = make_lists(tmp_path)
+    text = paths["train"].read_text().splitlines()
+    line, message = LIST_TROUBLE[case]
+    paths["train"].write_text("\n".join([line] + text[1:]) + "\n")
+    result = call("data_split.py", "--from_list", "--train_list=train.txt", "--valid_list=valid.txt",
+                  "--test_list=test.txt", "--images=images", "--out_name=lists", cwd=tmp_path)
+    one_error_line(result, message)
+
+
+def test_a_fifo_as_a_list_does_not_hang(tmp_path):
+    from test_split_lists import make_lists
+    make_lists(tmp_path)
+    os.mkfifo(tmp_path / "fifo.txt")
+    result = call("data_split.py", "--from_list", "--train_list=fifo.txt", "--valid_list=valid.txt",
+                  "--test_list=test.txt", "--images=images", "--out_name=lists", cwd=tmp_path)
+    one_error_line(result, "fifo.txt is not a regular file")
+
+
+def test_images_with_one_file_name_in_one_class_all_arrive(tmp_path):
+    from test_split_lists import make_lists, photo
+    paths = make_lists(tmp_path)
+    rng = np.random.default_rng(1)
+    for folder in ("extra_a", "extra_b"):
+        photo(tmp_path / "images" / folder / "x.jpg", 0, rng)
+    photo(tmp_path / "images" / "extra_c" / "40_x.jpg", 0, rng)  # named as a renamed twin would be
+    with open(paths["train"], "a") as file:
+        file.write("extra_a/x.jpg 0\nextra_b/x.jpg 0\nextra_c/40_x.jpg 0\n")
+    result = call("data_split.py", "--from_list", "--train_list=train.txt", "--valid_list=valid.txt",
+                  "--test_list=test.txt", "--images=images", "--out_name=lists", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in (tmp_path / "a_datasets" / "lists" / "train").rglob("*x.jpg")}
+    assert len(names) == 3 and "x.jpg" in names
+
+
+def test_valid_per_class_with_a_valid_list_is_refused(tmp_path):
+    from test_split_lists import make_lists
+    make_lists(tmp_path)
+    result = call("data_split.py", "--from_list", "--train_list=train.txt", "--valid_list=valid.txt",
+                  "--test_list=test.txt", "--images=images", "--out_name=lists", "--valid_per_class=2", cwd=tmp_path)
+    one_error_line(result, "give one of the two")
+
+
+# ---------------------------------------------------------------- a full disk, made by the operating system (#25)
+
+def file_size_limit(limit):
+    """For ``subprocess``: files of this process may grow to ``limit`` bytes; writing past it fails with EFBIG
+    (SIGXFSZ ignored), as a full disk fails a write."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def limited(name, *args, cwd, limit):
+    command = [sys.executable, str(ROOT / name), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, preexec_fn=file_size_limit(limit))
+
+
+def test_a_real_full_disk_is_one_line_in_training(workdir):
+    result = limited("1_train.py", *FAST, "--epochs=2", cwd=workdir, limit=100_000)  # a checkpoint is larger
+    line = one_error_line(result, "File too large during epoch 1")
+    assert "start the run again" in line
+    (run_dir,) = (workdir / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir()
+    assert not list(run_dir.glob(".*.tmp")) and not list(run_dir.glob("*.pth"))  # nothing half-written
+
+
+def test_a_real_full_disk_is_one_line_in_evaluation_and_splitting(trained, tmp_path):
+    run_dir = run_dir_of(trained)
+    one_error_line(limited("2_test.py", *RUN, cwd=trained, limit=100), "test_predictions.npz: File too large")
+    assert not list(run_dir.glob(".*.tmp")) and not (run_dir / "test_metrics.json").exists()
+    make_raw(tmp_path)
+    one_error_line(limited("data_split.py", "--dataset=raw", cwd=tmp_path, limit=200), "cannot write a_datasets/raw")
+    assert not [p for p in (tmp_path / "a_datasets").iterdir()]
+
+
+def test_a_killed_2_test_leaves_no_temporary_file(trained):
+    import signal
+    import time
+    run_dir = run_dir_of(trained)
+    process = subprocess.Popen([sys.executable, str(ROOT / "2_test.py"), *RUN, "--resamples=200000"], cwd=trained,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # into the bootstrap, with files being written around it
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode in (0, 130) and "Traceback" not in stderr
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------- records that are not what they say (#25)
+
+@pytest.mark.parametrize("args", ['"text"', "[1, 2]", "null"])
+def test_a_config_whose_arguments_are_not_a_record_is_one_line(trained, args):
+    run_dir = run_dir_of(trained)
+    (run_dir / "config.json").write_text('{"args": %s, "environment": {}}' % args)
+    one_error_line(call("1_train.py", *FAST, "--epochs=1", "--init_from=latest", cwd=trained), "config.json is damaged")
+    one_error_line(call("compare.py", "--dataset=tiny", "--model_index=41", cwd=trained), "config.json is damaged")
+
+
+@pytest.mark.parametrize("field, value", [("mean", "nonsense"), ("classes", 3), ("std", [0.0, 1.0, 1.0]),
+                                          ("image_size", [16, -1]), ("class_counts", [1, 2])])
+def test_a_checkpoint_with_nonsense_fields_is_one_line(trained, field, value):
+    path = next(run_dir_of(trained).glob("[0-9]*.pth"))
+    state = torch.load(path, weights_only=True)
+    state[field] = value
+    torch.save(state, path)
+    one_error_line(call("2_test.py", *RUN, cwd=trained), f"bad {field}")
+
+
+def test_a_text_file_as_a_checkpoint_says_what_it_is(trained):
+    path = next(run_dir_of(trained).glob("[0-9]*.pth"))
+    path.write_text("just some text\n")
+    one_error_line(call("2_test.py", *RUN, cwd=trained), "it is not a file torch.save wrote")
+
+
+def test_a_binary_valid_csv_is_one_line(trained):
+    (run_dir_of(trained) / "valid.csv").write_bytes(bytes(range(256)) * 4)
+    one_error_line(call("compare.py", "--dataset=tiny", "--model_index=41", cwd=trained), "is not a CSV log")
+
+
+def test_an_edited_metrics_file_is_named_even_without_its_checksum(trained):
+    run_dir = evaluated(trained)
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    metrics.pop("predictions_sha256")
+    metrics["balanced_acc"] = 99.9
+    (run_dir / "test_metrics.json").write_text(json.dumps(metrics))
+    line = one_error_line(call("compare.py", "--runs", run_dir, cwd=trained), "does not agree with its predictions")
+    assert "balanced_acc: 99.9 in the file" in line
+
+
+def test_select_on_valid_refuses_a_run_without_validation_rows(trained):
+    (run_dir_of(trained, "CCE") / "valid.csv").write_text("epoch,loss,acc,top5acc,lr,balanced_acc\n")
+    one_error_line(call("compare.py", "--dataset=tiny", "--model_index=41", "--select_on=valid", cwd=trained),
+                   "have no validation balanced accuracy")
+
+
+@pytest.mark.parametrize("condition, message", [("NOSUCH:lr=0.1", "'NOSUCH' is not an objective"),
+                                                ("mixx=null", "'mixx' is not a setting of a run (did you mean mix?)")])
+def test_a_where_that_names_nothing_is_refused(trained, condition, message):
+    one_error_line(call("compare.py", "--dataset=tiny", "--model_index=41", f"--where={condition}", cwd=trained), message)
+
+
+def test_where_compares_kinds_as_well_as_values():
+    import compare
+    assert not compare._matches({"seed": 0}, "seed", False) and compare._matches({"seed": 0}, "seed", 0)
+    assert not compare._matches({"drw": True}, "drw", 1) and compare._matches({"drw": True}, "drw", True)
+
+
+# ---------------------------------------------------------------- second stages that would start wrongly (#25)
+
+SECOND_STAGE_REFUSALS = [
+    (["--init_from="], "--init_from is empty"),
+    (["--init_from=latest", "--lws", "--reinit_head"], "--reinit_head does not go with it"),
+    (["--init_from=latest", "--lws", "--maxnorm=0.1"], "--maxnorm does not go with it"),
+    (["--init_from=latest", "--freeze_backbone", "--height=20", "--width=20"], "was trained on 16x16 images, not 20x20"),
+    (["--cutout=16"], "--cutout 16 is not smaller than the 16x16 image"),
+    (["--eval_resize=100000"], "--eval_resize 100000 is over 4 times"),
+    (["--sam_rho=1e308"], "--sam_rho: must be <= 10"),
+]
+
+
+@pytest.mark.parametrize("extra, message", SECOND_STAGE_REFUSALS, ids=[m for _, m in SECOND_STAGE_REFUSALS])
+def test_training_that_would_silently_do_something_else_is_refused(trained, extra, message):
+    before = snapshot(trained / "logs")
+    one_error_line(call("1_train.py", *FAST, "--epochs=1", *extra, cwd=trained), message)
+    assert snapshot(trained / "logs") == before
+
+
+def test_init_from_latest_skips_a_first_stage_that_stopped_early(trained):
+    complete = run_dir_of(trained)
+    stopped = complete.parent / "2030-01-01-00-00-00"  # newer, and killed after its first epoch of two
+    shutil.copytree(complete, stopped)
+    config = json.loads((stopped / "config.json").read_text())
+    config["args"]["epochs"] = 50
+    config.pop("finished", None)
+    (stopped / "config.json").write_text(json.dumps(config))
+    result = call("1_train.py", *FAST, "--epochs=1", "--init_from=latest", "--freeze_backbone", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    new = max((trained / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir(), key=lambda run: run.stat().st_mtime_ns)
+    assert json.loads((new / "config.json").read_text())["args"]["init_from"].startswith(str(complete.resolve()))
+
+
+def test_a_resumed_second_stage_keeps_its_start_record(trained, monkeypatch):
+    import importlib
+    train = importlib.import_module("1_train")
+    start = run_dir_of(trained)
+    original, calls = train.train_one_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    argv = [*FAST, "--epochs=2", f"--init_from={start}", "--freeze_backbone"]
+    assert call("1_train.py", *argv, cwd=trained).returncode == 130
+    monkeypatch.undo()
+    second = max((trained / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir(), key=lambda run: run.stat().st_mtime_ns)
+    assert call("1_train.py", f"--resume={second}", cwd=trained).returncode == 0
+    for checkpoint in (second / "last.pth", next(second.glob("[0-9]*.pth"))):
+        assert torch.load(checkpoint, weights_only=True)["init_from"]["checkpoint"].startswith(str(start.resolve()))
+
+
+# ---------------------------------------------------------------- messages that say what is wrong (#25)
+
+@pytest.mark.parametrize("value, message", [("nan", "not a finite number"), ("11", "far past any useful value"),
+                                            ("-1", "a negative value would favour")])
+def test_tau_messages_name_the_problem(trained, value, message):
+    one_error_line(call("2_test.py", *RUN, f"--posthoc_tau={value}", cwd=trained), message)
+
+
+def test_minus_zero_tau_is_zero(trained):
+    assert call("2_test.py", *RUN, "--posthoc_tau=-0", cwd=trained).returncode == 0
+    assert json.loads((run_dir_of(trained) / "test_metrics.json").read_text())["posthoc"]["tau"] == 0.0
+    assert "tau -0" not in call("2_test.py", *RUN, "--posthoc_tau=-0", cwd=trained).stdout
+
+
+@pytest.mark.parametrize("script", ["1_train.py", "2_test.py", "predict.py", "compare.py", "data_split.py"])
+def test_help_works(script, tmp_path):
+    result = run(script, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "usage:" in result.stdout and "Traceback" not in result.stderr
