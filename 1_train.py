@@ -43,22 +43,16 @@ def check_args(args):
         raise UserError("--model_index and --dataset are required (or --resume <run folder>)")
     model_folder(args.model_index)  # an unknown index is an error naming the valid ones
     objective = criterion.get_objective(args.objective)
-    if args.epochs is None:
-        args.epochs = 200
-    if args.lr is None:
-        args.lr = 0.1 if args.optimizer == "sgd" else 1e-3
-    if args.weight_decay is None:
-        args.weight_decay = 5e-4 if args.optimizer == "sgd" else 0.05
+    args.lrstep = parse_int_list(args.lrstep)
+    if not args.lrstep or min(args.lrstep) <= 0:
+        raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
+    check_method_flags(args)
+    vars(args).update(resolve(vars(args)))  # the defaults that depend on other flags: what config.json records
     if args.pretrained not in (None, "imagenet"):
         if not Path(args.pretrained).is_file():
             raise UserError(f"--pretrained: no file {args.pretrained} (give a state dict file, or no value for "
                             "torchvision's ImageNet weights)")
         args.pretrained = str(Path(args.pretrained).resolve())
-    args.lrstep = parse_int_list(args.lrstep)
-    if not args.lrstep or min(args.lrstep) <= 0:
-        raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
-    if args.normed_head is None:
-        args.normed_head = objective.normed_head
     if args.augment == "rrc_flip" and args.eval_resize is None:
         args.eval_resize = default_eval_resize(args.height, args.width)
     if args.eval_resize is not None and args.eval_resize < max(args.height, args.width):
@@ -90,15 +84,10 @@ def check_args(args):
             raise UserError(f"--init_from {args.init_from} finds the first stage with this run's seed: give --seed")
         args.init_from = str(resolve_init(args))
     if "drw" in objective.options and args.drw:
-        if args.drw_epoch is None:  # Cao et al.: the last-but-one lr stage; under a cosine schedule 80 % of the run
-            args.drw_epoch = (criterion.default_drw_epoch(args.lrstep) if args.schedule == "step"
-                              else int(0.8 * args.epochs))
         if args.drw_epoch >= args.epochs:
             warnings.warn(f"--drw starts at epoch {args.drw_epoch + 1}, after the last of the {args.epochs} epochs: "
                           "this run has no re-weighting; set --drw_epoch")
     warn_unread_options(args, objective)
-    check_method_flags(args)
-    vars(args).update(resolve(vars(args)))
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return args

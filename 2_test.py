@@ -20,7 +20,7 @@ import torch
 import stats
 from b_models.heads import class_weight_norms, find_classifier
 from loader import BatchStream, load_splits
-from runs import (CONFUSION_MATRIX, PER_CLASS, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
+from runs import (CONFUSION_MATRIX, PER_CLASS, PRIOR_SHIFT, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
                   predictions_file)
 from runtime import Runtime
 from utils import (ArgumentParser, UserError, atomic_write, number, positive, run_cli, save_svg, seed_number,
@@ -49,6 +49,11 @@ def get_args_parser():
                         help="also report the classifier tau-normalised (Kang et al., 2020, as their tau_norm.py "
                              "computes it): each class's weight vector divided by its norm to the power T, the bias "
                              "dropped; auto: the T in 0..2 (step 0.1) with the best balanced accuracy on valid/")
+    parser.add_argument("--test_prior", default=None, metavar="uniform|forward-R|backward-R|all",
+                        help="also report every metric as if the test classes came with this prior (importance "
+                             "weights prior_k / empirical_k on the same images): uniform, forward-R (as long-tailed "
+                             "as training, in its order, imbalance ratio R), backward-R (reversed); all: SADE's 11 "
+                             "(forward 50 ... 2, uniform, backward 2 ... 50), and the figure prior_shift.svg")
     parser.add_argument("--resamples", type=positive(int), default=stats.RESAMPLES,
                         help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the bootstrap")
@@ -163,8 +168,10 @@ def main(args):
                             "or evaluate a test/ split")
     tau = None if args.posthoc_tau in (None, "auto") else parse_tau(args.posthoc_tau)
     tau_norm = None if args.tau_norm in (None, "auto") else parse_tau(args.tau_norm, "--tau_norm")
-    if args.posthoc_tau is not None and not state.get("class_counts"):
-        raise UserError(f"{run.checkpoint_path} records no training class counts, which --posthoc_tau needs")
+    for flag, value in (("--posthoc_tau", args.posthoc_tau), ("--test_prior", args.test_prior)):
+        if value is not None and not state.get("class_counts"):
+            raise UserError(f"{run.checkpoint_path} records no training class counts, which {flag} needs")
+    priors = shifted_priors(args.test_prior, state.get("class_counts"))
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
     if [height, width] != list(state["image_size"]):
         raise UserError(f"--height/--width {height}x{width} differ from the {state['image_size'][0]}x"
@@ -217,6 +224,11 @@ def main(args):
         normalised = stats.tau_normalise(logits, norms, tau_norm, bias)
         summary["tau_norm"] = {"tau": tau_norm, "tau_chosen_on": chosen_on,
                                **summarise(normalised, targets, classes, state, args.resamples, args.seed)[0]}
+    if priors:
+        summary["test_priors"] = {name: {**stats.shifted_metrics(targets, probabilities, prior, state["class_counts"],
+                                                                 *shot_limits(state)),
+                                         **_shifted_posthoc(summary, logits, targets, prior, state)}
+                                  for name, prior in priors.items()}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
     write_results(run, split, targets, probabilities, {**summary, "per_class": table})
@@ -235,9 +247,41 @@ def main(args):
     else:
         figures.remove(PER_CLASS)
     stats.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
+    if len(priors) > 1:
+        stats.plot_prior_shift({f"{args.objective} (this run)": summary["test_priors"]}, run.run_dir / PRIOR_SHIFT,
+                               title + ")")
+        figures.append(PRIOR_SHIFT)
     print(f"wrote {metrics_file(split.name, run.checkpoint)}, {predictions_file(split.name, run.checkpoint)}, "
           f"{', '.join(figures)} into {run.run_dir}")
     return 0
+
+
+def shifted_priors(name, class_counts):
+    """``{name: class prior}`` of ``--test_prior`` (``all``: SADE's eleven), {} without it; a ``UserError`` for a name
+    that is none of them."""
+    if name is None:
+        return {}
+    names = stats.SHIFTED_PRIORS if name == "all" else [name]
+    try:
+        return {each: stats.test_prior(each, class_counts) for each in names}
+    except ValueError as error:
+        raise UserError(f"--test_prior: {error}") from None
+
+
+def shot_limits(state):
+    return state["args"].get("many_shot", 100), state["args"].get("few_shot", 20)
+
+
+def _shifted_posthoc(summary, logits, targets, prior, state):
+    """Post-hoc adjustment for a known test prior (Menon et al.): ``z - tau log(train prior) + tau log(test prior)``,
+    with the tau chosen on (balanced) valid/ or given."""
+    if "posthoc" not in summary:
+        return {}
+    tau = summary["posthoc"]["tau"]
+    adjusted = stats.adjust_logits(logits, state["class_counts"], tau) + tau * np.log(prior).astype(np.float32)
+    probabilities, _ = softmax_rows(adjusted)
+    return {"posthoc": {"tau": tau, **stats.shifted_metrics(targets, probabilities, prior, state["class_counts"],
+                                                            *shot_limits(state))}}
 
 
 def write_results(run, split, targets, probabilities, metrics):
@@ -339,6 +383,13 @@ def report(summary, table, run_dir):
             where = "chosen on valid/" if adjusted["tau_chosen_on"] == "valid" else "given"
             print(f"{title}, tau {adjusted['tau']:g} ({where}):")
             _print_metrics(adjusted, indent="  ")
+    if "test_priors" in summary:
+        print("under other test class priors (importance-weighted, same images): top-1 % [95 % interval over the images]"
+              + ("; post-hoc for the known prior" if "posthoc" in summary else ""))
+        for name, shifted in summary["test_priors"].items():
+            extra = f"  post-hoc {shifted['posthoc']['acc']:.2f}" if "posthoc" in shifted else ""
+            print(f"  {name:>12}  {shifted['acc']:6.2f} {_interval(shifted['acc_ci95'])}  macro-F1 "
+                  f"{shifted['macro_f1']:.2f}{extra}")
     width = max(5, *(len(row["class"]) for row in table))
     print(f"{'class':<{width}} {'support':>8} {'recall':>8} {'precision':>10}")
     for row in table:

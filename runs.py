@@ -41,6 +41,7 @@ VALID_CSV = "valid.csv"
 CONFUSION_MATRIX = "confusion_matrix.svg"
 RELIABILITY = "reliability.svg"
 PER_CLASS = "per_class.svg"
+PRIOR_SHIFT = "prior_shift.svg"
 CSV_COLUMNS = ("epoch", "loss", "acc", "top5acc", "lr")
 # What every checkpoint of a run holds (RunRecorder.checkpoint), and what last.pth adds for --resume.
 CHECKPOINT_KEYS = ("model", "epoch", "acc", "classes", "image_size", "mean", "std", "model_index", "objective", "args")

@@ -105,29 +105,68 @@ def bootstrap_intervals(targets, predictions, resamples=RESAMPLES, seed=0, level
             "balanced_acc": percentile_interval(balanced.mean(axis=0), level)}
 
 
-def _seed_draws(runs, resamples, seed):
-    """Per replicate, ``runs`` run indices drawn with replacement (the first level of the two-level bootstrap)."""
-    return np.random.default_rng([seed, 1]).integers(0, runs, size=(resamples, runs))
+def class_weights(targets, weighting="balanced"):
+    """Per class present in ``targets`` (in class order), its weight in an accuracy: ``balanced`` 1/K (balanced
+    accuracy), ``top1`` n_k/N (plain accuracy), or an array of K_present target-prior probabilities (the accuracy
+    under that test prior)."""
+    sizes = np.array([len(members) for members in class_indices(targets)], dtype=np.float64)
+    if isinstance(weighting, str):
+        return {"balanced": np.full(len(sizes), 1 / len(sizes)), "top1": sizes / sizes.sum()}[weighting]
+    weights = np.asarray(weighting, dtype=np.float64)
+    return weights / weights.sum()
 
 
-def _mean_over_drawn(values, drawn):
-    """Replicate r's mean of ``values[run, r]`` over the runs drawn for it."""
-    return values[drawn, np.arange(values.shape[1])[:, None]].mean(axis=1)
+def weighted_accuracy(targets, correct, weighting="balanced"):
+    """``sum_k w_k acc_k`` (%) for each row of ``correct`` (runs x images, or one run): balanced accuracy, top-1 or
+    the accuracy under a test prior (``class_weights``)."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=np.float64))
+    per_class = np.stack([correct[:, members].mean(axis=1) for members in class_indices(targets)], axis=1)
+    return 100.0 * per_class @ class_weights(targets, weighting)
 
 
-def seed_intervals(targets, predictions, resamples=RESAMPLES, seed=0, level=0.95):
-    """95 % intervals of the mean top-1 and balanced accuracy of runs that differ in their training seed, that
-    include the seed-to-seed spread: a two-level bootstrap, each replicate drawing the runs with replacement, then
-    the test images (stratified), and scoring every drawn run on those images.
+def image_variance(targets, correct, weighting="balanced"):
+    """The variance (%^2) that the test images alone give the mean over runs of ``weighted_accuracy``: resampling
+    each class's images (as the stratified bootstrap does) gives ``sum_k w_k^2 var_k / n_k``, ``var_k`` the variance
+    over class k's images of their mean correctness over the runs (``correct``: runs x images).  The runs share
+    the images, so their image noise is counted once, not divided by the number of runs."""
+    mean_correct = np.atleast_2d(np.asarray(correct, dtype=np.float64)).mean(axis=0)
+    weights = class_weights(targets, weighting)
+    return float(sum(w ** 2 * mean_correct[members].var() / len(members)
+                     for w, members in zip(weights, class_indices(targets))) * 100.0 ** 2)
 
-    The images are drawn once per replicate for all drawn runs: the runs share one test set, so they share its
-    sampling error; drawing them per run would treat it as n independent test sets and understate that part.
-    """
+
+def mean_interval(values, image_var, level=0.95):
+    """Interval of the mean of per-seed values (accuracies, or paired differences) that includes the seed spread
+    and the test images: ``mean +- sqrt(t^2 s^2 / n + z^2 v)``, Student's t with n - 1 degrees of freedom on the
+    spread over the n seeds (estimated from few runs) and the normal quantile on the test images' variance ``v``
+    (known from thousands of images; ``image_variance``).  Each part gets the quantile its own estimate
+    deserves; the sum in quadrature is exact for known normal parts and conservative otherwise (``s^2`` also holds
+    the images' run-to-run noise).  Its coverage, simulated at 2-8 seeds: docs/evaluation.md.  Vectorised over
+    leading dimensions (``values``: ... x n).  None for a single value: one run has no seed spread to measure."""
+    from scipy.stats import norm, t
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[-1]
+    if n < 2:
+        return None
+    centre = values.mean(axis=-1)
+    half = np.sqrt(t.ppf(0.5 + level / 2, n - 1) ** 2 * values.var(axis=-1, ddof=1) / n
+                   + norm.ppf(0.5 + level / 2) ** 2 * np.asarray(image_var))
+    if np.ndim(centre) == 0:
+        return [float(centre - half), float(centre + half)]
+    return np.stack([centre - half, centre + half], axis=-1)
+
+
+def seed_intervals(targets, predictions, level=0.95, weighting=None):
+    """95 % intervals of the mean top-1 and balanced accuracy of runs that differ in their training seed (and, with
+    ``weighting``, of the accuracy under a test prior, key ``weighted``), including the seed-to-seed spread and
+    the test images (``mean_interval``); None for one run."""
     runs = _as_runs(predictions)
-    top1, balanced = _replicates(targets, runs, stratified_resamples(targets, resamples, seed))
-    drawn = _seed_draws(len(runs), resamples, seed)
-    return {"acc": percentile_interval(_mean_over_drawn(top1, drawn), level),
-            "balanced_acc": percentile_interval(_mean_over_drawn(balanced, drawn), level)}
+    if len(runs) < 2:
+        return None
+    correct = np.array([np.asarray(targets) == run for run in runs])
+    kinds = {"acc": "top1", "balanced_acc": "balanced", **({"weighted": weighting} if weighting is not None else {})}
+    return {key: mean_interval(weighted_accuracy(targets, correct, kind), image_variance(targets, correct, kind), level)
+            for key, kind in kinds.items()}
 
 
 def balanced_accuracy(targets, predictions):
@@ -164,25 +203,49 @@ def mcnemar_exact(correct_a, correct_b):
     return only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def paired_over_seeds(targets, predictions_a, predictions_b, resamples=RESAMPLES, seed=0, level=0.95):
-    """B minus A in balanced accuracy (%) over pairs of runs that share a seed, on the same images.
+def paired_over_seeds(targets, predictions_a, predictions_b, resamples=RESAMPLES, seed=0, level=0.95,
+                      weighting="balanced"):
+    """B minus A in balanced accuracy (%) (or under ``weighting``, ``class_weights``) over pairs of runs that share a
+    seed, on the same images.
 
     Returns the per-pair differences, their mean, and three 95 % intervals of the mean: ``seeds_and_images``
-    (two-level paired bootstrap: the pairs drawn with replacement, then the images once, both runs of a drawn
-    pair scored on them), ``t`` (Student's t over the per-pair differences) and ``images`` (the pairs held fixed,
-    images only); and ``p_sign_flip``, the exact two-sided sign-flip p-value of the mean difference.
-    """
+    (``mean_interval`` of the per-pair differences and the images' variance of their mean), ``t`` (Student's t
+    over the per-pair differences) and ``images`` (the pairs held fixed, a paired bootstrap of the images only);
+    ``p_sign_flip``, the exact two-sided sign-flip p-value; ``smallest_p``, the smallest p the number of pairs
+    allows; and ``seeds_needed``, how many pairs would make the t interval exclude 0 at the observed mean and
+    spread (``seeds_needed``)."""
     targets = np.asarray(targets)
     runs_a, runs_b = _as_runs(predictions_a), _as_runs(predictions_b)
+    correct_a = np.array([targets == run for run in runs_a])
+    correct_b = np.array([targets == run for run in runs_b])
+    differences = weighted_accuracy(targets, correct_b, weighting) - weighted_accuracy(targets, correct_a, weighting)
     draws = stratified_resamples(targets, resamples, seed)
-    differences_per_replicate = _replicates(targets, runs_b, draws)[1] - _replicates(targets, runs_a, draws)[1]
-    differences = [balanced_accuracy(targets, b) - balanced_accuracy(targets, a) for a, b in zip(runs_a, runs_b)]
-    drawn = _seed_draws(len(runs_a), resamples, seed)
-    return {"differences": differences, "mean": float(np.mean(differences)),
-            "seeds_and_images": percentile_interval(_mean_over_drawn(differences_per_replicate, drawn), level),
+    weights = class_weights(targets, weighting)
+    replicates = sum(w * (correct_b.astype(float)[:, indices].mean(axis=2) - correct_a.astype(float)[:, indices].mean(axis=2))
+                     for w, indices in zip(weights, draws)).mean(axis=0) * 100.0
+    image_var = image_variance(targets, correct_b.astype(float) - correct_a.astype(float), weighting)
+    return {"differences": differences.tolist(), "mean": float(np.mean(differences)),
+            "seeds_and_images": mean_interval(differences, image_var, level),
             "t": t_interval(differences, level),
-            "images": percentile_interval(differences_per_replicate.mean(axis=0), level),
-            "p_sign_flip": sign_flip_p(differences)}
+            "images": percentile_interval(replicates, level),
+            "p_sign_flip": sign_flip_p(differences), "smallest_p": smallest_sign_flip_p(len(differences)),
+            "seeds_needed": seeds_needed(differences, level)}
+
+
+def seeds_needed(differences, level=0.95, most=1000):
+    """The fewest pairs n (at least 2) for which Student's t interval of a mean difference as large as the observed
+    one, with the observed standard deviation s, excludes 0: ``t_{n-1} s / sqrt(n) < |mean|``.  A rough guide, not a
+    guarantee: the mean and s of a few pairs are themselves uncertain.  None when the mean is 0 or more than
+    ``most`` pairs would be needed; 2 when every pair agrees exactly."""
+    from scipy.stats import t
+    values = np.asarray(differences, dtype=np.float64)
+    mean, spread = abs(values.mean()), values.std(ddof=1) if len(values) > 1 else math.nan
+    if mean == 0 or math.isnan(spread):
+        return None
+    for n in range(2, most + 1):
+        if t.ppf(0.5 + level / 2, n - 1) * spread / math.sqrt(n) < mean:
+            return n
+    return None
 
 
 def t_interval(values, level=0.95):
@@ -223,23 +286,25 @@ def pairs_needed(alpha=0.05):
 
 # ---------------------------------------------------------------- calibration
 
-def calibration_bins(probabilities, targets, bins=15):
-    """Per equal-width confidence bin: (count, mean confidence, accuracy); empty bins have count 0."""
+def calibration_bins(probabilities, targets, bins=15, weights=None):
+    """Per equal-width confidence bin: (count, mean confidence, accuracy); empty bins have count 0.  With
+    ``weights`` (one per image) the counts and means are weighted."""
     probabilities = np.asarray(probabilities)
     confidence = probabilities.max(axis=1).astype(np.float64)
     correct = probabilities.argmax(axis=1) == np.asarray(targets)
+    weights = np.ones(len(confidence)) if weights is None else np.asarray(weights, dtype=np.float64)
     # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 goes to the first bin.
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
+    counts = np.bincount(which, weights=weights, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / counts
-        accuracy = np.bincount(which, weights=correct, minlength=bins) / counts
+        mean_confidence = np.bincount(which, weights=weights * confidence, minlength=bins) / counts
+        accuracy = np.bincount(which, weights=weights * correct, minlength=bins) / counts
     return counts, mean_confidence, accuracy
 
 
-def expected_calibration_error(probabilities, targets, bins=15):
-    """ECE (%): sum over bins of (bin share) x |accuracy - mean confidence|."""
-    counts, confidence, accuracy = calibration_bins(probabilities, targets, bins)
+def expected_calibration_error(probabilities, targets, bins=15, weights=None):
+    """ECE (%): sum over bins of (bin share) x |accuracy - mean confidence| (the images weighted by ``weights``)."""
+    counts, confidence, accuracy = calibration_bins(probabilities, targets, bins, weights)
     filled = counts > 0
     return 100.0 * float(np.sum(counts[filled] / counts.sum() * np.abs(accuracy[filled] - confidence[filled])))
 
@@ -303,3 +368,123 @@ def choose_tau_norm(logits, targets, norms, taus=TAUS, bias=None):
 def _best(taus, adjusted, targets):
     scores = [balanced_accuracy(targets, adjusted(tau).argmax(axis=1)) for tau in taus]
     return float(taus[int(np.argmax(scores))])
+
+
+# ---------------------------------------------------------------- shifted test distributions
+
+# Zhang et al. (SADE, NeurIPS 2022): forward long-tailed test priors (the training order), uniform, and backward.
+SHIFTED_PRIORS = ("forward-50", "forward-25", "forward-10", "forward-5", "forward-2", "uniform",
+                  "backward-2", "backward-5", "backward-10", "backward-25", "backward-50")
+
+
+def test_prior(name, class_counts):
+    """The class prior of a test distribution: ``uniform``, ``forward-R`` (as long-tailed as training, in its
+    order, with imbalance ratio R: the class of rank r among the training counts, largest first, gets
+    ``R^(-r/(K-1))``) or ``backward-R`` (the same, the order reversed).  ``ValueError`` for another name."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if name == "uniform":
+        return np.full(len(counts), 1 / len(counts))
+    kind, _, ratio = str(name).partition("-")
+    try:
+        ratio = float(ratio)
+    except ValueError:
+        ratio = math.nan
+    if kind not in ("forward", "backward") or not math.isfinite(ratio) or ratio < 1:
+        raise ValueError(f"unknown test prior {name!r}: give uniform, forward-R or backward-R (R >= 1), or all")
+    rank = np.empty(len(counts))
+    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+    if kind == "backward":
+        rank = len(counts) - 1 - rank
+    prior = ratio ** (-rank / max(len(counts) - 1, 1))
+    return prior / prior.sum()
+
+
+def prior_weights(targets, prior):
+    """Per image, its importance weight ``prior_k / empirical_k`` for its class k: the test images as a sample of
+    the distribution with class prior ``prior`` (no image dropped)."""
+    targets = np.asarray(targets)
+    empirical = np.bincount(targets, minlength=len(prior)) / len(targets)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(empirical > 0, np.asarray(prior) / empirical, 0.0)
+    return ratio[targets]
+
+
+def shifted_metrics(targets, probabilities, prior, class_counts=None, many_shot=100, few_shot=20, level=0.95):
+    """Every metric of one evaluation under a test prior, by importance weights on the same images: top-1 (``acc``,
+    ``sum_k prior_k acc_k``) with its 95 % interval over the images, macro-F1 and ECE with the images weighted,
+    each shot group's accuracy weighted within the group, and balanced accuracy (which no prior changes)."""
+    from scipy.stats import norm
+    from sklearn.metrics import f1_score
+
+    targets, probabilities = np.asarray(targets), np.asarray(probabilities)
+    predictions = probabilities.argmax(axis=1)
+    correct = predictions == targets
+    present = np.unique(targets)
+    weights_by_class = np.asarray(prior, dtype=np.float64)[present]
+    acc = float(weighted_accuracy(targets, correct, weights_by_class)[0])
+    half = norm.ppf(0.5 + level / 2) * math.sqrt(image_variance(targets, correct, weights_by_class))
+    sample_weight = prior_weights(targets, prior)
+    result = {"acc": acc, "acc_ci95": [acc - half, acc + half], "balanced_acc": balanced_accuracy(targets, predictions),
+              "macro_f1": 100.0 * float(f1_score(targets, predictions, labels=present, average="macro",
+                                                 sample_weight=sample_weight, zero_division=0)),
+              "ece": expected_calibration_error(probabilities, targets, weights=sample_weight)}
+    if class_counts is not None:
+        recall = np.array([correct[targets == k].mean() if np.any(targets == k) else np.nan for k in range(len(prior))])
+        for group, members in shot_groups(class_counts, many_shot, few_shot).items():
+            members = np.intersect1d(members, present)
+            share = np.asarray(prior)[members]
+            result[f"{group}_acc"] = 100.0 * float(share @ recall[members] / share.sum()) if len(members) else math.nan
+    return result
+
+
+def plot_prior_shift(results, path, title):
+    """Top-1 accuracy against the test prior (SADE's forward 50 ... backward 50), one line per method (and, dashed, its
+    post-hoc adjustment for the known prior): ``results`` maps a label to its ``test_priors`` record."""
+    import matplotlib
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.2))
+    for label, priors in results.items():
+        names = [name for name in SHIFTED_PRIORS if name in priors]
+        line, = axes.plot(range(len(names)), [priors[name]["acc"] for name in names], marker="o", linewidth=1.5,
+                          label=label)
+        if all("posthoc" in priors[name] for name in names):
+            axes.plot(range(len(names)), [priors[name]["posthoc"]["acc"] for name in names], linestyle="--",
+                      color=line.get_color(), linewidth=1, label=f"{label}, post-hoc for the prior")
+    axes.set_xticks(range(len(SHIFTED_PRIORS)), [name.replace("ward-", ".") for name in SHIFTED_PRIORS],
+                    rotation=45)
+    axes.set_xlabel("test class prior (forward: as skewed as training; backward: reversed; R = imbalance)")
+    axes.set_ylabel("top-1 accuracy under the prior (%)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    save_svg(figure, path)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------- how often the intervals hold what they promise
+
+def interval_coverage(seeds, seed_spread, test_images, accuracy=80.0, shared=0.5, difference=False,
+                      replicates=20_000, seed=0, level=0.95, agreement=0.7):
+    """The share of simulated experiments with a known truth whose ``mean_interval`` covers it.
+
+    Each of ``replicates`` experiments trains ``seeds`` runs: a run's true accuracy (in points) is the method's
+    ``accuracy`` plus a seed effect of standard deviation ``seed_spread``, and it is scored on a test set of
+    ``test_images`` images, which adds binomial noise of variance ``p (1 - p) / N``; the part ``shared`` of it comes
+    from the test set itself and is the same for every run (the runs share their images), the rest is each run's
+    own.  The interval is given the images' variance of the mean over runs that ``image_variance`` measures (the
+    shared part plus the own part over the number of runs).  With ``difference`` the values are the paired
+    differences of two methods (true difference 0, a seed spread of the differences ``seed_spread``) whose
+    per-image correctness is correlated ``agreement``: image noise ``2 p (1 - p) (1 - agreement) / N``."""
+    rng = np.random.default_rng([seed, seeds, int(seed_spread * 100), test_images, int(shared * 100), int(difference)])
+    p = accuracy / 100
+    noise = p * (1 - p) * (2 * (1 - agreement) if difference else 1.0) / test_images * 100 ** 2
+    shared_var, own_var = shared * noise, (1 - shared) * noise
+    values = (seed_spread * rng.standard_normal((replicates, seeds))
+              + np.sqrt(shared_var) * rng.standard_normal((replicates, 1))
+              + np.sqrt(own_var) * rng.standard_normal((replicates, seeds)))
+    intervals = mean_interval(values, shared_var + own_var / seeds, level)
+    return float(np.mean((intervals[:, 0] <= 0) & (0 <= intervals[:, 1])))

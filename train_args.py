@@ -10,7 +10,7 @@ import criterion
 from augment import AUGMENTATIONS, MIXES, MIX_RECIPES, POLICIES
 from loader import SAMPLERS
 from optimisation import SCHEDULES
-from utils import ArgumentParser, UserError, name_argument, number, positive, seed_number
+from utils import ArgumentParser, UserError, name_argument, number, parse_int_list, positive, seed_number
 
 
 def get_args_parser():
@@ -186,6 +186,13 @@ def resolve(settings):
     """``settings`` (a dict of arguments) with the defaults that depend on the method filled in, and the settings
     of methods the run does not use set to None: what ``config.json`` records and ``compare.py`` groups by."""
     settings = dict(settings)
+    adamw = settings.get("optimizer") == "adamw"
+    for key, value in (("epochs", 200), ("lr", 1e-3 if adamw else 0.1), ("weight_decay", 0.05 if adamw else 5e-4)):
+        if settings.get(key) is None:
+            settings[key] = value
+    objective = criterion.OBJECTIVES.get(settings.get("objective"))
+    if settings.get("normed_head") is None and objective is not None:
+        settings["normed_head"] = objective.normed_head
     if settings.get("flip") is None:
         settings["flip"] = settings.get("augment") in ("crop_flip", "rrc_flip")
     if settings.get("augment") not in POLICIES:
@@ -213,7 +220,19 @@ def resolve(settings):
     else:
         settings.update(maxnorm_threshold=None, maxnorm_every=None)
     settings["sam_bn_stats"] = (settings.get("sam_bn_stats") or "both") if settings.get("sam_rho") else None
+    reads_drw = objective is not None and "drw" in objective.options
+    if reads_drw and settings.get("drw") and settings.get("drw_epoch") is None:
+        settings["drw_epoch"] = default_drw_epoch(settings.get("lrstep") or [], settings.get("schedule"),
+                                                  settings["epochs"])
     return settings
+
+
+def default_drw_epoch(lrstep, schedule, epochs):
+    """Where deferred re-weighting starts by default: the last-but-one lr stage, as Cao et al. (epoch 160 of 200);
+    under a cosine schedule, 80 % of the run."""
+    if schedule == "step":
+        return criterion.default_drw_epoch([int(step) for step in parse_int_list(lrstep)])
+    return int(0.8 * epochs)
 
 
 # Flags that belong to one method: (flag, the test that the method is on, what turns it on).
@@ -240,7 +259,7 @@ def check_method_flags(args):
         raise UserError(f"--no-flip contradicts --augment {args.augment}, which flips; use --augment crop (or none)")
     if args.flip and args.augment == "none":
         raise UserError("--flip with --augment none: use --augment crop_flip, or --augment crop --flip")
-    if args.mix_off_first is not None and args.mix_off_last is not None and args.epochs is not None \
-            and args.mix_off_first + args.mix_off_last >= args.epochs:
+    if args.mix_off_first is not None and args.mix_off_last is not None \
+            and args.mix_off_first + args.mix_off_last >= (args.epochs or 200):
         raise UserError(f"--mix_off_first {args.mix_off_first} and --mix_off_last {args.mix_off_last} leave none of the "
                         f"{args.epochs} epochs to mix in")

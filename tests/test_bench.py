@@ -32,3 +32,10 @@ def test_list_import_quick():
                          capture_output=True, text=True, check=True, timeout=300).stdout
     lines, links = re.search(r"(\d+) list lines over 100 classes -> (\d+) links: [\d.]+ s", out).groups()
     assert lines == links, out  # every listed placeholder became a link in the built dataset
+
+
+def test_coverage_quick():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "coverage.py"), "--quick"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "mean of a group" in out.stdout and "paired difference of two groups" in out.stdout

@@ -162,12 +162,14 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
     out = result.stdout
     assert "mean over 3 seed pairs: balanced acc +10.00 points (per pair +10.00, +10.00, +10.00" in out
     low, high = expected["seeds_and_images"]
-    assert f"95% CI, seeds and test images resampled (two-level bootstrap): [{low:+.2f}, {high:+.2f}]" in out
+    assert (f"95% CI, seeds and test images (Student's t on the seeds, the images' variance added): "
+            f"[{low:+.2f}, {high:+.2f}]") in out
     assert "95% CI, Student's t over the 3 per-pair differences: [+10.00, +10.00]" in out
     low, high = expected["images"]
     assert f"95% CI, test images only, the trained runs held fixed: [{low:+.2f}, {high:+.2f}]" in out
-    assert ("exact sign-flip test over the 3 pairs: p = 0.25; 3 pairs cannot reach p < 0.05 (the smallest possible "
-            "p is 0.25): 6 pairs can") in out
+    assert ("exact sign-flip test over the 3 pairs: p = 0.25 (the smallest p 3 pairs allow: 0.25; 6 pairs can reach "
+            "0.05)") in out
+    assert "seeds needed for Student's t to exclude 0 at this mean and spread: about 2 (3 is enough" in out
     assert out.count(" vs ") == 3
     assert "CCE ccegamma=5 minus ERM, paired on the same 30 test images" in out  # group labels
     table = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:3]}
@@ -199,8 +201,8 @@ def test_options_the_objective_reads_split_groups_and_the_others_do_not(tmp_path
 
 
 def test_setting_key_follows_the_table_of_objectives():
-    import compare
     import criterion
+    import results as compare
     base = {"lr": 0.1, "seed": 3, "workers": 2, "ccegamma": 0.5, "cb_beta": 0.99, "class_balanced": False,
             "la_tau": 1.0, "label_smoothing": 0.0}
     keys = dict(compare.setting_key("ERM", base))
@@ -217,14 +219,13 @@ def test_setting_key_follows_the_table_of_objectives():
 def test_select_on_valid_reads_only_validation_records(tmp_path, monkeypatch):
     """The group with the best validation balanced accuracy (at each run's checkpoint epoch) is chosen, although
     another has the better test numbers; choosing reads no test metric or prediction."""
-    import compare
+    import results as compare
     for seed in (0, 1):
         # valid.csv: acc [50, 60] -> checkpoint epoch 1, balanced 59 (acc - 1); test balanced 90
         fake_run(tmp_path, "CCE", f"2026-01-01-00-00-0{seed}", [50, 60], metrics(90, 90), seed=seed, ccegamma=1.0)
         # checkpoint epoch 0 (acc 70), balanced 69; test balanced 80
         fake_run(tmp_path, "CCE", f"2026-01-01-00-01-0{seed}", [70, 65], metrics(80, 80), seed=seed, ccegamma=2.0)
-    runs = compare.resolve_runs(compare.get_args_parser().parse_args(
-        ["--dataset=tiny", "--model_index=41", "--datetime=all", f"--logs_dir={tmp_path / 'logs'}"]))
+    runs = compare.find_runs(tmp_path / "logs", dataset="tiny", model_index=41, datetime="all")
     groups = compare.group_runs(runs)
     opened = []
     monkeypatch.setattr(compare, "run_metrics", lambda *a, **k: opened.append(a))
@@ -257,7 +258,7 @@ def test_where_keeps_the_runs_with_a_setting(tmp_path):
     base = ["compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all"]
     cutmix = call(*base, "--where", "mix=cutmix", cwd=tmp_path)
     assert cutmix.returncode == 0 and cutmix.stdout.count("\n") == 3 and cutmix.stdout.count("00-00-00") == 1
-    plain = call(*base, "--where", "mix=null", "--where", "weight_decay=null", cwd=tmp_path)
+    plain = call(*base, "--where", "mix=null", "--where", "weight_decay=0.0005", cwd=tmp_path)
     assert plain.returncode == 0 and plain.stdout.count("\n") == 3 and plain.stdout.count("00-00-02") == 1
     seeded = call(*base, "--seeds", "0", "--where", "mix=cutmix", cwd=tmp_path)
     assert seeded.returncode == 0 and "00-00-00" in seeded.stdout
@@ -272,7 +273,7 @@ def test_where_keeps_the_runs_with_a_setting(tmp_path):
     assert scoped.returncode == 0 and "00-00-04" in scoped.stdout and "00-00-03" not in scoped.stdout
     assert sum(line.startswith("ERM") for line in scoped.stdout.splitlines()) == 3
     either = call(*base, "--objectives=ERM", "--where", "mix=null", "--where", "mix=cutmix", "--where",
-                  "weight_decay=null", cwd=tmp_path)  # the plain run and the cutmix run, not the decayed one
+                  "weight_decay=0.0005", cwd=tmp_path)  # the plain run and the cutmix run, not the decayed one
     assert either.returncode == 0 and "00-00-00" in either.stdout and "00-00-02" in either.stdout
     assert "00-00-01" not in either.stdout
 
@@ -299,7 +300,7 @@ def test_second_stages_are_grouped_by_the_settings_of_their_first_stage(tmp_path
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()[1:3]}
-    assert set(rows) == {"CB init_from=a ERM run (weight_decay=None)", "CB init_from=a ERM run (weight_decay=0.005)"}
-    assert " 2 " in rows["CB init_from=a ERM run (weight_decay=None)"] and "60.50" in rows[
-        "CB init_from=a ERM run (weight_decay=None)"]
+    assert set(rows) == {"CB init_from=a ERM run (weight_decay=0.0005)", "CB init_from=a ERM run (weight_decay=0.005)"}
+    assert " 2 " in rows["CB init_from=a ERM run (weight_decay=0.0005)"] and "60.50" in rows[
+        "CB init_from=a ERM run (weight_decay=0.0005)"]
     assert "50.50" in rows["CB init_from=a ERM run (weight_decay=0.005)"]

@@ -294,7 +294,7 @@ def test_paired_refuses_two_runs_of_one_seed_and_names_unpaired_ones(trained):
 
 
 def test_a_partial_valid_csv_row_is_not_an_epoch(trained):
-    import compare
+    import results as compare
     run_dir = run_dir_of(trained)
     with open(run_dir / "valid.csv", "a") as file:
         file.write("2,0.1,99")  # a row cut short by a crash
@@ -675,7 +675,7 @@ def test_a_where_that_names_nothing_is_refused(trained, condition, message):
 
 
 def test_where_compares_kinds_as_well_as_values():
-    import compare
+    import results as compare
     assert not compare._matches({"seed": 0}, "seed", False) and compare._matches({"seed": 0}, "seed", 0)
     assert not compare._matches({"drw": True}, "drw", 1) and compare._matches({"drw": True}, "drw", True)
 

@@ -1,0 +1,492 @@
+"""Training runs as results: finding them, grouping the runs that differ only in their seed, each group's row
+(mean and standard deviation over seeds, intervals), pairing two groups by seed, selecting on ``valid/``, the
+test-prior shift, and the validation curves.  ``compare.py`` prints them, ``report.py`` writes them into a
+page: one source for every number both show.
+
+Each run is read from its folder: ``test_metrics.json`` (or ``valid_metrics.json``) written by 2_test.py,
+``valid.csv`` and ``train.csv`` written by 1_train.py, and the run's arguments (``config.json``, or the
+checkpoint of runs older than that file).  Intervals and paired tests need ``<split>_predictions.npz``.
+"""
+import difflib
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import criterion
+import stats
+import train_args
+from runs import (TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions, model_folder, read_csv,
+                  run_parent, run_settings)
+from utils import UserError, save_svg
+
+METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
+           ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
+# Arguments that never change what a run learns (paths, speed, bookkeeping) and the seed: not part of a group.
+NOT_A_SETTING = {"seed", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers", "compile", "no_amp",
+                 "skip_bad_images", "sync_bn", "many_shot", "few_shot", "tag"}
+
+
+
+def find_runs(logs_dir, runs=(), dataset=None, model_index=None, objectives=(), datetime="latest", seeds=(), where=()):
+    """The run folders named by ``compare.py``'s selection flags (``--runs``, ``--dataset`` ... ``--where``)."""
+    runs = [Path(run) for run in runs]
+    if dataset is not None or objectives:
+        if dataset is None or model_index is None:
+            raise UserError("--objectives and --dataset need both --dataset and --model_index")
+        name = model_folder(model_index)
+        objectives = objectives or [o for o in criterion.OBJECTIVES if list_runs(logs_dir, name, dataset, o)]
+        if not objectives:
+            raise UserError(f"no runs under {Path(logs_dir) / name / dataset}")
+        for objective in objectives:
+            if datetime == "all":
+                found = list_runs(logs_dir, name, dataset, objective)
+                if not found:
+                    find_run_dir(logs_dir, name, dataset, objective, "latest")  # raises, naming the folder
+                runs += [run_parent(logs_dir, name, dataset, objective) / run for run in found]
+            else:
+                runs.append(find_run_dir(logs_dir, name, dataset, objective, datetime))
+    if not runs:
+        raise UserError("name runs with --runs, or with --dataset and --model_index")
+    missing = [str(run) for run in runs if not (run / VALID_CSV).is_file()]
+    if missing:
+        raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
+    runs = list(dict.fromkeys(runs))
+    if seeds:
+        runs = [run for run in runs if run_settings(run).get("seed") in seeds]
+        if not runs:
+            raise UserError(f"no run has seed {' or '.join(map(str, seeds))}")
+    if where:
+        alternatives = {}  # (objective, key) -> the values allowed: one key given twice is either value
+        for objective, key, value in map(parse_condition, where):
+            alternatives.setdefault((objective, key), []).append(value)
+        runs = [run for run in runs if all(objective not in (None, run_objective(run))
+                                           or any(_matches(run_settings(run), key, value) for value in values)
+                                           for (objective, key), values in alternatives.items())]
+        if not runs:
+            raise UserError(f"no run has {' and '.join(where)}")
+    return runs
+
+
+def parse_condition(text):
+    """``--where [OBJECTIVE:]KEY=VALUE``: the value read as JSON when it is (0.005, true, null), else as text; with
+    an objective, the condition applies to that objective's runs only."""
+    condition, equals, value = text.partition("=")
+    objective, colon, key = condition.rpartition(":")
+    if not equals or not key:
+        raise UserError(f"--where takes [OBJECTIVE:]KEY=VALUE (a setting of config.json's args), got {text!r}")
+    if colon and objective not in criterion.OBJECTIVES:
+        raise UserError(f"--where {text}: {objective!r} is not an objective; choose one of {', '.join(criterion.OBJECTIVES)}")
+    if key not in train_args.defaults():
+        close = difflib.get_close_matches(key, list(train_args.defaults()), n=1)
+        raise UserError(f"--where {text}: {key!r} is not a setting of a run" + (f" (did you mean {close[0]}?)" if close
+                                                                               else " (1_train.py --help lists them)"))
+    try:
+        value = json.loads(value)
+    except ValueError:
+        pass
+    return (objective if colon else None), key, value
+
+
+def _matches(settings, key, value):
+    """Whether a run's argument ``key`` is ``value`` (a run older than the flag has its default, ``run_settings``):
+    equal and of the same kind, so ``seed=false`` does not match seed 0 nor ``drw=1`` match true."""
+    saved = settings.get(key)
+    return saved == value and isinstance(saved, bool) == isinstance(value, bool)
+
+# ---------------------------------------------------------------- one run
+
+def valid_rows(run):
+    """The complete rows of a run's ``valid.csv``: a row cut short by a crash while it was written is dropped."""
+    def complete(row):
+        try:
+            return None not in row.values() and all(row.get(key) for key in ("epoch", "acc")) \
+                and math.isfinite(float(row["acc"]))
+        except ValueError:
+            return False
+    return [row for row in read_csv(run / VALID_CSV) if complete(row)]
+
+
+def checkpoint_row(run, checkpoint="best"):
+    """The ``valid.csv`` row of the epoch a checkpoint holds: the best validation top-1 (the first of ties, as
+    training keeps it) or the last; None before the first epoch ended."""
+    rows = valid_rows(run)
+    if not rows:
+        return None
+    return rows[-1] if checkpoint == "last" else max(rows, key=lambda row: float(row["acc"]))
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def run_metrics(run, checkpoint="best", split=None):
+    """The metrics 2_test.py saved for ``split`` (default: test, else valid), else the checkpoint's validation
+    epoch; plus training minutes."""
+    train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
+    minutes = sum(_number(row.get("time_s")) for row in train_rows) / 60 if train_rows else math.nan
+    for name in [split] if split else ["test", "valid"]:
+        metrics = checked_metrics(run, name, checkpoint)
+        if metrics is not None:
+            return {"split": name, "minutes": minutes, **{key: _number(metrics.get(key)) for key, _ in METRICS}}
+    row = checkpoint_row(run, checkpoint)
+    if row is None:
+        return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
+    return {"split": f"{checkpoint} valid", "minutes": minutes, **{key: _number(row.get(key)) for key, _ in METRICS}}
+
+
+def run_objective(run):
+    """The objective, from ``logs/<Model>/<dataset>/<objective>/<time>``."""
+    return run.parent.name
+
+
+# ---------------------------------------------------------------- groups
+
+def setting_key(objective, settings):
+    """What makes two runs the same experiment: every setting except the seed and bookkeeping, and of the
+    objective options only those the objective reads under these settings (``criterion.OBJECTIVES``)."""
+    entry = criterion.OBJECTIVES.get(objective)
+    unread = set(criterion.OPTIONS) - set(entry.reads(settings)) if entry else set()
+    if "init_from" in settings:
+        settings = {**settings, "init_from": _started_from(settings["init_from"])}
+    return tuple(sorted((key, json.dumps(value, sort_keys=True)) for key, value in settings.items()
+                        if key not in NOT_A_SETTING and key not in unread))
+
+
+def _started_from(checkpoint):
+    """What a run's ``--init_from`` says about it as an experiment: the objective and the settings of the run it
+    started from, not its path (each seed starts from its own run, so the path would split every group, and its
+    objective alone would merge stage 2 from two different first stages)."""
+    if not checkpoint:
+        return None
+    start = Path(checkpoint).parent
+    settings = run_settings(start) if start.is_dir() else {}
+    settings = {key: value for key, value in settings.items() if key not in NOT_A_SETTING}
+    if settings.get("init_from"):  # a third stage: what its start started from is named, not followed further
+        settings["init_from"] = f"a {Path(settings['init_from']).parent.parent.name} run"
+    return {"objective": start.parent.name, **settings}
+
+
+def group_runs(runs):
+    """``[(label, [runs])]`` in first-seen order; runs of one group differ only in seed."""
+    groups = {}
+    for run in runs:
+        objective = run_objective(run)
+        key = (str(run.parent.parent), objective, setting_key(objective, run_settings(run)))
+        groups.setdefault(key, []).append(run)
+    labels = _labels(list(groups))
+    return [(label, members) for label, members in zip(labels, groups.values())]
+
+
+def _labels(keys):
+    """The objective, the options its table entry always shows (``DRW``, ``ccegamma=0.5``), and the settings in
+    which groups of the same objective and data differ."""
+    labels = []
+    for place, objective, settings in keys:
+        siblings = [dict(other) for p, o, other in keys if (p, o) == (place, objective)]
+        mine = dict(settings)
+        differing = [key for key in mine if any(key in other and other[key] != mine[key] for other in siblings)]
+        entry = criterion.OBJECTIVES.get(objective)
+        shown = [key for key in (entry.shown if entry else ()) if key in mine and key not in differing]
+        extras = [_show_setting(key, json.loads(mine[key])) for key in shown]
+        extras += [_show_difference(key, mine[key], [other.get(key) for other in siblings]) for key in sorted(differing)]
+        if len({p for p, _, _ in keys}) > 1:
+            extras.append(Path(place).name)
+        labels.append(" ".join([objective] + [extra for extra in extras if extra]))
+    return labels
+
+
+def _show_difference(key, mine, others):
+    """``key=value`` for a setting in which a group differs from its siblings; a start run (``--init_from``) is named
+    by its objective and the settings in which it differs from the siblings' start runs."""
+    value = json.loads(mine)
+    if not isinstance(value, dict):
+        return f"{key}={_show(value)}"
+    starts = [start for start in (json.loads(other) for other in others if other) if isinstance(start, dict)]
+    differing = [name for name in sorted(value) if name != "objective"
+                 and any(start.get(name) != value[name] for start in starts)]
+    details = ", ".join(f"{name}={_show(value[name])}" for name in differing)
+    return f"{key}=a {value['objective']} run" + (f" ({details})" if details else "")
+
+
+def _show_setting(key, value):
+    """A shown option in a label: a flag by its name when on (``DRW``), nothing when off; else ``key=value``."""
+    if isinstance(value, bool):
+        return key.upper() if value else ""
+    return f"{key}={_show(value)}"
+
+
+def _show(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (nan for one value) of the finite values."""
+    finite = [value for value in values if not math.isnan(value)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def same_images(runs, saved):
+    """Refuse (one line) runs whose saved predictions cover different images."""
+    first = saved[0]
+    for run, other in zip(runs[1:], saved[1:]):
+        if other[0] != first[0] or not np.array_equal(other[1], first[1]) or not np.array_equal(other[2], first[2]):
+            raise UserError(f"{runs[0]} and {run} were evaluated on different images ({first[0]}: {len(first[1])} "
+                            f"images, {other[0]}: {len(other[1])}); compare runs evaluated on the same split")
+
+
+def saved_predictions(members, split=None, checkpoint="best"):
+    """``(split, targets, [predicted classes per run])`` of runs evaluated on the same images, or None when one has
+    no saved predictions or they cover different images."""
+    saved = [load_predictions(run, split, checkpoint) for run in members]
+    if any(entry is None for entry in saved):
+        return None
+    try:
+        same_images(members, saved)
+    except UserError:
+        return None
+    return saved[0][0], saved[0][2], [entry[3] for entry in saved]
+
+
+def group_intervals(members, split=None, checkpoint="best", prior=None):
+    """95 % intervals of the group's mean top-1 and balanced accuracy (and, with a test ``prior``, of its accuracy
+    under that prior, key ``weighted``) from its saved predictions: ``{"images": ..., "seeds": ...}`` (``seeds``
+    None for one run, ``stats.seed_intervals``), or None without predictions."""
+    saved = saved_predictions(members, split, checkpoint)
+    if saved is None:
+        return None
+    _, targets, predictions = saved
+    images = stats.bootstrap_intervals(targets, predictions)
+    weighting = None
+    if prior is not None:
+        weighting = np.asarray(prior)[np.unique(targets)]
+        correct = np.array([targets == run for run in predictions])
+        value = float(stats.weighted_accuracy(targets, correct, weighting).mean())
+        half = 1.959963984540054 * math.sqrt(stats.image_variance(targets, correct, weighting))
+        images["weighted"] = [value - half, value + half]
+    return {"images": images, "seeds": stats.seed_intervals(targets, predictions, weighting=weighting)}
+
+
+def prior_accuracies(members, prior, split=None, checkpoint="best"):
+    """Each run's top-1 (%) under a test class ``prior`` (importance-weighted), from its saved predictions."""
+    saved = saved_predictions(members, split, checkpoint)
+    if saved is None:
+        return [math.nan] * len(members)
+    _, targets, predictions = saved
+    weighting = np.asarray(prior)[np.unique(targets)]
+    return stats.weighted_accuracy(targets, np.array([targets == run for run in predictions]), weighting).tolist()
+
+
+def class_counts_of(run):
+    """The training class counts a run recorded (its best checkpoint holds them), or a ``UserError``."""
+    from runs import best_checkpoint_path, load_run_checkpoint
+    path = best_checkpoint_path(run)
+    counts = load_run_checkpoint(path).get("class_counts") if path is not None else None
+    if not counts:
+        raise UserError(f"{run} records no training class counts, which a test prior needs")
+    return counts
+
+
+def summarise(groups, split=None, checkpoint="best", test_prior=None):
+    """One row per group: label, n, split, (mean, std) per metric, 95 % intervals, minutes per run; with
+    ``test_prior`` (a name of ``stats.test_prior``) also ``prior_acc``, the top-1 under that prior.  A row never
+    mixes splits: runs not evaluated where most of the group was are named and left out."""
+    rows = []
+    for label, members in groups:
+        metrics = [run_metrics(run, checkpoint, split) for run in members]
+        splits = [m["split"] for m in metrics]
+        common = max(dict.fromkeys(splits), key=lambda name: (splits.count(name), name == "test"))
+        left_out = [str(run) for run, name in zip(members, splits) if name != common]
+        if left_out:
+            print(f"warning: {label}: {len(left_out)} run(s) not evaluated like the rest ({common}) are left out of "
+                  f"its row; run 2_test.py on them: {', '.join(left_out)}", file=sys.stderr)
+            members = [run for run, name in zip(members, splits) if name == common]
+            metrics = [m for m in metrics if m["split"] == common]
+        prior = stats.test_prior(test_prior, class_counts_of(members[0])) if test_prior else None
+        row = {"label": label, "n": len(members), "split": common, "runs": members,
+               "minutes": mean_std([m["minutes"] for m in metrics])[0],
+               "intervals": group_intervals(members, split, checkpoint, prior),
+               **{key: mean_std([m[key] for m in metrics]) for key, _ in METRICS}}
+        if prior is not None:
+            row["prior_acc"] = mean_std(prior_accuracies(members, prior, split, checkpoint))
+        rows.append(row)
+    return rows
+
+
+def prior_shift(groups, split=None, checkpoint="best"):
+    """``{label: {prior: {"acc": mean over the group's runs, "std": ...}}}`` for SADE's eleven test priors."""
+    shifted = {}
+    for label, members in groups:
+        counts = class_counts_of(members[0])
+        shifted[label] = {}
+        for name in stats.SHIFTED_PRIORS:
+            mean, std = mean_std(prior_accuracies(members, stats.test_prior(name, counts), split, checkpoint))
+            shifted[label][name] = {"acc": mean, "std": std}
+    return shifted
+
+
+INTERVAL_TITLES = ("top-1 CI seeds+images", "top-1 CI images", "bal. acc CI seeds+images", "bal. acc CI images")
+TABLE_NOTE = ("mean ± sample standard deviation over the n runs (seeds) of each row; accuracies in percent; 95% "
+              "CIs of the row's mean: 'seeds+images' is Student's t over the seeds widened by the test images' "
+              "variance (stats.mean_interval; its coverage is simulated in docs/evaluation.md), 'images' resamples "
+              "the test images only, the trained runs held fixed; with n = 1 only the images can be resampled")
+
+
+def format_cell(mean, std):
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def _interval(interval):
+    return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def interval_cells(row, keys=("acc", "balanced_acc")):
+    intervals = row["intervals"]
+    cells = []
+    for key in keys:
+        for kind in ("seeds", "images"):
+            interval = intervals[kind][key] if intervals and intervals[kind] else None
+            cells.append(_interval(interval) if interval else ("n = 1" if intervals else "-"))
+    return cells
+
+
+def table_columns(rows, valid_scores=None, test_prior=None):
+    """Titles and cells of a table's metric columns, one list per row: the metrics, their intervals, the top-1
+    under a test prior when asked, and the validation score first when groups were selected on it."""
+    titles = [title for _, title in METRICS] + list(INTERVAL_TITLES)
+    cells = [[format_cell(*row[key]) for key, _ in METRICS] + interval_cells(row) for row in rows]
+    if test_prior:
+        titles += [f"top-1 under {test_prior}", f"{test_prior} CI seeds+images", f"{test_prior} CI images"]
+        for row, cell in zip(rows, cells):
+            cell += [format_cell(*row["prior_acc"]), *interval_cells(row, ("weighted",))]
+    if valid_scores is not None:
+        titles.insert(0, "valid bal. acc")
+        for row, cell in zip(rows, cells):
+            cell.insert(0, format_cell(valid_scores.get(row["label"], math.nan), math.nan))
+    return titles, cells
+
+
+def select_on_valid(groups, checkpoint="best"):
+    """Groups ranked by the mean over their runs of the validation balanced accuracy at the checkpoint's epoch,
+    read from each run's ``valid.csv`` and nothing else (no test split): ``{label: score}``, best first."""
+    scores = {}
+    for label, members in groups:
+        rows = [checkpoint_row(run, checkpoint) for run in members]
+        unscored = [str(run) for run, row in zip(members, rows) if row is None or not math.isfinite(_number(
+            row.get("balanced_acc")))]
+        if unscored:  # leaving them out would rank the group on its other seeds, or drop it, without a word
+            raise UserError(f"--select_on valid: {len(unscored)} run(s) of {label} have no validation balanced accuracy "
+                            f"in valid.csv (a run that stopped before its first epoch, or a damaged log): "
+                            f"{', '.join(unscored)}; leave them out with --seeds or --where, or delete them")
+        scores[label] = mean_std([float(row["balanced_acc"]) for row in rows])[0]
+    return dict(sorted(scores.items(), key=lambda item: -item[1]))
+
+
+def plot_curves(groups, path):
+    """Mean validation top-1 per epoch of every group, one line each, into an svg."""
+    import matplotlib
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # real text in the svg: smaller, searchable
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, members in groups:
+        curves = [[float(row["acc"]) for row in valid_rows(run)] for run in members]
+        length = min(map(len, curves))
+        mean = [statistics.fmean(curve[epoch] for curve in curves) for epoch in range(length)]
+        name = f"{label} ({members[0].name})" if len(members) == 1 else f"{label} (mean of {len(members)})"
+        axes.plot(range(1, length + 1), mean, label=name, linewidth=1.5)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("validation accuracy (%)")
+    runs = [run for _, members in groups for run in members]
+    axes.set_title(" / ".join(dict.fromkeys(f"{run.parent.parent.parent.name} on {run.parent.parent.name}" for run in runs)))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    save_svg(figure, path)
+    plt.close(figure)
+
+
+def _short(runs):
+    return run_objective(runs[0]) if len(runs) > 1 else f"{run_objective(runs[0])} ({runs[0].name})"
+
+
+def pair_groups(groups):
+    """The runs of two groups paired by seed: ``(runs_a, runs_b, (label_a, label_b), notes)``; two runs of one group
+    with the same seed are refused, and runs without a partner are named in ``notes``."""
+    if len(groups) != 2:
+        raise UserError(f"--paired compares two groups of runs; these runs form {len(groups)}: "
+                        f"{', '.join(label for label, _ in groups)}")
+    seeds = []
+    for label, members in groups:
+        by_seed = {}
+        for run in members:
+            seed = run_settings(run).get("seed")
+            if seed in by_seed:
+                raise UserError(f"--paired pairs runs by seed, and {label} has two runs with seed {seed}: "
+                                f"{by_seed[seed]} and {run}; name the runs to compare with --runs")
+            by_seed[seed] = run
+        seeds.append(by_seed)
+    common = [seed for seed in seeds[0] if seed in seeds[1]]
+    if not common:
+        raise UserError("--paired pairs runs by seed, and the two groups share no seed")
+    notes = []
+    for (label, _), by_seed in zip(groups, seeds):
+        alone = [str(run) for seed, run in by_seed.items() if seed not in common]
+        if alone:
+            notes.append(f"{len(alone)} run(s) of {label} have no partner with the same seed and are left out of the "
+                         f"paired comparison: {', '.join(alone)}")
+    (label_a, _), (label_b, _) = groups
+    return [seeds[0][seed] for seed in common], [seeds[1][seed] for seed in common], (label_a, label_b), notes
+
+
+def compare_pairs(runs_a, runs_b, split=None, labels=None, checkpoint="best", test_prior=None):
+    """B minus A on the same images: per pair of runs, the balanced-accuracy difference with a paired bootstrap
+    interval over the images and the exact McNemar test on top-1; over several seed pairs also
+    ``stats.paired_over_seeds`` (intervals with the seed spread, sign-flip test, smallest p, seeds needed) and the
+    verdict.  With ``test_prior`` the accuracy compared is the top-1 under that prior."""
+    saved = []
+    for run in runs_a + runs_b:
+        entry = load_predictions(run, split, checkpoint)
+        if entry is None:
+            raise UserError(f"{run} has no saved predictions; run 2_test.py on it first")
+        saved.append(entry)
+    same_images(runs_a + runs_b, saved)
+    targets = saved[0][2]
+    predictions_a, predictions_b = [entry[3] for entry in saved[:len(runs_a)]], [entry[3] for entry in saved[len(runs_a):]]
+    weighting = "balanced"
+    if test_prior:
+        weighting = np.asarray(stats.test_prior(test_prior, class_counts_of(runs_a[0])))[np.unique(targets)]
+    label_a, label_b = labels or (_short(runs_a), _short(runs_b))
+    result = {"label_a": label_a, "label_b": label_b, "split": saved[0][0], "images": len(targets),
+              "metric": f"top-1 under {test_prior}" if test_prior else "balanced acc", "runs": []}
+    for run_a, run_b, a, b in zip(runs_a, runs_b, predictions_a, predictions_b):
+        difference, interval = stats.paired_difference(targets, a, b)
+        only_a, only_b, p_value = stats.mcnemar_exact(a == targets, b == targets)
+        result["runs"].append({"a": run_a, "b": run_b, "difference": difference, "interval": interval,
+                               "only_a": only_a, "only_b": only_b, "mcnemar_p": p_value})
+    if len(runs_a) > 1:
+        result["seeds"] = stats.paired_over_seeds(targets, predictions_a, predictions_b, weighting=weighting)
+        result["verdict"] = verdict(result["seeds"])
+    return result
+
+
+def verdict(paired):
+    """``better``, ``worse`` or ``no difference shown``: better or worse only when both intervals that include the
+    seed spread (seeds and images; Student's t over the pairs) exclude 0."""
+    seed_aware = (paired["seeds_and_images"], paired["t"])
+    if all(low > 0 for low, _ in seed_aware):
+        return "better"
+    if all(high < 0 for _, high in seed_aware):
+        return "worse"
+    return "no difference shown"
