@@ -25,6 +25,7 @@ from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_s
                        load_run_weights)
 from augment import Mixer, policy
 from loader import BatchStream, default_eval_resize, load_splits, train_stats
+from methods import METHODS
 from optimisation import build_optimisation, build_optimiser, sam_step
 from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir, find_run_dir,
                   list_runs, load_run_checkpoint, model_folder, run_is_complete, run_parent, run_settings,
@@ -60,6 +61,16 @@ def check_args(args):
                         "crops; give at least the larger of --height and --width")
     if args.mix and not objective.mixes:
         raise UserError(f"--mix does not work with {args.objective} (python criterion.py: its entry has mixes=False)")
+    if args.method:
+        clashes = [flag for flag, on in (("--mix", args.mix), ("--sam_rho", args.sam_rho), ("--lws", args.lws),
+                                         ("--freeze_backbone", args.freeze_backbone),
+                                         (f"--objective {args.objective}", objective.complement_step)) if on]
+        if clashes:
+            raise UserError(f"--method {args.method} trains the whole network with views of its own: it does not go "
+                            f"with {', '.join(clashes)}")
+        if args.method == "glmc" and args.objective != "ERM":
+            raise UserError("--method glmc has a loss of its own (cross entropy on mixed, re-weighted targets): give "
+                            "--objective ERM")
     if args.init_from is not None and not args.init_from.strip():
         raise UserError("--init_from is empty; give a run folder, tag:LABEL or latest[:OBJECTIVE] (or leave it out "
                         "to train from scratch)")
@@ -163,6 +174,8 @@ class Training:
     args: argparse.Namespace
     runtime: Runtime
     mixer: Optional[Mixer] = None  # --mix
+    method: Optional[object] = None  # --method (methods.py), with its partner batches for GLMC
+    partner: Optional[BatchStream] = None
     minority: Optional[BatchStream] = None  # CMO's stream of pasted images
     head: Optional[torch.nn.Module] = None  # the classifier, projected by --maxnorm
     max_norm: float = 0.0  # its radius
@@ -180,7 +193,9 @@ def train_one_epoch(training, stream, epoch):
                     disable=None if runtime.is_main else True, file=sys.stderr)
     mixing = t.mixer is not None and t.mixer.active
     pasted = iter(t.minority) if t.minority is not None and mixing else itertools.repeat(None)
-    for batch, ((images, labels), minority) in enumerate(zip(stream, pasted)):
+    partners = iter(t.partner) if t.partner is not None else itertools.repeat(None)
+    heads = list(t.method.heads.parameters()) if t.method is not None else []
+    for batch, ((images, labels), minority, partner) in enumerate(zip(stream, pasted, partners)):
         mixed = t.mixer(images, labels, minority) if t.mixer is not None else None
         if mixed is not None:
             images, labels = mixed.images, mixed.targets_a
@@ -188,12 +203,17 @@ def train_one_epoch(training, stream, epoch):
 
         def compute_loss():
             with runtime.autocast():
+                if t.method is not None:  # a two-view method: its own loss, logits and the labels they score
+                    extra = (partner,) if partner is not None else (t.loss_fn,)
+                    loss, logits, scored = t.method.loss(t.model, images, labels, *extra, epoch)
+                    outputs.append((logits, scored))
+                    return loss
                 logits = t.model(images)
                 if mixed is None:
                     loss = t.loss_fn(logits, labels)
                 else:  # lam * L(y_a) + (1 - lam) * L(y_b), per image
                     loss = t.loss_fn(logits, mixed.targets_a, mixed.lam) + t.loss_fn(logits, mixed.targets_b, 1 - mixed.lam)
-            outputs.append(logits)
+            outputs.append((logits, labels))
             return loss
 
         if args.sam_rho:
@@ -201,7 +221,7 @@ def train_one_epoch(training, stream, epoch):
                             keep_statistics=args.sam_bn_stats == "first")
         else:
             loss = compute_loss()
-            _step(loss, t.optimizer, t.scaler)
+            _step(loss, t.optimizer, t.scaler, lambda: runtime.average_gradients(heads))
         if t.complement is not None:  # COT: a second step that flattens the incorrect classes
             with runtime.autocast():
                 _step(t.complement(t.model(images), labels), t.complement_optimiser, t.scaler)
@@ -211,9 +231,10 @@ def train_one_epoch(training, stream, epoch):
         lr = t.optimizer.param_groups[0]["lr"]
         t.scheduler.step()
         with torch.no_grad():
-            top1, top5 = topk_hits(outputs[0].detach(), labels)
-            totals += torch.stack([loss.detach().double() * len(labels), top1.sum().double(), top5.sum().double()])
-            count += len(labels)
+            logits, scored = outputs[0]
+            top1, top5 = topk_hits(logits.detach(), scored)
+            totals += torch.stack([loss.detach().double() * len(scored), top1.sum().double(), top5.sum().double()])
+            count += len(scored)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch, first_bad)
         if (batch + 1) % SYNC_EVERY == 0 or batch + 1 == len(stream):
             _check_finite(runtime.all_max(first_bad.clone()), epoch)  # every process stops, or none
@@ -229,9 +250,11 @@ def train_one_epoch(training, stream, epoch):
             "top5acc": round(100 * correct5 / count, 4), "lr": lr}
 
 
-def _step(loss, optimizer, scaler):
+def _step(loss, optimizer, scaler, before_step=None):
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if before_step is not None:
+        before_step()
     scaler.step(optimizer)
     scaler.update()
 
@@ -296,12 +319,43 @@ def build_model(args, num_classes, runtime, init=None, resumed=None):
         raise UserError(str(error)) from None
     if scales is not None or args.freeze_backbone:
         trainable = {id(p) for p in ([scales.scales] if scales is not None else classifier_parameters(model))}
+        if scales is not None and args.lws_classifier_lr:  # MiSLAS: the classifier is fine-tuned beside the scales
+            trainable |= {id(p) for p in scales.classifier.parameters()}
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in trainable)
     model = runtime.prepare(model)
     if runtime.distributed and args.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model, model_folder(args.model_index)
+
+
+def parameter_groups(args, model, heads=None):
+    """What the optimiser trains, in groups with their lr factors, or None for one group of every trainable parameter:
+    MiSLAS's classifier at ``--lws_classifier_lr`` beside the LWS scales, and a method's heads beside the network."""
+    if not (heads is not None or (args.lws and args.lws_classifier_lr)):
+        return None
+    network = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": network}]
+    if args.lws and args.lws_classifier_lr:
+        classifier = {id(p) for p in find_classifier(model)[1].parameters()}
+        groups = [{"params": [p for p in network if id(p) not in classifier]},  # the logged lr is the first group's
+                  {"params": [p for p in network if id(p) in classifier], "lr_factor": args.lws_classifier_lr}]
+    if heads is not None:
+        groups.append({"params": list(heads.parameters())})
+    return groups
+
+
+def build_method(args, model, num_classes, class_counts, runtime):
+    """The two-view method of ``--method`` (``methods.py``), its heads on the training device."""
+    classifier = find_classifier(model)[1]
+    if not hasattr(classifier, "in_features"):
+        raise UserError(f"--method {args.method} needs a linear classifier over features; this network classifies with "
+                        "a convolution")
+    kind = METHODS[args.method]
+    method = (kind(classifier, num_classes, classifier.in_features, args, class_counts, seed=args.seed + runtime.rank)
+              if args.method == "glmc" else kind(classifier, num_classes, classifier.in_features, args))
+    method.heads.to(runtime.device)
+    return method
 
 
 def load_init(args, classes):
@@ -416,7 +470,14 @@ def train(args, runtime):
             model, device_ids=[runtime.device] if runtime.device.type == "cuda" else None)
     if args.compile:
         model = torch.compile(model)
-    optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype)
+    method = build_method(args, raw_model, len(classes), train_stream.class_counts, runtime) if args.method else None
+    partner = None
+    if method is not None:
+        train_stream.set_views(method.views)
+        if args.method == "glmc":  # GLMC's partner batches, drawn with per-image weights n_k^-q
+            partner = train_stream.with_sampler(args.glmc_resample, args.seed + 2)
+    groups = parameter_groups(args, raw_model, method.heads if method is not None else None)
+    optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype, groups)
     second = build_optimiser(args, model, len(train_stream)) if complement is not None else (None, None)
     head = find_classifier(raw_model)[1] if args.maxnorm else None
     if head is not None:  # a resumed run keeps the radius it started with
@@ -427,10 +488,12 @@ def train(args, runtime):
                                     args.remix_tau, seed=args.seed * 7 + runtime.rank, epochs=args.epochs,
                                     off_first=args.mix_off_first, off_last=args.mix_off_last) if args.mix else None,
                         minority=train_stream.with_sampler(args.cmo_alpha, args.seed + 1) if args.mix == "cmo" else None,
-                        head=head, max_norm=radius if head is not None else 0.0)
+                        head=head, max_norm=radius if head is not None else 0.0, method=method, partner=partner)
     start_epoch, best = 0, None
     if state is not None:
         start_epoch, best = restore(state, raw_model, optimizer, scheduler, scaler, *second)
+        if method is not None:
+            method.heads.load_state_dict(state["method_heads"])
         if start_epoch >= args.epochs:
             raise UserError(f"{run_dir} already finished all {args.epochs} epochs; pass a larger --epochs to extend it")
     else:
@@ -457,7 +520,7 @@ def train(args, runtime):
     try:
         for epoch in range(start_epoch, args.epochs):
             torch.manual_seed(args.seed * 1_000_003 + epoch * 101 + runtime.rank)
-            for changing in (train_stream, training.minority, training.mixer, loss_fn):
+            for changing in (train_stream, training.minority, training.mixer, loss_fn, method, partner):
                 if hasattr(changing, "set_epoch"):  # batches, crops, mixing, and a loss that changes (DRW)
                     changing.set_epoch(epoch)
             started = time.perf_counter()
@@ -471,7 +534,8 @@ def train(args, runtime):
                 recorder.record(epoch, train_row, valid, raw_model, {
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(), **({} if second[0] is None else {
-                        "complement_optimizer": second[0].state_dict(), "complement_scheduler": second[1].state_dict()})})
+                        "complement_optimizer": second[0].state_dict(), "complement_scheduler": second[1].state_dict()}),
+                    **({} if method is None else {"method_heads": method.heads.state_dict()})})
                 print(f"epoch {epoch + 1}/{args.epochs}  train loss {train_row['loss']:.4f} acc {train_row['acc']:.2f}"
                       f"  valid loss {valid['loss']:.4f} acc {valid['acc']:.2f} balanced {valid['balanced_acc']:.2f}"
                       f"  lr {train_row['lr']:.3g}", flush=True)

@@ -57,6 +57,12 @@ from_lists() {  # PREPARE for a benchmark defined by <PREFIX>_train/_val/_test.t
 CRT="--epochs=10"; LWS="--epochs=5"
 WB1="wb1=ERM:--weight_decay=5e-3"; WB2="--lr=0.01,--weight_decay=0.1,--epochs=10,--batchsize=64"
 SAM_RHO=0.8; RA_MAGNITUDE=9
+# The 2021-2023 records (Zhong et al.'s MiSLAS, Zhu et al.'s BCL, Du et al.'s GLMC) as their CIFAR-10-LT code or paper
+# has them; MiSLAS's stage 1 is the plan's mixup row unless MISLAS1 names a row of its own.
+MISLAS1=""; MISLAS2="--lws_classifier_lr=0.5,--las_head=0.3,--las_tail=0.0,--bn_stats=frozen"
+BCL="--normed_head,--normed_scale=30,--bcl_alpha=2,--bcl_beta=0.6,--bcl_temperature=0.1,--projection_hidden=512,--projection_out=128"
+GLMC="--glmc_label_weighting=1.2,--glmc_consistency=4,--glmc_resample=0"
+GLMC_OPTIMISER=",--lr=0.01,--weight_decay=5e-3,--batchsize=64,--schedule=cosine_each_epoch,--no-warmup"
 case "$PLAN" in
     demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
         DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
@@ -78,6 +84,13 @@ case "$PLAN" in
         TRAIN_FLAGS="--lr=0.1 --lrstep 160 20 20 --lrdecay=0.01 --warmup --batchsize=128 --weight_decay=2e-4 --height=32 --width=32 --augment=crop_flip"
         # Weight balancing's stage 1 as Alshammari et al. train it (lr 0.01, cosine, batch 64, wd 5e-3, 320 epochs).
         WB1="wb1=ERM:--weight_decay=5e-3,--lr=0.01,--schedule=cosine_epoch,--no-warmup,--batchsize=64,--epochs=320"
+        # MiSLAS: mixup with x0.1 steps at 160 and 180; stage 2 per dataset (CIFAR-100: lr factor 0.2, smoothing
+        # 0.4 to 0.1, shifted batch norm).  BCL: the paper's batch 256 and weight decay 5e-4, warm-up then cosine.
+        MISLAS1="mislas1=ERM:--mix=mixup,--mix_alpha=1,--mix_prob=1,--lrdecay=0.1"
+        if [ "$PLAN" = cifar100-lt ]; then
+            MISLAS2="--lws_classifier_lr=0.2,--las_head=0.4,--las_tail=0.1,--bn_stats=update"
+        fi
+        BCL="$BCL,--batchsize=256,--weight_decay=5e-4,--schedule=cosine"
         # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
         PREPARE=("$HERE/data_split.py" --from_torchvision "$NAME" --root "$ROOT" --imbalance_ratio 100
                  --valid_source test --out_name "$PLAN") ;;
@@ -106,13 +119,14 @@ esac
 STAGE2="--schedule=cosine_epoch,--no-warmup"
 # Weight balancing's stage 1 is the plan's ERM row when WB1 is "ERM", else a named row of its own before stage 2.
 if [ "$WB1" = ERM ]; then WB1=""; WB_START="row:ERM"; else WB_START="row:${WB1%%=*}"; fi
+if [ -z "$MISLAS1" ]; then MISLAS1_ROW=""; MISLAS1="mixup"; else MISLAS1_ROW="$MISLAS1"; fi
 MIX="--mix_alpha=1"
 BASELINES="ERM
     ERM:--init_from=row:ERM,--freeze_backbone,--reinit_head,--sampler=class_aware,$STAGE2,$CRT
     ERM:--init_from=row:ERM,--lws,--sampler=class_aware,$STAGE2,$LWS
     $WB1
     CB:--init_from=$WB_START,--freeze_backbone,--cb_loss=softmax_bce,--maxnorm=0.1,--maxnorm_threshold=relative,--maxnorm_every=epoch,$STAGE2,$WB2
-    ERM:--mix=mixup,$MIX,--mix_prob=1
+    mixup=ERM:--mix=mixup,$MIX,--mix_prob=1
     ERM:--mix=cutmix,$MIX,--mix_prob=0.5
     ERM:--mix=remix,$MIX,--mix_prob=1,--remix_kappa=3,--remix_tau=0.5
     ERM:--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1
@@ -120,7 +134,11 @@ BASELINES="ERM
     LA:--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1
     LDAM:--drw,--sam_rho=$SAM_RHO,--sam_bn_stats=both
     ERM:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE
-    LA:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE"
+    LA:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE
+    $MISLAS1_ROW
+    LAS:--init_from=row:${MISLAS1%%=*},--lws,--sampler=class_aware,--schedule=cosine_each_epoch,--no-warmup,--epochs=10,$MISLAS2
+    LA:--method=bcl,$BCL
+    ERM:--method=glmc,$GLMC$GLMC_OPTIMISER"
 OBJECTIVES="${OBJECTIVES:-$DEFAULT_OBJECTIVES}"
 if [ "$OBJECTIVES" = baselines ]; then OBJECTIVES="$BASELINES"; fi
 EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"

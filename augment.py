@@ -61,6 +61,16 @@ def policy(name, fill=None, ops=2, magnitude=9):
     return build[name]()
 
 
+def sim_view(height, width):
+    """The contrastive views of BCL's code ("sim", after SimCLR): a random-resized crop (scale 0.08-1) to the image
+    size, a flip, colour jitter (0.4, 0.4, 0.4, 0.1) with probability 0.8 and grey scale with probability 0.2, per
+    uint8 image (``apply_policy``)."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomResizedCrop((height, width), antialias=True), v2.RandomHorizontalFlip(),
+                       v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)])
+
+
 def apply_policy(images, transform):
     """``transform`` on each uint8 image of a batch separately: torchvision draws one set of operations per call,
     so a batched call would give every image the same ones."""

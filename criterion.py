@@ -239,6 +239,71 @@ class LDAMLoss(Loss):
 
 
 
+def label_aware_epsilons(class_counts, head=0.3, tail=0.0):
+    """MiSLAS's per-class smoothing (Zhong et al., 2021, their ``methods.py``, shape "concave"): ``eps_k = tail +
+    (head - tail) * sin(pi/2 * (n_k - n_min) / (n_max - n_min))``: the largest class gets ``head``, the smallest
+    ``tail`` (all ``head`` when the classes are equal)."""
+    counts = torch.as_tensor(class_counts, dtype=torch.float64)
+    spread = counts.max() - counts.min()
+    share = (counts - counts.min()) / spread if spread > 0 else torch.ones_like(counts)
+    return (tail + (head - tail) * torch.sin(math.pi / 2 * share)).float()
+
+
+class LabelAwareSmoothing(Loss):
+    """LAS (Zhong et al., CVPR 2021, MiSLAS's second stage): ``(1 - eps_g) CE + eps_g * mean_k(-log p_k)``, cross
+    entropy against a target smoothed by its class's ``eps`` (``label_aware_epsilons``) over all K classes."""
+
+    def __init__(self, class_counts, head=0.3, tail=0.0):
+        super().__init__()
+        self.register_buffer("epsilons", label_aware_epsilons(class_counts, head, tail))
+
+    def per_sample(self, logits, targets):
+        log_p = torch.log_softmax(logits, dim=1)
+        eps = self.epsilons.to(log_p.dtype)[targets]
+        return -(1 - eps) * log_p.gather(1, targets[:, None]).squeeze(1) - eps * log_p.mean(dim=1)
+
+
+def soft_cross_entropy(logits, targets):
+    """``-mean_i sum_k t_ik log softmax(z_i)_k`` for soft targets ``t`` (which need not sum to 1: GLMC's re-weighted
+    targets do not)."""
+    return -(targets * torch.log_softmax(_as_float(logits), dim=1)).sum(dim=1).mean()
+
+
+def balanced_contrastive_loss(prototypes, features, labels, temperature=0.07):
+    """BCL's balanced supervised contrastive loss (Zhu et al., CVPR 2022, their ``loss/contrastive.py``).
+
+    ``features`` (B x V x d, L2-normalised: V views of each image) are the anchors; the contrast set is every view
+    of every image plus one prototype per class (``prototypes``, C x d, normalised: class-complement, every class
+    in every batch).  For anchor i with label y, ``s_ij = z_i . z_j / T``; the denominator averages ``exp(s_ij)``
+    within each class and sums over classes (class-averaging; i itself left out of its own class); the positives are
+    the other members of class y (the other views, the other images of y, its prototype), and the loss is minus
+    the mean over them of ``s_ij - log(denominator)``, averaged over the anchors."""
+    batch, views, _ = features.shape
+    classes = len(prototypes)
+    anchors = features.transpose(0, 1).reshape(batch * views, -1)
+    contrast = torch.cat([anchors, prototypes])
+    anchor_labels = labels.repeat(views)
+    contrast_labels = torch.cat([anchor_labels, torch.arange(classes, device=labels.device)])
+    similarity = anchors @ contrast.T / temperature
+    similarity = similarity - similarity.max(dim=1, keepdim=True).values.detach()  # stability only
+    own = torch.zeros_like(similarity, dtype=torch.bool)
+    own[torch.arange(len(anchors)), torch.arange(len(anchors))] = True
+    same = anchor_labels[:, None] == contrast_labels[None, :]
+    positives = same & ~own
+    class_sizes = torch.bincount(contrast_labels, minlength=classes).to(similarity.dtype)
+    # each j is averaged within its class; for the anchor's own class, the anchor is not counted
+    sizes = class_sizes[contrast_labels][None, :].expand_as(similarity) - same.to(similarity.dtype)
+    terms = torch.exp(similarity).masked_fill(own, 0.0) / sizes
+    log_probability = similarity - torch.log(terms.sum(dim=1, keepdim=True))
+    mean_positive = (log_probability * positives).sum(dim=1) / positives.sum(dim=1)
+    return -mean_positive.mean()
+
+
+def negative_cosine(predicted, target):
+    """SimSiam's ``-cos(p, stopgrad(z))``, the batch mean: GLMC's mixed-consistency term uses it both ways."""
+    return -F.cosine_similarity(predicted, target.detach(), dim=1).mean()
+
+
 def default_drw_epoch(stage_lengths):
     """DRW starts with the last-but-one learning-rate stage (0 with a single stage)."""
     if len(stage_lengths) < 2:
@@ -280,6 +345,9 @@ OPTIONS = {
                       "entropy on the softmax, the CB_loss 'softmax' of weight balancing's second stage)",
                       choices=("ce", "softmax_bce")),
     "la_tau": Option(1.0, float, "tau of LA", low=0),
+    "las_head": Option(0.3, float, "LAS: smoothing of the largest class (MiSLAS: 0.3 on CIFAR-10-LT, 0.4 on "
+                                   "CIFAR-100-LT)", low=0, high=1),
+    "las_tail": Option(0.0, float, "LAS: smoothing of the smallest class (0.0; 0.1 on CIFAR-100-LT)", low=0, high=1),
     "ldam_max_margin": Option(0.5, float, "largest margin of LDAM", low=0),
     "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits", low=0),
     "drw": Option(False, bool, "deferred re-weighting: class-balanced weights from --drw_epoch on"),
@@ -373,6 +441,10 @@ def _logit_adjusted(num_classes, class_counts, la_tau):
     return LogitAdjustedLoss(class_counts, tau=la_tau)
 
 
+def _label_aware(num_classes, class_counts, las_head, las_tail):
+    return LabelAwareSmoothing(class_counts, las_head, las_tail)
+
+
 WEIGHTS = ("class_balanced", "cb_beta", "cb_reduction")
 
 OBJECTIVES = {entry.name: entry for entry in (
@@ -399,6 +471,10 @@ OBJECTIVES = {entry.name: entry for entry in (
     Objective("LA", _logit_adjusted, "`CE(z + tau * log(n / sum n))`",
               "Menon et al., *Long-tail learning via logit adjustment*, ICLR 2021", ("la_tau",),
               needs_class_counts=True),
+    Objective("LAS", _label_aware, "`(1 - e_g) CE + e_g * mean_k(-log p_k)`, `e_j` from `--las_tail` (smallest class) "
+              "to `--las_head` (largest), concave in `n_j`",
+              "Zhong et al., *Improving calibration for long-tailed recognition* (MiSLAS), CVPR 2021",
+              ("las_head", "las_tail"), needs_class_counts=True),
 )}
 
 
@@ -445,7 +521,8 @@ def objectives_table():
 
 
 __all__ = ["OBJECTIVES", "OPTIONS", "Objective", "Option", "Loss", "get_objective", "get_criterion", "ComplementEntropy",
-           "complement_entropy", "effective_number_weights", "default_drw_epoch", "objectives_table"]
+           "complement_entropy", "effective_number_weights", "default_drw_epoch", "objectives_table",
+           "label_aware_epsilons", "soft_cross_entropy", "balanced_contrastive_loss", "negative_cosine"]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
-from augment import apply_policy, augment_batch, crop_padding, cutout
+from augment import apply_policy, augment_batch, crop_padding, cutout, sim_view
 from utils import UserError, inside, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -464,6 +464,8 @@ class BatchStream:
         self.flip = train and augment != "rrc_flip" and flip  # rrc_flip flips as it crops, in the workers
         # A policy (--augment autoaugment, ...) comes after the crop and flip, as in PaCo; set_policy sets it.
         self.policy = None
+        self.views = ("train",)  # set_views: several augmented views of each image (two-view methods)
+        self.height, self.width = height, width
         self.cutout = cutout if train else 0
         self.channels_last = channels_last
         self.cached = len(split) * 3 * height * width <= cache_mb * 2**20 and not full_size
@@ -512,6 +514,12 @@ class BatchStream:
         self.batches.set_epoch(epoch)
         self.generator.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.rank)  # own crops per process
 
+    def set_views(self, views):
+        """Yield several augmented views of each image: ``train`` (this stream's augmentation) or ``sim`` (BCL's
+        contrastive view, ``augment.sim_view``); with more than one, a batch's images are a list of views."""
+        self.views = tuple(views)
+        self._sim = sim_view(self.height, self.width) if "sim" in self.views else None
+
     def set_policy(self, transform):
         """A per-image transform of uint8 images (``augment.policy``) applied after the crop and flip."""
         self.policy = transform if self.train else None
@@ -541,16 +549,24 @@ class BatchStream:
         for images, labels in batches:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
+            views = [self._view(images, kind) for kind in self.views]
+            yield (views[0] if len(views) == 1 else views), labels
+
+    def _view(self, images, kind):
+        """One augmented, normalised view of a uint8 batch."""
+        if kind == "sim":
+            images = apply_policy(images, self._sim)
+        else:
             if self.padding or self.flip:
                 images = augment_batch(images, self.padding, self.flip, self.generator)
             if self.policy is not None:
                 images = apply_policy(images, self.policy)
-            images = normalise(images, self.mean, self.std)
-            if self.cutout:
-                images = cutout(images, self.cutout, self.generator)
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels
+        images = normalise(images, self.mean, self.std)
+        if self.cutout and kind != "sim":
+            images = cutout(images, self.cutout, self.generator)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
 
 
 def _fits_on_device(images, device):

@@ -7,21 +7,23 @@ import numpy as np
 import torch
 
 WARMUP_EPOCHS = 5
-SCHEDULES = ("step", "cosine", "cosine_epoch")
+SCHEDULES = ("step", "cosine", "cosine_epoch", "cosine_each_epoch")
 
 
-def build_optimisation(args, model, iters_per_epoch, amp_dtype=None):
-    """The optimiser (SGD or AdamW) over the trainable parameters, its ``LambdaLR`` schedule and the gradient
-    scaler (active for float16 autocast only)."""
-    optimizer, scheduler = build_optimiser(args, model, iters_per_epoch)
+def build_optimisation(args, model, iters_per_epoch, amp_dtype=None, groups=None):
+    """The optimiser (SGD or AdamW) over the trainable parameters (or the parameter ``groups``), its ``LambdaLR``
+    schedule and the gradient scaler (active for float16 autocast only)."""
+    optimizer, scheduler = build_optimiser(args, model, iters_per_epoch, groups)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     return optimizer, scheduler, scaler
 
 
-def build_optimiser(args, model, iters_per_epoch):
-    """An optimiser over the trainable parameters and its ``LambdaLR`` schedule.  COT's complement step has a second
-    one of its own, as Chen et al.'s code does (its own momentum, the same lr, schedule and weight decay)."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
+def build_optimiser(args, model, iters_per_epoch, groups=None):
+    """An optimiser over the trainable parameters (or ``groups``: dicts of params and an ``lr`` factor) and its
+    ``LambdaLR`` schedule.  COT's complement step has a second one of its own, as Chen et al.'s code does (its own
+    momentum, the same lr, schedule and weight decay)."""
+    parameters = [p for p in model.parameters() if p.requires_grad] if groups is None else [
+        {"params": group["params"], "lr": args.lr * group.get("lr_factor", 1.0)} for group in groups]
     if args.optimizer == "adamw":
         optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
     else:
@@ -30,9 +32,9 @@ def build_optimiser(args, model, iters_per_epoch):
     if args.schedule == "cosine":
         factor = functools.partial(cosine_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
                                    warmup_epochs=warmup_epochs)
-    elif args.schedule == "cosine_epoch":
+    elif args.schedule in ("cosine_epoch", "cosine_each_epoch"):
         factor = functools.partial(cosine_epoch_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,
-                                   warmup_epochs=warmup_epochs)
+                                   warmup_epochs=warmup_epochs, start=args.schedule == "cosine_epoch")
     else:
         factor = functools.partial(lr_factor, iters_per_epoch=iters_per_epoch, stage_lengths=args.lrstep,
                                    decay=args.lrdecay, warmup_epochs=warmup_epochs)
@@ -66,17 +68,18 @@ def cosine_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def cosine_epoch_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0):
-    """Multiplier of the base lr for ``--schedule cosine_epoch``: after the warm-up, one value per epoch, as
-    ``CosineAnnealingLR(T_max=E)`` stepped at the *start* of every epoch gives it in Kang et al.'s and Alshammari et
-    al.'s second stages: epoch ``e`` of the ``E`` after the warm-up trains at ``(1 + cos(pi (e + 1) / E)) / 2``,
-    so the last one at 0."""
+def cosine_epoch_factor(iteration, iters_per_epoch, epochs, warmup_epochs=0, start=True):
+    """Multiplier of the base lr for ``--schedule cosine_epoch`` and ``cosine_each_epoch``: after the warm-up, one
+    value per epoch, as ``CosineAnnealingLR(T_max=E)`` gives it when stepped at the *start* of every epoch (Kang et
+    al.'s and Alshammari et al.'s second stages: epoch ``e`` of the ``E`` after the warm-up trains at ``(1 + cos(pi
+    (e + 1) / E)) / 2``, the last at 0; ``start``) or after every epoch (MiSLAS's second stage, GLMC: ``(1 + cos(pi
+    e / E)) / 2``, the first at the full lr)."""
     warmup_iters = warmup_epochs * iters_per_epoch
     if iteration < warmup_iters:
         return (iteration + 1) / warmup_iters
     decay_epochs = max(epochs - warmup_epochs, 1)
     epoch = min((iteration - warmup_iters) // iters_per_epoch, decay_epochs - 1)
-    return 0.5 * (1.0 + math.cos(math.pi * (epoch + 1) / decay_epochs))
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch + int(start)) / decay_epochs))
 
 
 def sam_step(parameters, compute_loss, optimizer, scaler, rho, model=None, keep_statistics=False):

@@ -75,6 +75,14 @@ class Runtime:
             dist.all_reduce(tensor)
         return tensor
 
+    def average_gradients(self, parameters):
+        """Average the gradients of parameters that live outside the DDP-wrapped network (a method's heads)."""
+        if self.distributed:
+            for parameter in parameters:
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad)
+                    parameter.grad /= self.world_size
+
     def all_max(self, tensor):
         if self.distributed:
             dist.all_reduce(tensor, op=dist.ReduceOp.MAX)

@@ -39,8 +39,9 @@ def get_args_parser():
     parser.add_argument("--schedule", choices=SCHEDULES, default="step",
                         help="step: the --lrstep stages; cosine: per-iteration cosine decay to 0 after the warm-up; "
                              "cosine_epoch: one lr per epoch, the cosine stepped at the start of each epoch as Kang "
-                             "et.al.'s and Alshammari et al.'s second stages step it (epoch e of E trains at "
-                             "lr * (1 + cos(pi (e + 1) / E)) / 2, the last at 0)")
+                             "et al.'s and Alshammari et al.'s second stages step it (epoch e of E trains at "
+                             "lr * (1 + cos(pi (e + 1) / E)) / 2, the last at 0); cosine_each_epoch: stepped after "
+                             "each epoch, as MiSLAS and GLMC (lr * (1 + cos(pi e / E)) / 2, the first at lr)")
     parser.add_argument("--pretrained", nargs="?", const="imagenet", default=None, metavar="FILE",
                         help="start from torchvision's ImageNet weights (torchvision networks), or from the fitting "
                              "weights of a state dict FILE; normalises with ImageNet's mean/std")
@@ -101,6 +102,9 @@ def get_args_parser():
                              "Alshammari et al.'s code does (default); frozen: they stay as the first stage left them")
     stages.add_argument("--lws", action="store_true",
                         help="with --init_from: learn one scale per class on the frozen classifier, nothing else (LWS)")
+    stages.add_argument("--lws_classifier_lr", type=number(float, 0), default=0.0,
+                        help="with --lws: also fine-tune the classifier, at this factor of the lr (MiSLAS: 0.5 on "
+                             "CIFAR-10-LT, 0.2 on CIFAR-100-LT; 0: frozen, as Kang et al.)")
     stages.add_argument("--maxnorm", type=number(float, 0), default=0,
                         help="MaxNorm: each class's classifier vector projected onto a ball (0: off); its radius is "
                              "set by --maxnorm_threshold")
@@ -129,6 +133,23 @@ def get_args_parser():
     regular.add_argument("--sam_bn_stats", choices=("both", "first"), default=None,
                          help="with --sam_rho: which of SAM's two forward passes update the batch-norm running "
                               "statistics: both (default, as Rangwani et al.'s code) or the first only")
+    methods = parser.add_argument_group("two-view methods (docs/recipes.md)")
+    methods.add_argument("--method", choices=("bcl", "glmc"), default=None,
+                         help="bcl: balanced contrastive learning (Zhu et al., 2022) beside the objective; glmc: global "
+                              "and local mixture consistency (Du et al., 2023; with ERM)")
+    methods.add_argument("--bcl_alpha", type=number(float, 0), default=1.0, help="BCL: weight of the objective")
+    methods.add_argument("--bcl_beta", type=number(float, 0), default=0.35, help="BCL: weight of the contrastive loss")
+    methods.add_argument("--bcl_temperature", type=positive(float), default=0.07, help="BCL: temperature")
+    methods.add_argument("--projection_hidden", type=positive(int), default=512,
+                         help="BCL: the projection heads' hidden size (the paper's CIFAR 512; their ImageNet code 2048)")
+    methods.add_argument("--projection_out", type=positive(int), default=128,
+                         help="BCL: the projection heads' output size (CIFAR 128; their ImageNet code 1024)")
+    methods.add_argument("--glmc_label_weighting", type=number(float, 0), default=1.2,
+                         help="GLMC: gamma of the re-balanced head's label weights n_k^-gamma")
+    methods.add_argument("--glmc_consistency", type=number(float, 0), default=4.0,
+                         help="GLMC: weight of the mixed-consistency term")
+    methods.add_argument("--glmc_resample", type=number(float, 0), default=0.0,
+                         help="GLMC: the partner batch's per-image weights n_k^-q (0: uniform)")
     system = parser.add_argument_group("files and speed")
     system.add_argument("--data_dir", default="a_datasets")
     system.add_argument("--logs_dir", default="logs")
@@ -220,6 +241,12 @@ def resolve(settings):
     else:
         settings.update(maxnorm_threshold=None, maxnorm_every=None)
     settings["sam_bn_stats"] = (settings.get("sam_bn_stats") or "both") if settings.get("sam_rho") else None
+    if settings.get("method") != "bcl":
+        settings.update(bcl_alpha=None, bcl_beta=None, bcl_temperature=None, projection_hidden=None, projection_out=None)
+    if settings.get("method") != "glmc":
+        settings.update(glmc_label_weighting=None, glmc_consistency=None, glmc_resample=None)
+    if not settings.get("lws"):
+        settings["lws_classifier_lr"] = None
     reads_drw = objective is not None and "drw" in objective.options
     if reads_drw and settings.get("drw") and settings.get("drw_epoch") is None:
         settings["drw_epoch"] = default_drw_epoch(settings.get("lrstep") or [], settings.get("schedule"),
@@ -246,6 +273,11 @@ _METHOD_FLAGS = (
     ("randaugment_ops", lambda a: a.augment == "randaugment", "--augment randaugment"),
     ("randaugment_magnitude", lambda a: a.augment == "randaugment", "--augment randaugment"),
     ("policy_fill", lambda a: a.augment in POLICIES, "--augment autoaugment, randaugment or trivialaugment"),
+    ("lws_classifier_lr", lambda a: a.lws, "--lws"),
+    *((name, lambda a: a.method == "bcl", "--method bcl")
+      for name in ("bcl_alpha", "bcl_beta", "bcl_temperature", "projection_hidden", "projection_out")),
+    *((name, lambda a: a.method == "glmc", "--method glmc")
+      for name in ("glmc_label_weighting", "glmc_consistency", "glmc_resample")),
 )
 
 

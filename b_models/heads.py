@@ -122,3 +122,44 @@ def project_to_max_norm(layer, max_norm):
     """MaxNorm (Alshammari et al., 2022): each class's weight vector scaled onto the ball of radius ``max_norm``
     when it lies outside (the bias is never projected, as in their code)."""
     layer.weight.copy_(torch.renorm(layer.weight, 2, 0, max_norm))
+
+
+class ProjectionHead(nn.Module):
+    """A projection head trained beside the network and dropped for evaluation: ``Linear(d, hidden) - BN - ReLU -
+    Linear(hidden, out)`` (BCL's and SimCLR's MLP), or one ``Linear(d, out)`` with ``hidden`` None (GLMC's)."""
+
+    def __init__(self, in_features, out_features, hidden=None):
+        super().__init__()
+        if hidden is None:
+            self.layers = nn.Linear(in_features, out_features)
+        else:
+            self.layers = nn.Sequential(nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                        nn.Linear(hidden, out_features))
+
+    def forward(self, features):
+        return self.layers(features)
+
+
+class FeatureTap:
+    """The input of a network's classifier layer (its features) at the last forward pass: a forward pre-hook, so a
+    method can use the features without the network returning them (``with FeatureTap(layer) as tap: ...``)."""
+
+    def __init__(self, layer):
+        self.layer, self.features, self.handle = layer, None, None
+
+    def _keep(self, module, inputs):
+        self.features = inputs[0]
+
+    def __enter__(self):
+        self.handle = self.layer.register_forward_pre_hook(self._keep)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+        return False
+
+
+def classifier_weight(layer):
+    """The class vectors (C x d) of a classifier layer, LWS-wrapped or not (BCL's prototypes start from them)."""
+    layer = layer.classifier if isinstance(layer, ClassScales) else layer
+    return layer.weight.flatten(1)

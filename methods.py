@@ -1,0 +1,118 @@
+"""Training methods whose step is more than a loss on one batch: BCL (two contrastive views and class prototypes beside
+the classifier) and GLMC (a mixup and a CutMix view, a re-balanced head and a consistency term).
+
+Each is a class the training loop asks three things of: the views of each image it needs (``views``), the modules it
+trains beside the network (``heads``: projection heads, a second classifier; saved in ``last.pth`` for ``--resume``,
+never in the checkpoint that is evaluated), and the loss of one batch (``loss``), which also returns the logits and
+labels the running accuracy is counted on.  Their hyper-parameters and their sources are in docs/recipes.md.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import criterion
+from b_models.heads import FeatureTap, ProjectionHead, classifier_weight
+
+
+class BCL:
+    """Balanced contrastive learning (Zhu et al., CVPR 2022, ``FlamieZhu/Balanced-Contrastive-Learning``).
+
+    Three views of each image go through the network in one batch: the first (the run's augmentation) is
+    classified with the run's objective (the authors': LA, tau 1); the other two (``sim``) are projected by an MLP
+    head and, with one prototype per class (the classifier's class vectors through a second head of the same
+    shape), give ``criterion.balanced_contrastive_loss``.  The loss is ``alpha * objective + beta * BalSCL``."""
+
+    views = ("train", "sim", "sim")
+
+    def __init__(self, classifier, num_classes, feature_dim, args):
+        hidden, out = args.projection_hidden, args.projection_out
+        self.classifier = classifier
+        self.heads = nn.ModuleDict({"projection": ProjectionHead(feature_dim, out, hidden),
+                                    "prototypes": ProjectionHead(feature_dim, out, hidden)})
+        self.alpha, self.beta, self.temperature = args.bcl_alpha, args.bcl_beta, args.bcl_temperature
+
+    def loss(self, model, views, labels, loss_fn, epoch):
+        batch = len(labels)
+        with FeatureTap(self.classifier) as tap:
+            logits = model(torch.cat(views))
+        embedded = F.normalize(self.heads["projection"](tap.features), dim=1)  # all three views, as their code
+        contrastive = embedded[batch:].view(2, batch, -1).transpose(0, 1)
+        prototypes = F.normalize(self.heads["prototypes"](classifier_weight(self.classifier)), dim=1)
+        classified = logits[:batch]
+        total = self.alpha * loss_fn(classified, labels) + self.beta * criterion.balanced_contrastive_loss(
+            prototypes.to(contrastive.dtype), contrastive, labels, self.temperature)
+        return total, classified, labels
+
+
+class GLMC:
+    """Global and local mixture consistency cumulative learning (Du et al., CVPR 2023, ``ynu-yangpeng/GLMC``).
+
+    Two views of each image (the run's augmentation twice) and of a partner batch drawn with per-image weights
+    ``n_k^-q`` (``--glmc_resample``; 0 draws uniformly): the first views are mixed (mixup), the second cut and
+    pasted (CutMix), both with one ``lam ~ Beta(1, 1)`` and labels in proportion ``lam``.  The network's own
+    classifier is GLMC's re-balanced head (the one evaluated), trained on targets re-weighted by ``w_k ∝
+    n_k^-gamma`` (``--glmc_label_weighting``, summing to K, not renormalised); a second, plain head trained on the
+    plain targets is dropped for evaluation.  ``loss = a_e * plain + (1 - a_e) * re-balanced + c * consistency``,
+    ``a_e = 1 - (e / E)^2``, the consistency SimSiam's negative cosine between the two mixed views through a
+    projection and a predictor (``--glmc_consistency`` c)."""
+
+    views = ("train", "train")
+
+    def __init__(self, classifier, num_classes, feature_dim, args, class_counts, seed=0):
+        self.classifier, self.num_classes, self.epochs = classifier, num_classes, args.epochs
+        self.heads = nn.ModuleDict({"plain": nn.Linear(feature_dim, num_classes),
+                                    "projection": ProjectionHead(feature_dim, 128),
+                                    "predictor": ProjectionHead(128, 128)})
+        counts = torch.as_tensor(class_counts, dtype=torch.float64)
+        weights = counts.pow(-args.glmc_label_weighting)
+        self.label_weights = (weights / weights.sum() * num_classes).float()
+        self.consistency, self.seed = args.glmc_consistency, seed
+
+    def set_epoch(self, epoch):
+        self.rng = np.random.default_rng([self.seed, epoch, 11])
+        self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 13 + 7)
+
+    def loss(self, model, views, labels, partner, epoch):
+        (first, second), (partner_views, partner_labels) = views, partner
+        count = min(len(labels), len(partner_labels))
+        first, second, labels = first[:count], second[:count], labels[:count]
+        other_first, other_second, other = partner_views[0][:count], partner_views[1][:count], partner_labels[:count]
+        lam = float(self.rng.beta(1.0, 1.0))
+        mixed = lam * first + (1 - lam) * other_first
+        cut = glmc_cutmix(second, other_second, lam, self.rng)
+        plain_targets = lam * F.one_hot(labels, self.num_classes) + (1 - lam) * F.one_hot(other, self.num_classes)
+        weights = self.label_weights.to(labels.device)
+        weighted_targets = (lam * weights[labels, None] * F.one_hot(labels, self.num_classes)
+                            + (1 - lam) * weights[other, None] * F.one_hot(other, self.num_classes))
+        outputs = []
+        for images in (mixed, cut):
+            with FeatureTap(self.classifier) as tap:
+                balanced = model(images)
+            projected = self.heads["projection"](tap.features)
+            outputs.append((balanced, self.heads["plain"](tap.features), projected, self.heads["predictor"](projected)))
+        (rebalanced_mix, plain_mix, z_mix, p_mix), (rebalanced_cut, plain_cut, z_cut, p_cut) = outputs
+        share = 1 - (epoch / self.epochs) ** 2
+        plain = criterion.soft_cross_entropy(plain_mix, plain_targets) + criterion.soft_cross_entropy(plain_cut, plain_targets)
+        rebalanced = criterion.soft_cross_entropy(rebalanced_mix, weighted_targets) + \
+            criterion.soft_cross_entropy(rebalanced_cut, weighted_targets)
+        consistency = criterion.negative_cosine(p_mix, z_cut) + criterion.negative_cosine(p_cut, z_mix)
+        return share * plain + (1 - share) * rebalanced + self.consistency * consistency, rebalanced_mix, labels
+
+
+def glmc_cutmix(images, others, lam, rng):
+    """GLMC's local mix: a box of side ``ceil(H * sqrt(1 - lam))`` (and likewise for the width) at a uniform centre,
+    cut at the border, pasted from ``others`` (the labels keep ``lam`` itself, as their code does)."""
+    height, width = images.shape[2:]
+    cut_h, cut_w = math.ceil(height * math.sqrt(1 - lam)), math.ceil(width * math.sqrt(1 - lam))
+    centre_y, centre_x = int(rng.integers(height)), int(rng.integers(width))
+    top, bottom = max(centre_y - cut_h // 2, 0), min(centre_y + cut_h // 2, height)
+    left, right = max(centre_x - cut_w // 2, 0), min(centre_x + cut_w // 2, width)
+    mixed = images.clone()
+    mixed[:, :, top:bottom, left:right] = others[:, :, top:bottom, left:right]
+    return mixed
+
+
+METHODS = {"bcl": BCL, "glmc": GLMC}
