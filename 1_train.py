@@ -539,6 +539,8 @@ def train(args, runtime):
                 print(f"epoch {epoch + 1}/{args.epochs}  train loss {train_row['loss']:.4f} acc {train_row['acc']:.2f}"
                       f"  valid loss {valid['loss']:.4f} acc {valid['acc']:.2f} balanced {valid['balanced_acc']:.2f}"
                       f"  lr {train_row['lr']:.3g}", flush=True)
+        if recorder is not None:
+            recorder.finish(args.epochs)
     except KeyboardInterrupt:
         if runtime.is_main:
             print(f"error: interrupted during epoch {epoch + 1}; the files in {run_dir} are complete up to the last "
@@ -555,7 +557,6 @@ def train(args, runtime):
             recorder.close()
     runtime.barrier()  # no process tears down the group while rank 0 still writes
     if recorder is not None:
-        recorder.finish(args.epochs)
         print(f"done: best valid acc {recorder.best_acc:.2f} at epoch {recorder.best_epoch + 1}; checkpoint "
               f"{recorder.best_path}; evaluate with: python 2_test.py --model_index={args.model_index} "
               f"--dataset={args.dataset} --objective={args.objective} --datetime={run_dir.name}", flush=True)

@@ -17,16 +17,16 @@ import warnings
 import numpy as np
 import torch
 
+import figures
 import stats
 from b_models.heads import class_weight_norms, find_classifier
 from loader import BatchStream, load_splits
-from runs import (CONFUSION_MATRIX, PER_CLASS, PRIOR_SHIFT, RELIABILITY, add_run_arguments, file_sha256, metrics_file, open_run,
+from runs import (CONFUSION_MATRIX, PER_CLASS, PRIOR_SHIFT, RELIABILITY, add_hparam_metrics, add_run_arguments, file_sha256, metrics_file, open_run,
                   predictions_file)
 from runtime import Runtime
-from utils import (ArgumentParser, UserError, atomic_write, number, positive, run_cli, save_svg, seed_number,
+from utils import (ArgumentParser, UserError, atomic_write, number, positive, run_cli, seed_number,
                    write_json_atomic)
 
-MAX_LABELLED_CLASSES = 30
 MAX_CONFUSION_CLASSES = 100  # beyond this a confusion matrix is a grey square: per_class.svg shows the classes
 FULL_PROBABILITIES_BYTES = 256 * 2**20  # larger predictions keep each image's top TOP_K classes instead
 TOP_K = 20
@@ -87,36 +87,6 @@ def per_class_table(targets, predictions, classes):
         targets, predictions, labels=list(range(len(classes))), zero_division=0)
     return [{"class": name, "support": int(n), "recall": 100 * float(r), "precision": 100 * float(p),
              "f1": 100 * float(f)} for name, n, r, p, f in zip(classes, support, recall, precision, f1)]
-
-
-def plot_confusion_matrix(targets, predictions, classes, path, title):
-    """Row-normalised confusion matrix as SVG; class names on the axes up to 30 classes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"  # real text in the svg: smaller, searchable
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix
-
-    matrix = confusion_matrix(targets, predictions, labels=list(range(len(classes))), normalize="true")
-    size = min(4 + 0.3 * len(classes), 24)
-    figure, axes = plt.subplots(figsize=(size + 1.5, size))
-    image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
-    if len(classes) <= MAX_LABELLED_CLASSES:
-        ticks = np.arange(len(classes))
-        axes.set_xticks(ticks, classes, rotation=90 if max(map(len, classes)) > 3 else 0)
-        axes.set_yticks(ticks, classes)
-    if len(classes) <= 15:
-        for (row, col), value in np.ndenumerate(matrix):
-            if value >= 0.005:
-                axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                          color="white" if value > 0.5 else "black")
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    axes.set_title(title)
-    figure.tight_layout()
-    save_svg(figure, path)
-    plt.close(figure)
 
 
 @torch.inference_mode()
@@ -181,14 +151,17 @@ def main(args):
     classes = run.classes
     model = run.network(runtime)
     if args.tau_norm is not None:
-        if state.get("lws"):
-            raise UserError("--tau_norm normalises a plain classifier; this run's classifier is scaled per class (LWS)")
         try:
+            if state.get("lws"):
+                raise ValueError("this run's classifier is scaled per class (LWS); tau-norm normalises a plain one")
             classifier = find_classifier(model)[1]
             norms = class_weight_norms(classifier).cpu().numpy()
+            bias = classifier.bias.detach().float().cpu().numpy() if getattr(classifier, "bias", None) is not None else None
         except ValueError as error:
-            raise UserError(f"--tau_norm: {error}") from None
-        bias = classifier.bias.detach().float().cpu().numpy() if getattr(classifier, "bias", None) is not None else None
+            if args.tau_norm != "auto":
+                raise UserError(f"--tau_norm: {error}") from None
+            warnings.warn(f"--tau_norm auto: left out, {error}")  # a plan evaluates every row alike
+            args.tau_norm = None
 
     def logits_of(chosen):
         stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
@@ -210,20 +183,28 @@ def main(args):
     summary, predictions, probabilities = summarise(logits, targets, classes, state, args.resamples, args.seed)
     summary = {"split": split.name, "checkpoint": run.checkpoint_path.name, "epoch": state["epoch"],
                "images": len(targets), "image_size": [height, width], **summary}
+    adjusted_predictions = {}  # the classes predicted after each test-time adjustment, saved with the others
     if args.posthoc_tau is not None:
-        chosen_on = "given"
+        chosen_on, valid_score = "given", None
         if tau is None:
             tau, chosen_on = stats.choose_tau(*valid_logits(), state["class_counts"]), "valid"
+            valid, valid_targets = valid_logits()
+            valid_score = stats.balanced_accuracy(valid_targets, stats.adjust_logits(valid, state["class_counts"],
+                                                                                     tau).argmax(axis=1))
         adjusted = stats.adjust_logits(logits, state["class_counts"], tau)
-        summary["posthoc"] = {"tau": tau, "tau_chosen_on": chosen_on,
-                              **summarise(adjusted, targets, classes, state, args.resamples, args.seed)[0]}
+        details, adjusted_predictions["posthoc"], _ = summarise(adjusted, targets, classes, state, args.resamples, args.seed)
+        summary["posthoc"] = {"tau": tau, "tau_chosen_on": chosen_on, "valid_balanced_acc": valid_score, **details}
     if args.tau_norm is not None:
-        chosen_on = "given"
+        chosen_on, valid_score = "given", None
         if tau_norm is None:
             tau_norm, chosen_on = stats.choose_tau_norm(*valid_logits(), norms, bias=bias), "valid"
+            valid, valid_targets = valid_logits()
+            valid_score = stats.balanced_accuracy(valid_targets, stats.tau_normalise(valid, norms, tau_norm,
+                                                                                     bias).argmax(axis=1))
         normalised = stats.tau_normalise(logits, norms, tau_norm, bias)
-        summary["tau_norm"] = {"tau": tau_norm, "tau_chosen_on": chosen_on,
-                               **summarise(normalised, targets, classes, state, args.resamples, args.seed)[0]}
+        details, adjusted_predictions["tau_norm"], _ = summarise(normalised, targets, classes, state, args.resamples,
+                                                                 args.seed)
+        summary["tau_norm"] = {"tau": tau_norm, "tau_chosen_on": chosen_on, "valid_balanced_acc": valid_score, **details}
     if priors:
         summary["test_priors"] = {name: {**stats.shifted_metrics(targets, probabilities, prior, state["class_counts"],
                                                                  *shot_limits(state)),
@@ -231,29 +212,44 @@ def main(args):
                                   for name, prior in priors.items()}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
-    write_results(run, split, targets, probabilities, {**summary, "per_class": table})
+    write_results(run, split, targets, probabilities, {**summary, "per_class": table}, adjusted_predictions)
+    if split.name == "test" and run.checkpoint == "best":
+        record_test_hparams(run.run_dir, summary)
     title = f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}"
-    figures = [PER_CLASS, RELIABILITY]
+    written = [PER_CLASS, RELIABILITY]
     if len(classes) <= MAX_CONFUSION_CLASSES:
-        plot_confusion_matrix(targets, predictions, classes, run.run_dir / CONFUSION_MATRIX,
+        figures.plot_confusion_matrix(targets, predictions, classes, run.run_dir / CONFUSION_MATRIX,
                               f"{title}, top-1 {summary['acc']:.2f} %)")
-        figures.insert(0, CONFUSION_MATRIX)
+        written.insert(0, CONFUSION_MATRIX)
     else:
         print(f"(no {CONFUSION_MATRIX}: a matrix of {len(classes):,} classes is unreadable; {PER_CLASS} shows "
               "each class)")
     if state.get("class_counts"):
-        plot_per_class(table, state["class_counts"], run.run_dir / PER_CLASS, title + ")",
+        figures.plot_per_class(table, state["class_counts"], run.run_dir / PER_CLASS, title + ")",
                        state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
     else:
-        figures.remove(PER_CLASS)
-    stats.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
+        written.remove(PER_CLASS)
+    figures.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
     if len(priors) > 1:
-        stats.plot_prior_shift({f"{args.objective} (this run)": summary["test_priors"]}, run.run_dir / PRIOR_SHIFT,
+        figures.plot_prior_shift({f"{args.objective} (this run)": summary["test_priors"]}, run.run_dir / PRIOR_SHIFT,
                                title + ")")
-        figures.append(PRIOR_SHIFT)
+        written.append(PRIOR_SHIFT)
     print(f"wrote {metrics_file(split.name, run.checkpoint)}, {predictions_file(split.name, run.checkpoint)}, "
-          f"{', '.join(figures)} into {run.run_dir}")
+          f"{', '.join(written)} into {run.run_dir}")
     return 0
+
+
+def record_test_hparams(run_dir, summary):
+    """The test metrics beside the run's TensorBoard hyper-parameters (its HParams tab shows them per setting)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    try:
+        writer = SummaryWriter(log_dir=str(run_dir))
+        add_hparam_metrics(writer, {f"hparams/test_{key}": summary[key]
+                                    for key in ("balanced_acc", "acc", "macro_f1", "ece")})
+        writer.close()
+    except OSError as error:  # the results are written; a missing TensorBoard record is not worth failing for
+        warnings.warn(f"could not add the test metrics to {run_dir}'s TensorBoard record: {error}")
 
 
 def shifted_priors(name, class_counts):
@@ -284,16 +280,18 @@ def _shifted_posthoc(summary, logits, targets, prior, state):
                                                             *shot_limits(state))}}
 
 
-def write_results(run, split, targets, probabilities, metrics):
-    """``<split>_predictions.npz`` (per image: path relative to the dataset, target, probabilities) and
+def write_results(run, split, targets, probabilities, metrics, adjusted_predictions=None):
+    """``<split>_predictions.npz`` (per image: path relative to the dataset, target, probabilities, and the class
+    predicted after each test-time adjustment, ``posthoc_predicted``, ``tau_norm_predicted``) and
     ``<split>_metrics.json`` (``<split>_last_...`` for ``last.pth``), each replaced atomically, the JSON last and
     holding the predictions file's SHA-256, so a kill between the two shows as a mismatch (``runs``)."""
     dataset_root = split.root.parent
     predictions = run.run_dir / predictions_file(split.name, run.checkpoint)
+    adjusted = {f"{name}_predicted": classes.astype(np.int64) for name, classes in (adjusted_predictions or {}).items()}
     with atomic_write(predictions, "wb") as file:
         np.savez_compressed(file, paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
                             targets=targets.astype(np.int64), classes=np.array(run.classes),
-                            **kept_probabilities(probabilities, targets))
+                            **kept_probabilities(probabilities, targets), **adjusted)
     metrics = {**metrics, "predictions_sha256": file_sha256(predictions)}
     write_json_atomic(metrics, run.run_dir / metrics_file(split.name, run.checkpoint))
 
@@ -311,45 +309,6 @@ def kept_probabilities(probabilities, targets):
     top = torch.as_tensor(probabilities).topk(min(TOP_K, probabilities.shape[1]), dim=1)
     return {"top_classes": top.indices.numpy().astype(np.int32), "top_probs": top.values.numpy(),
             "target_probs": probabilities[np.arange(len(targets)), targets]}
-
-
-def plot_per_class(table, class_counts, path, title, many_shot=100, few_shot=20):
-    """Each class's accuracy (recall) against its training images (log scale), one mark a class, over the
-    few/medium/many-shot bands, with the mean accuracy of each band: the long-tail figure, readable at 10
-    classes and at thousands."""
-    import matplotlib
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"
-    import matplotlib.pyplot as plt
-
-    counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
-    recall = np.array([row["recall"] for row in table])
-    figure, axes = plt.subplots(figsize=(7, 4.2))
-    low, high = counts.min() / 1.5, counts.max() * 1.5
-    bands = (("few", low, few_shot, "#f2d0a9"), ("medium", few_shot, many_shot, "#d9e8f5"),
-             ("many", many_shot, high, "#d6ecd2"))
-    groups = stats.shot_groups(counts, many_shot, few_shot)  # the classes of the printed many/medium/few accuracies
-    for name, start, end, colour in bands:
-        start, end = max(start, low), min(end, high)
-        members = np.isin(np.arange(len(counts)), groups[name])
-        if end <= start:
-            continue
-        axes.axvspan(start, end, color=colour, alpha=0.6, linewidth=0)
-        if members.any():
-            axes.hlines(recall[members].mean(), start, end, colors="black", linewidth=1.2)
-            axes.text(np.sqrt(start * end), 101, f"{name}: {int(members.sum()):,}", ha="center", fontsize=8)
-    size = max(2.0, min(30.0, 3000 / len(counts)))
-    axes.scatter(counts, recall, s=size, color="#4c72b0", alpha=0.8 if len(counts) < 500 else 0.35, linewidths=0,
-                 gid="classes")
-    axes.set_xscale("log")
-    axes.set_xlim(low, high)
-    axes.set_ylim(-2, 108)
-    axes.set_xlabel("training images of the class (log scale)")
-    axes.set_ylabel("accuracy of the class (%)")
-    axes.set_title(f"{title}: {len(counts):,} classes; lines: band means", fontsize=9)
-    figure.tight_layout()
-    save_svg(figure, path)
-    plt.close(figure)
 
 
 MAX_TAU = 10.0

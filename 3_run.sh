@@ -12,7 +12,11 @@
 #   DRY_RUN=1 PLAN=cifar10-lt OBJECTIVES=baselines bash 3_run.sh     # print the commands, run nothing
 #
 # Environment variables (each has a default per plan):
-#   PLAN        demo | fmnist-lt | cifar10-lt | cifar100-lt | imagenet-lt | places-lt | inat2018
+#   PLAN        demo | study | fmnist-lt | cifar10-lt | cifar100-lt | imagenet-lt | places-lt | inat2018
+#   DATASET     PLAN=study: the folder in a_datasets/ to study (its network, size and schedule: study.py)
+#   MODEL, HEIGHT, WIDTH, AUGMENT, PRETRAINED   PLAN=study: override the study's network, size, augmentation
+#               (default crop: a study cannot know whether a mirrored image is still its class), or fine-tune
+#               ImageNet weights (PRETRAINED=1, from the torch hub cache)
 #   SEEDS       seeds to run every row with (default "0"; SEED is read too)
 #   OBJECTIVES  the rows: OBJECTIVE or OBJECTIVE:FLAG,FLAG, e.g. "ERM LDAM:--drw CCE:--ccegamma=2"; a row may be
 #               named, name=OBJECTIVE:FLAGS, and a second stage names its first with --init_from=row:NAME (or
@@ -28,6 +32,7 @@
 #   LAUNCH      how to start training, e.g. "torchrun --nproc_per_node=8" (default: $PYTHON)
 #   PROCESSES   training processes in all (machines x GPUs): the large plans divide their global batch
 #   MARKDOWN    also write the table to this markdown file
+#   REPORT      the HTML report of the plan's runs (default logs/<model>/<dataset>/report.html; REPORT= none)
 #   DRY_RUN     1: print the commands instead of running them
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
@@ -43,6 +48,7 @@ LISTS="${LISTS:-lists}"
 IMAGES="${IMAGES:-images}"
 PROCESSES="${PROCESSES:-1}"
 DRY_RUN="${DRY_RUN:-0}"
+STUDIED="${DATASET:-}"; USER_MODEL="${MODEL:-}"
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
@@ -68,6 +74,17 @@ case "$PLAN" in
         DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
         TRAIN_FLAGS="--lr=0.05 --lrstep 15 10 5 --warmup --batchsize=32 --height=16 --width=16 --augment=crop"
         PREPARE=("$HERE/data_split.py" --demo) ;;
+    study)  # any dataset folder: the methods a practitioner should try first, network and schedule from its data
+        if [ -z "$STUDIED" ] || [ ! -d "a_datasets/$STUDIED/train" ]; then
+            echo "error: PLAN=study needs DATASET=<name> of a dataset folder a_datasets/<name>/{train,valid,test}/ (data_split.py makes one)" >&2
+            exit 2
+        fi
+        DATASET="$STUDIED"
+        eval "$("$PYTHON" "$HERE/study.py" --dataset "$DATASET" ${PRETRAINED:+--pretrained})"
+        MODEL="${USER_MODEL:-$MODEL}"; DEFAULT_EPOCHS="$STUDY_EPOCHS"
+        TRAIN_FLAGS="--lr=$LR --lrstep $LRSTEP --warmup --batchsize=$BATCH --height=${HEIGHT:-$SIZE} --width=${WIDTH:-$SIZE} --augment=${AUGMENT:-crop}${PRETRAINED:+ --pretrained}"
+        DEFAULT_OBJECTIVES="ERM LA BS LDAM:--drw CRT CCE"
+        PREPARE=(true) ;;
     fmnist-lt)  # CPU-sized: SimpleCNN, 15 epochs, Fashion-MNIST with CIFAR-10-LT's counts (ratio 100)
         DATASET="fmnist-lt"; MODEL=41; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=15
         TRAIN_FLAGS="--lr=0.1 --lrstep 11 2 2 --warmup --batchsize=128 --height=28 --width=28 --augment=crop"
@@ -113,7 +130,7 @@ case "$PLAN" in
                  --test_list "$LISTS/iNaturalist18_val.txt" --valid_per_class 2 --images "$IMAGES"
                  --out_name inat2018) ;;
     *)
-        echo "error: unknown PLAN '$PLAN'; choose demo, fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018" >&2
+        echo "error: unknown PLAN '$PLAN'; choose demo, study, fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018" >&2
         exit 2 ;;
 esac
 STAGE2="--schedule=cosine_epoch,--no-warmup"
@@ -122,7 +139,7 @@ if [ "$WB1" = ERM ]; then WB1=""; WB_START="row:ERM"; else WB_START="row:${WB1%%
 if [ -z "$MISLAS1" ]; then MISLAS1_ROW=""; MISLAS1="mixup"; else MISLAS1_ROW="$MISLAS1"; fi
 MIX="--mix_alpha=1"
 BASELINES="ERM
-    ERM:--init_from=row:ERM,--freeze_backbone,--reinit_head,--sampler=class_aware,$STAGE2,$CRT
+    CRT
     ERM:--init_from=row:ERM,--lws,--sampler=class_aware,$STAGE2,$LWS
     $WB1
     CB:--init_from=$WB_START,--freeze_backbone,--cb_loss=softmax_bce,--maxnorm=0.1,--maxnorm_threshold=relative,--maxnorm_every=epoch,$STAGE2,$WB2
@@ -141,6 +158,8 @@ BASELINES="ERM
     ERM:--method=glmc,$GLMC$GLMC_OPTIMISER"
 OBJECTIVES="${OBJECTIVES:-$DEFAULT_OBJECTIVES}"
 if [ "$OBJECTIVES" = baselines ]; then OBJECTIVES="$BASELINES"; fi
+CRT_ROW="ERM:--init_from=row:ERM,--freeze_backbone,--reinit_head,--sampler=class_aware,$STAGE2,$CRT"
+OBJECTIVES="${OBJECTIVES//CRT/$CRT_ROW}"  # CRT in a list of rows: cRT from that plan's ERM row
 EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"
 DATASET="${DATASET_NAME:-$DATASET}"
 
@@ -191,6 +210,7 @@ fi
 MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name
 print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
 
+EVAL_FLAGS="--posthoc_tau=auto --tau_norm=auto"  # test-time adjustments beside every row (tau-norm where it applies)
 RUNS=()
 for seed in $SEEDS; do
     for spec in $OBJECTIVES; do
@@ -198,29 +218,33 @@ for seed in $SEEDS; do
         objective="${body%%:*}"
         tag="$(row_tag "$spec")"
         flags="$(row_flags "$spec")"
+        # shellcheck disable=SC2086  # flag lists are meant to split
+        row_command=(--dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --epochs="$EPOCHS"
+                     --seed="$seed" --tag="$tag" $TRAIN_FLAGS $flags ${EXTRA:-})
         found=""
         if [ "$DRY_RUN" != 1 ]; then
-            found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed" || true)"
+            found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed" -- "${row_command[@]}" || true)"
         fi
-        status="${found%% *}"; run="${found#* }"
-        # shellcheck disable=SC2086  # flag lists are meant to split
+        status="${found%% *}"; run="${found#* }"; run="${run%% *}"
         case "$status" in
             evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
             complete) ;;
             incomplete) ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --resume="$run" ;;
             *)
-                command=(${LAUNCH:-$PYTHON} "$HERE/1_train.py" --dataset="$DATASET" --model_index="$MODEL"
-                         --objective="$objective" --epochs="$EPOCHS" --seed="$seed" --tag="$tag" $TRAIN_FLAGS $flags ${EXTRA:-})
+                if [ "$status" = stale ]; then
+                    echo "note: $run has this row's tag but trained otherwise (${found##* }); training it again"
+                fi
+                command=(${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${row_command[@]}")
                 if [ "$DRY_RUN" = 1 ]; then show "${command[@]}"; else "${command[@]}"; fi ;;
         esac
         if [ "$DRY_RUN" = 1 ]; then
-            show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="<run of tag $tag, seed $seed>"
+            show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="<run of tag $tag, seed $seed>" $EVAL_FLAGS
             continue
         fi
-        found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed")"
+        found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed" -- "${row_command[@]}")"
         run="${found#* }"
         if [ "${found%% *}" != evaluated ]; then
-            "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="$(basename "$run")"
+            "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="$(basename "$run")" $EVAL_FLAGS
         fi
         RUNS+=("$run")
     done
@@ -229,7 +253,17 @@ done
 echo
 compare=("$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg"
          ${MARKDOWN:+--markdown="$MARKDOWN"})
-if [ "$DRY_RUN" = 1 ]; then show "$PYTHON" "$HERE/compare.py" --runs "<the runs above>"; else "${compare[@]}"; fi
+REPORT="${REPORT-logs/$MODEL_NAME/$DATASET/report.html}"
+if [ "$DRY_RUN" = 1 ]; then
+    show "$PYTHON" "$HERE/compare.py" --runs "<the runs above>"
+    [ -z "$REPORT" ] || show "$PYTHON" "$HERE/report.py" --runs "<the runs above>" --out="$REPORT"
+else
+    "${compare[@]}"
+    if [ -n "$REPORT" ]; then
+        echo
+        "$PYTHON" "$HERE/report.py" --runs "${RUNS[@]}" --out="$REPORT"
+    fi
+fi
 
 # The original project's command lines (CIFAR-style ResNets, 32x32 images, 200 epochs):
 # python ./1_train.py --dataset=your_own_splitted_dataset_1 --model_index=36 --objective='ERM' --warmup;

@@ -15,39 +15,21 @@ import statistics
 import sys
 
 import criterion
+import figures
 import results
 import stats
 from results import METRICS
-from runs import CHECKPOINTS, load_predictions
-from utils import ArgumentParser, UserError, atomic_write, name_argument, output_file, run_cli
+from runs import load_predictions
+from utils import ArgumentParser, UserError, atomic_write, output_file, run_cli
 
 
 def get_args_parser():
     parser = ArgumentParser(description="Compare runs: one row per group of runs that differ only in seed.")
-    parser.add_argument("--runs", nargs="+", default=[], help="run folders")
-    parser.add_argument("--dataset", type=name_argument("--dataset"), help="with --model_index: pick runs by name")
-    parser.add_argument("--model_index", type=int)
-    parser.add_argument("--objectives", nargs="+", default=[], choices=list(criterion.OBJECTIVES),
-                        help="objectives to pick (default with --dataset: all that have runs)")
-    parser.add_argument("--datetime", default="latest",
-                        help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
-    parser.add_argument("--where", action="append", default=[], metavar="[OBJECTIVE:]KEY=VALUE",
-                        help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
-                             "init_from=null, or CCE:ccegamma=1 for one objective's runs only (repeatable: every "
-                             "key must match, and a key given twice matches either value, as in --where mix=null "
-                             "--where mix=cutmix; a run older than a flag has its default)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
-                        help="keep only runs with these seeds (e.g. the seeds every group has)")
-    parser.add_argument("--logs_dir", default="logs")
+    results.add_selection_arguments(parser)
     parser.add_argument("--plot", default=None, help="write the mean validation accuracy per epoch of every group to this svg")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
     parser.add_argument("--paired", action="store_true",
                         help="compare two groups of seeds run by run (paired by seed): second group minus first")
-    parser.add_argument("--split", choices=("test", "valid"), default=None,
-                        help="split whose saved predictions to use (default: test, else valid)")
-    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
-                        help="results of the best checkpoint (chosen on valid/) or of last.pth (2_test.py "
-                             "--checkpoint last)")
     parser.add_argument("--test_prior", default=None, metavar="uniform|forward-R|backward-R|all",
                         help="also compare top-1 under this test class prior (importance weights on the same images; "
                              "the pairs too); all: SADE's eleven priors, one table (and --prior_plot)")
@@ -176,8 +158,7 @@ def main(args):
             stats.test_prior(args.test_prior, [2, 1])
         except ValueError as error:
             raise UserError(f"--test_prior: {error}") from None
-    runs = results.find_runs(args.logs_dir, args.runs, args.dataset, args.model_index, args.objectives, args.datetime,
-                             args.seeds, args.where)
+    runs = results.selected_runs(args)
     groups = results.group_runs(runs)
     one_prior = args.test_prior if args.test_prior != "all" else None
     rows = results.summarise(groups, args.split, args.checkpoint, one_prior)
@@ -202,7 +183,7 @@ def main(args):
         shifted = results.prior_shift(groups, args.split, args.checkpoint)
         print_prior_shift(shifted)
         if args.prior_plot:
-            stats.plot_prior_shift(shifted, args.prior_plot, "top-1 under the test prior, mean over seeds")
+            figures.plot_prior_shift(shifted, args.prior_plot, "top-1 under the test prior, mean over seeds")
             print(f"wrote {args.prior_plot}")
     if args.markdown:
         with atomic_write(args.markdown) as file:
@@ -211,7 +192,7 @@ def main(args):
                 file.write("\n" + markdown_pairs(pairs))
         print(f"wrote {args.markdown}")
     if args.plot:
-        results.plot_curves(groups, args.plot)
+        figures.plot_curves(results.validation_curves(groups), args.plot, results.curves_title(groups))
         print(f"wrote {args.plot}")
     return 0
 

@@ -19,9 +19,9 @@ import numpy as np
 import criterion
 import stats
 import train_args
-from runs import (TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions, model_folder, read_csv,
+from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions, model_folder, read_csv,
                   run_parent, run_settings)
-from utils import UserError, save_svg
+from utils import UserError, name_argument
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
            ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
@@ -29,6 +29,36 @@ METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F
 NOT_A_SETTING = {"seed", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers", "compile", "no_amp",
                  "skip_bad_images", "sync_bn", "many_shot", "few_shot", "tag"}
 
+
+
+def add_selection_arguments(parser):
+    """The flags that choose runs and their results (``compare.py``, ``report.py``)."""
+    parser.add_argument("--runs", nargs="+", default=[], help="run folders")
+    parser.add_argument("--dataset", type=name_argument("--dataset"), help="with --model_index: pick runs by name")
+    parser.add_argument("--model_index", type=int)
+    parser.add_argument("--objectives", nargs="+", default=[], choices=list(criterion.OBJECTIVES),
+                        help="objectives to pick (default with --dataset: all that have runs)")
+    parser.add_argument("--datetime", default="latest",
+                        help="run of each objective: latest (default), all, or YYYY-MM-DD-HH-MM-SS")
+    parser.add_argument("--where", action="append", default=[], metavar="[OBJECTIVE:]KEY=VALUE",
+                        help="keep only runs whose arguments have this value, e.g. mix=cutmix, weight_decay=0.005, "
+                             "init_from=null, or CCE:ccegamma=1 for one objective's runs only (repeatable: every "
+                             "key must match, and a key given twice matches either value, as in --where mix=null "
+                             "--where mix=cutmix; a run older than a flag has its default)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
+                        help="keep only runs with these seeds (e.g. the seeds every group has)")
+    parser.add_argument("--logs_dir", default="logs")
+    parser.add_argument("--split", choices=("test", "valid"), default=None,
+                        help="split whose saved predictions to use (default: test, else valid)")
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
+                        help="results of the best checkpoint (chosen on valid/) or of last.pth (2_test.py "
+                             "--checkpoint last)")
+
+
+def selected_runs(args):
+    """``find_runs`` with the flags of ``add_selection_arguments``."""
+    return find_runs(args.logs_dir, args.runs, args.dataset, args.model_index, args.objectives, args.datetime,
+                     args.seeds, args.where)
 
 
 def find_runs(logs_dir, runs=(), dataset=None, model_index=None, objectives=(), datetime="latest", seeds=(), where=()):
@@ -126,16 +156,17 @@ def _number(value):
         return math.nan
 
 
-def run_metrics(run, checkpoint="best", split=None):
+def run_metrics(run, checkpoint="best", split=None, variant=None):
     """The metrics 2_test.py saved for ``split`` (default: test, else valid), else the checkpoint's validation
-    epoch; plus training minutes."""
+    epoch; plus training minutes.  With ``variant`` (``posthoc``, ``tau_norm``): the metrics after that test-time
+    adjustment, or none."""
     train_rows = read_csv(run / TRAIN_CSV) if (run / TRAIN_CSV).is_file() else []
     minutes = sum(_number(row.get("time_s")) for row in train_rows) / 60 if train_rows else math.nan
     for name in [split] if split else ["test", "valid"]:
-        metrics = checked_metrics(run, name, checkpoint)
+        metrics = checked_metrics(run, name, checkpoint, variant)
         if metrics is not None:
             return {"split": name, "minutes": minutes, **{key: _number(metrics.get(key)) for key, _ in METRICS}}
-    row = checkpoint_row(run, checkpoint)
+    row = checkpoint_row(run, checkpoint) if variant is None else None
     if row is None:
         return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
     return {"split": f"{checkpoint} valid", "minutes": minutes, **{key: _number(row.get(key)) for key, _ in METRICS}}
@@ -243,10 +274,10 @@ def same_images(runs, saved):
                             f"images, {other[0]}: {len(other[1])}); compare runs evaluated on the same split")
 
 
-def saved_predictions(members, split=None, checkpoint="best"):
+def saved_predictions(members, split=None, checkpoint="best", variant=None):
     """``(split, targets, [predicted classes per run])`` of runs evaluated on the same images, or None when one has
     no saved predictions or they cover different images."""
-    saved = [load_predictions(run, split, checkpoint) for run in members]
+    saved = [load_predictions(run, split, checkpoint, variant) for run in members]
     if any(entry is None for entry in saved):
         return None
     try:
@@ -256,11 +287,11 @@ def saved_predictions(members, split=None, checkpoint="best"):
     return saved[0][0], saved[0][2], [entry[3] for entry in saved]
 
 
-def group_intervals(members, split=None, checkpoint="best", prior=None):
+def group_intervals(members, split=None, checkpoint="best", prior=None, variant=None):
     """95 % intervals of the group's mean top-1 and balanced accuracy (and, with a test ``prior``, of its accuracy
     under that prior, key ``weighted``) from its saved predictions: ``{"images": ..., "seeds": ...}`` (``seeds``
     None for one run, ``stats.seed_intervals``), or None without predictions."""
-    saved = saved_predictions(members, split, checkpoint)
+    saved = saved_predictions(members, split, checkpoint, variant)
     if saved is None:
         return None
     _, targets, predictions = saved
@@ -275,9 +306,9 @@ def group_intervals(members, split=None, checkpoint="best", prior=None):
     return {"images": images, "seeds": stats.seed_intervals(targets, predictions, weighting=weighting)}
 
 
-def prior_accuracies(members, prior, split=None, checkpoint="best"):
+def prior_accuracies(members, prior, split=None, checkpoint="best", variant=None):
     """Each run's top-1 (%) under a test class ``prior`` (importance-weighted), from its saved predictions."""
-    saved = saved_predictions(members, split, checkpoint)
+    saved = saved_predictions(members, split, checkpoint, variant)
     if saved is None:
         return [math.nan] * len(members)
     _, targets, predictions = saved
@@ -295,13 +326,14 @@ def class_counts_of(run):
     return counts
 
 
-def summarise(groups, split=None, checkpoint="best", test_prior=None):
+def summarise(groups, split=None, checkpoint="best", test_prior=None, variant=None):
     """One row per group: label, n, split, (mean, std) per metric, 95 % intervals, minutes per run; with
-    ``test_prior`` (a name of ``stats.test_prior``) also ``prior_acc``, the top-1 under that prior.  A row never
-    mixes splits: runs not evaluated where most of the group was are named and left out."""
+    ``test_prior`` (a name of ``stats.test_prior``) also ``prior_acc``, the top-1 under that prior; with
+    ``variant`` the numbers after that test-time adjustment of the runs.  A row never mixes splits: runs not
+    evaluated where most of the group was are named and left out."""
     rows = []
     for label, members in groups:
-        metrics = [run_metrics(run, checkpoint, split) for run in members]
+        metrics = [run_metrics(run, checkpoint, split, variant) for run in members]
         splits = [m["split"] for m in metrics]
         common = max(dict.fromkeys(splits), key=lambda name: (splits.count(name), name == "test"))
         left_out = [str(run) for run, name in zip(members, splits) if name != common]
@@ -313,10 +345,10 @@ def summarise(groups, split=None, checkpoint="best", test_prior=None):
         prior = stats.test_prior(test_prior, class_counts_of(members[0])) if test_prior else None
         row = {"label": label, "n": len(members), "split": common, "runs": members,
                "minutes": mean_std([m["minutes"] for m in metrics])[0],
-               "intervals": group_intervals(members, split, checkpoint, prior),
+               "intervals": group_intervals(members, split, checkpoint, prior, variant),
                **{key: mean_std([m[key] for m in metrics]) for key, _ in METRICS}}
         if prior is not None:
-            row["prior_acc"] = mean_std(prior_accuracies(members, prior, split, checkpoint))
+            row["prior_acc"] = mean_std(prior_accuracies(members, prior, split, checkpoint, variant))
         rows.append(row)
     return rows
 
@@ -376,12 +408,16 @@ def table_columns(rows, valid_scores=None, test_prior=None):
     return titles, cells
 
 
-def select_on_valid(groups, checkpoint="best"):
+def select_on_valid(groups, checkpoint="best", variants=None):
     """Groups ranked by the mean over their runs of the validation balanced accuracy at the checkpoint's epoch,
-    read from each run's ``valid.csv`` and nothing else (no test split): ``{label: score}``, best first."""
+    read from each run's ``valid.csv`` and nothing else (no test split): ``{label: score}``, best first.  A group
+    named in ``variants`` (label -> ``posthoc`` or ``tau_norm``) is scored by the validation balanced accuracy at
+    the adjustment 2_test.py chose on valid/."""
     scores = {}
     for label, members in groups:
-        rows = [checkpoint_row(run, checkpoint) for run in members]
+        variant = (variants or {}).get(label)
+        rows = [checkpoint_row(run, checkpoint) if variant is None else _variant_valid(run, checkpoint, variant)
+                for run in members]
         unscored = [str(run) for run, row in zip(members, rows) if row is None or not math.isfinite(_number(
             row.get("balanced_acc")))]
         if unscored:  # leaving them out would rank the group on its other seeds, or drop it, without a word
@@ -392,29 +428,26 @@ def select_on_valid(groups, checkpoint="best"):
     return dict(sorted(scores.items(), key=lambda item: -item[1]))
 
 
-def plot_curves(groups, path):
-    """Mean validation top-1 per epoch of every group, one line each, into an svg."""
-    import matplotlib
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"  # real text in the svg: smaller, searchable
-    import matplotlib.pyplot as plt
+def _variant_valid(run, checkpoint, variant):
+    """A test-time adjustment's validation score (2_test.py records it when it chose the adjustment on valid/)."""
+    from runs import read_metrics
+    section = (read_metrics(run, "test", checkpoint) or {}).get(variant) or {}
+    score = section.get("valid_balanced_acc")
+    return None if score is None else {"balanced_acc": score}
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+
+def validation_curves(groups):
+    """``{label: [each run's validation top-1 per epoch]}`` of every group (a single run named by its folder)."""
+    curves = {}
     for label, members in groups:
-        curves = [[float(row["acc"]) for row in valid_rows(run)] for run in members]
-        length = min(map(len, curves))
-        mean = [statistics.fmean(curve[epoch] for curve in curves) for epoch in range(length)]
         name = f"{label} ({members[0].name})" if len(members) == 1 else f"{label} (mean of {len(members)})"
-        axes.plot(range(1, length + 1), mean, label=name, linewidth=1.5)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("validation accuracy (%)")
+        curves[name] = [[float(row["acc"]) for row in valid_rows(run)] for run in members]
+    return curves
+
+
+def curves_title(groups):
     runs = [run for _, members in groups for run in members]
-    axes.set_title(" / ".join(dict.fromkeys(f"{run.parent.parent.parent.name} on {run.parent.parent.name}" for run in runs)))
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    save_svg(figure, path)
-    plt.close(figure)
+    return " / ".join(dict.fromkeys(f"{run.parent.parent.parent.name} on {run.parent.parent.name}" for run in runs))
 
 
 def _short(runs):
@@ -450,14 +483,15 @@ def pair_groups(groups):
     return [seeds[0][seed] for seed in common], [seeds[1][seed] for seed in common], (label_a, label_b), notes
 
 
-def compare_pairs(runs_a, runs_b, split=None, labels=None, checkpoint="best", test_prior=None):
+def compare_pairs(runs_a, runs_b, split=None, labels=None, checkpoint="best", test_prior=None, variants=(None, None)):
     """B minus A on the same images: per pair of runs, the balanced-accuracy difference with a paired bootstrap
     interval over the images and the exact McNemar test on top-1; over several seed pairs also
     ``stats.paired_over_seeds`` (intervals with the seed spread, sign-flip test, smallest p, seeds needed) and the
-    verdict.  With ``test_prior`` the accuracy compared is the top-1 under that prior."""
+    verdict.  With ``test_prior`` the accuracy compared is the top-1 under that prior; ``variants`` names a test-time
+    adjustment of A's or B's runs (``posthoc``, ``tau_norm``)."""
     saved = []
-    for run in runs_a + runs_b:
-        entry = load_predictions(run, split, checkpoint)
+    for run, variant in [(run, variants[0]) for run in runs_a] + [(run, variants[1]) for run in runs_b]:
+        entry = load_predictions(run, split, checkpoint, variant)
         if entry is None:
             raise UserError(f"{run} has no saved predictions; run 2_test.py on it first")
         saved.append(entry)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -303,8 +304,9 @@ class RunRecorder:
         self.train_csv.write({"epoch": epoch, **train_row})
         self.valid_csv.write({"epoch": epoch, **{key: valid[key] for key in CSV_COLUMNS[1:] + VALID_EXTRA_COLUMNS}})
         for split, row in (("train", train_row), ("valid", valid)):
-            for key in ("loss", "acc", "top5acc", "lr"):
+            for key in ("loss", "acc", "top5acc"):
                 self.writer.add_scalar(f"{split}/{key}", row[key], epoch)
+        self.writer.add_scalar("train/lr", train_row["lr"], epoch)  # the learning rate is the training's
         for key in VALID_EXTRA_COLUMNS[:-1]:  # all but the image count
             if not math.isnan(valid[key]):
                 self.writer.add_scalar(f"valid/{key}", valid[key], epoch)
@@ -314,16 +316,59 @@ class RunRecorder:
 
     def finish(self, epochs):
         """Mark the run complete in ``config.json`` (``run_is_complete``): a plan skips it, a second stage may start
-        from it."""
+        from it; and record its settings and best validation score as TensorBoard hyper-parameters."""
         path = self.run_dir / CONFIG
         config = json.loads(path.read_text())
         config["finished"] = {"epochs": epochs, "at": datetime.datetime.now().isoformat(timespec="seconds")}
         write_json_atomic(config, path)
+        best = [row for row in read_csv(self.run_dir / VALID_CSV) if row.get("epoch") == str(self.best_epoch)]
+        score = float(best[0]["balanced_acc"]) if best and best[0].get("balanced_acc") else math.nan
+        write_hparams(self.writer, self.about, {"hparams/best_valid_balanced_acc": score,
+                                                "hparams/best_valid_acc": self.best_acc})
 
     def close(self):
         self.train_csv.close()
         self.valid_csv.close()
         self.writer.close()
+
+
+# ---------------------------------------------------------------- TensorBoard hyper-parameters
+
+# The metrics every run's HParams record names (2_test.py adds the test ones to the same run).
+HPARAM_METRICS = ("hparams/best_valid_balanced_acc", "hparams/best_valid_acc", "hparams/test_balanced_acc",
+                  "hparams/test_acc", "hparams/test_macro_f1", "hparams/test_ece")
+_BOOKKEEPING = {"resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers", "compile", "no_amp",
+                "skip_bad_images", "sync_bn", "tag", "amp_eval"}
+
+
+def hparam_values(about):
+    """A run's settings as TensorBoard hyper-parameters: its network and data, and every argument that says how it
+    trained (objective, its options, method flags, seed), as numbers, booleans or text."""
+    values = {"model": about.get("model_name"), "classes": len(about.get("classes", []))}
+    for key, value in sorted(about.get("args", {}).items()):
+        if key in _BOOKKEEPING:
+            continue
+        if key == "init_from" and value:
+            value = Path(value).parent.parent.name + "/" + Path(value).parent.name  # the objective and run it started from
+        values[key] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    return values
+
+
+def write_hparams(writer, about, metrics):
+    """Write a run's hyper-parameters and ``metrics`` into its own event files (no sub-run), so ``tensorboard
+    --logdir logs`` lists every run by its settings in the HParams tab."""
+    from torch.utils.tensorboard.summary import hparams
+    experiment, start, end = hparams(hparam_values(about), {name: math.nan for name in HPARAM_METRICS})
+    for summary in (experiment, start, end):
+        writer.file_writer.add_summary(summary)
+    add_hparam_metrics(writer, metrics)
+
+
+def add_hparam_metrics(writer, metrics, step=0):
+    for name, value in metrics.items():
+        if value is not None and not math.isnan(value):
+            writer.add_scalar(name, value, step)
+    writer.flush()
 
 
 # ---------------------------------------------------------------- a trained run
@@ -469,10 +514,11 @@ def read_metrics(run_dir, split, checkpoint="best"):
     return metrics
 
 
-def load_predictions(run_dir, split=None, checkpoint="best"):
+def load_predictions(run_dir, split=None, checkpoint="best", variant=None):
     """``(split, paths, targets, predicted classes)`` from a run's saved predictions (``split``, or test else
-    valid) of one checkpoint, or None.  A damaged file, or one from another evaluation than the metrics file
-    beside it, is a ``UserError`` saying how to regenerate it."""
+    valid) of one checkpoint, or None; with ``variant`` (``posthoc``, ``tau_norm``) the classes 2_test.py predicted
+    after that test-time adjustment (None when it was not run).  A damaged file, or one from another evaluation
+    than the metrics file beside it, is a ``UserError`` saying how to regenerate it."""
     for name in ([split] if split else ["test", "valid"]):
         path = run_dir / predictions_file(name, checkpoint)
         if not path.is_file():
@@ -483,7 +529,12 @@ def load_predictions(run_dir, split=None, checkpoint="best"):
                             f"interrupted between them); {_regenerate(run_dir, name, checkpoint)}")
         try:
             with np.load(path) as saved:
-                predicted = saved["probs"].argmax(axis=1) if "probs" in saved else saved["top_classes"][:, 0]
+                if variant is not None:
+                    if f"{variant}_predicted" not in saved:
+                        return None
+                    predicted = saved[f"{variant}_predicted"]
+                else:
+                    predicted = saved["probs"].argmax(axis=1) if "probs" in saved else saved["top_classes"][:, 0]
                 return name, saved["paths"], saved["targets"], predicted.astype(np.int64)
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
             reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
@@ -491,12 +542,15 @@ def load_predictions(run_dir, split=None, checkpoint="best"):
     return None
 
 
-def checked_metrics(run_dir, split, checkpoint="best"):
-    """``read_metrics``, and, when the predictions file is there, the metrics checked against it: top-1, balanced
-    accuracy, macro-F1 and each class's recall recomputed from the saved predictions must equal the file's, so an
-    edited metrics file (or one whose ``predictions_sha256`` was removed) is named rather than compared."""
+def checked_metrics(run_dir, split, checkpoint="best", variant=None):
+    """``read_metrics`` (its ``variant`` section with a variant), and, when the predictions file is there, the
+    metrics checked against it: top-1, balanced accuracy, macro-F1 and each class's recall recomputed from the saved
+    predictions must equal the file's, so an edited metrics file (or one whose ``predictions_sha256`` was removed)
+    is named rather than compared."""
     metrics = read_metrics(run_dir, split, checkpoint)
-    saved = load_predictions(run_dir, split, checkpoint) if metrics is not None else None
+    if variant is not None and metrics is not None:
+        metrics = metrics.get(variant) if isinstance(metrics.get(variant), dict) else None
+    saved = load_predictions(run_dir, split, checkpoint, variant) if metrics is not None else None
     if saved is None:
         return metrics
     _, _, targets, predicted = saved
@@ -516,9 +570,35 @@ def checked_metrics(run_dir, split, checkpoint="best"):
     return metrics
 
 
+# What two runs may differ in and still be the same training: paths, speed, bookkeeping.
+_NOT_TRAINING = {"seed", "tag", "init_from", "resume", "data_dir", "logs_dir", "cache_mb", "disk_cache", "workers",
+                 "compile", "no_amp", "amp_eval", "skip_bad_images", "sync_bn", "many_shot", "few_shot"}
+
+
+def differences(run_dir, argv):
+    """The settings in which a run differs from what ``1_train.py argv`` would train now (its saved arguments
+    against the flags resolved by today's code): a plan's row found by its tag is reused only when there are none
+    (a default that changed since, for one, makes the old run another training)."""
+    args = train_args.get_args_parser().parse_args(argv)
+    args.lrstep = [int(step) for step in str(" ".join(map(str, args.lrstep))).replace(",", " ").split()]
+    wanted = train_args.resolve(vars(args))
+    saved = run_settings(run_dir)
+
+    def same(key):
+        a, b = saved.get(key), wanted.get(key)
+        if key == "pretrained" and a not in (None, "imagenet") and b not in (None, "imagenet"):
+            return Path(a).resolve() == Path(b).resolve()
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return math.isclose(a, b, rel_tol=1e-12)
+        return json.dumps(a) == json.dumps(b)
+    return [key for key in sorted(wanted) if key not in _NOT_TRAINING and not same(key)]
+
+
 def _find_main(argv=None):
-    """``python runs.py find --model_index M --dataset D --tag LABEL --seed S [--logs_dir logs]``: for 3_run.sh,
-    the newest run with that tag and seed as ``complete|evaluated|incomplete <folder>``, or nothing (exit 1)."""
+    """``python runs.py find --model_index M --dataset D --tag LABEL --seed S [--logs_dir logs] [-- FLAGS]``: for
+    3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete <folder>``, ``stale
+    <folder> <settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now (``differences``), or
+    nothing (exit 1)."""
     parser = argparse.ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
     parser.add_argument("--model_index", type=int, required=True)
@@ -526,11 +606,17 @@ def _find_main(argv=None):
     parser.add_argument("--tag", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--logs_dir", default="logs")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = argv[argv.index("--") + 1:] if "--" in argv else []  # the 1_train.py flags of the row
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     found = tagged_runs(args.logs_dir, model_name(args.model_index), args.dataset, args.tag, args.seed)
     if not found:
         return 1
     run = found[-1]
+    changed = differences(run, flags) if flags else []
+    if changed:
+        print(f"stale {run} {','.join(changed)}")
+        return 0
     status = "incomplete"
     if run_is_complete(run):
         try:
@@ -543,5 +629,4 @@ def _find_main(argv=None):
 
 
 if __name__ == "__main__":
-    import sys
     sys.exit(_find_main())

@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 
-from utils import save_svg
 
 RESAMPLES = 2000
 TAUS = np.round(np.arange(0.0, 2.0001, 0.1), 1)  # --posthoc_tau auto searches these
@@ -309,33 +308,6 @@ def expected_calibration_error(probabilities, targets, bins=15, weights=None):
     return 100.0 * float(np.sum(counts[filled] / counts.sum() * np.abs(accuracy[filled] - confidence[filled])))
 
 
-def plot_reliability(probabilities, targets, path, title, bins=15):
-    """Reliability diagram: accuracy per confidence bin against the diagonal, as SVG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"
-    import matplotlib.pyplot as plt
-
-    counts, confidence, accuracy = calibration_bins(probabilities, targets, bins)
-    edges = np.linspace(0, 1, bins + 1)
-    figure, axes = plt.subplots(figsize=(4.8, 4.8))
-    filled = counts > 0
-    axes.bar(edges[:-1][filled], accuracy[filled], width=1 / bins, align="edge", edgecolor="black",
-             color="#4c72b0", label="accuracy")
-    axes.bar(edges[:-1][filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / bins,
-             align="edge", color="#dd8452", alpha=0.5, label="gap to confidence")
-    axes.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
-    axes.set_xlabel("confidence (top-1 probability)")
-    axes.set_ylabel("accuracy")
-    axes.set_title(f"{title}\nECE {expected_calibration_error(probabilities, targets, bins):.2f} %", fontsize=9)
-    axes.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    save_svg(figure, path)
-    plt.close(figure)
-
-
 # ---------------------------------------------------------------- post-hoc logit adjustment
 
 def adjust_logits(log_probabilities, class_counts, tau):
@@ -437,32 +409,6 @@ def shifted_metrics(targets, probabilities, prior, class_counts=None, many_shot=
     return result
 
 
-def plot_prior_shift(results, path, title):
-    """Top-1 accuracy against the test prior (SADE's forward 50 ... backward 50), one line per method (and, dashed, its
-    post-hoc adjustment for the known prior): ``results`` maps a label to its ``test_priors`` record."""
-    import matplotlib
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7.5, 4.2))
-    for label, priors in results.items():
-        names = [name for name in SHIFTED_PRIORS if name in priors]
-        line, = axes.plot(range(len(names)), [priors[name]["acc"] for name in names], marker="o", linewidth=1.5,
-                          label=label)
-        if all("posthoc" in priors[name] for name in names):
-            axes.plot(range(len(names)), [priors[name]["posthoc"]["acc"] for name in names], linestyle="--",
-                      color=line.get_color(), linewidth=1, label=f"{label}, post-hoc for the prior")
-    axes.set_xticks(range(len(SHIFTED_PRIORS)), [name.replace("ward-", ".") for name in SHIFTED_PRIORS],
-                    rotation=45)
-    axes.set_xlabel("test class prior (forward: as skewed as training; backward: reversed; R = imbalance)")
-    axes.set_ylabel("top-1 accuracy under the prior (%)")
-    axes.set_title(title, fontsize=9)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    save_svg(figure, path)
-    plt.close(figure)
 
 
 # ---------------------------------------------------------------- how often the intervals hold what they promise

@@ -8,7 +8,7 @@ import functools
 
 import criterion
 from augment import AUGMENTATIONS, MIXES, MIX_RECIPES, POLICIES
-from loader import SAMPLERS
+from loader import SAMPLERS, default_eval_resize
 from optimisation import SCHEDULES
 from utils import ArgumentParser, UserError, name_argument, number, parse_int_list, positive, seed_number
 
@@ -216,6 +216,8 @@ def resolve(settings):
         settings["normed_head"] = objective.normed_head
     if settings.get("flip") is None:
         settings["flip"] = settings.get("augment") in ("crop_flip", "rrc_flip")
+    if settings.get("augment") == "rrc_flip" and settings.get("eval_resize") is None and settings.get("height"):
+        settings["eval_resize"] = default_eval_resize(settings["height"], settings["width"])
     if settings.get("augment") not in POLICIES:
         settings.update(policy_fill=None, randaugment_ops=None, randaugment_magnitude=None)
     elif settings.get("augment") != "randaugment":
@@ -295,3 +297,27 @@ def check_method_flags(args):
             and args.mix_off_first + args.mix_off_last >= (args.epochs or 200):
         raise UserError(f"--mix_off_first {args.mix_off_first} and --mix_off_last {args.mix_off_last} leave none of the "
                         f"{args.epochs} epochs to mix in")
+
+
+def command_line(settings, script="1_train.py"):
+    """The ``python 1_train.py ...`` command that trains a run with these settings (its saved arguments): every flag
+    whose value is not the parser's default, in the parser's order, so a reader can train it again."""
+    parser, defaults = get_args_parser(), _defaults()
+    words = ["python", script]
+    for action in parser._actions:
+        name = action.dest
+        if not action.option_strings or name in ("help", "resume") or name not in settings:
+            continue
+        value, flag = settings[name], action.option_strings[0]
+        if value == defaults.get(name) or value is None:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        elif action.nargs == 0:  # store_true
+            if value:
+                words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *map(str, value)]
+        else:
+            words.append(f"{flag}={value}")
+    return " ".join(words)

@@ -77,7 +77,7 @@ def test_torch_minor_version():
 
 
 def test_confusion_matrix_for_many_classes(tmp_path):
-    script = __import__("importlib").import_module("2_test")
+    import figures as script
     classes = [f"class_{i:03d}" for i in range(100)]
     targets = torch.arange(100).repeat(3).numpy()
     script.plot_confusion_matrix(targets, targets, classes, tmp_path / "cm.svg", "100 classes")
@@ -210,7 +210,7 @@ def test_evaluation_is_float32_unless_amp_eval(trained, monkeypatch):
 @pytest.mark.parametrize("classes", [3, 800])
 def test_per_class_figure_has_one_mark_per_class(tmp_path, classes):
     import numpy as np
-    module = __import__("importlib").import_module("2_test")
+    import figures as module
     counts = np.maximum(1, (500 * np.exp(-np.arange(classes) / (classes / 5)))).astype(int)
     table = [{"class": f"c{i}", "recall": float(r)} for i, r in enumerate(np.linspace(90, 10, classes))]
     module.plot_per_class(table, counts.tolist(), tmp_path / "per_class.svg", "title")

@@ -72,7 +72,8 @@ def test_tensorboard_scalars(trained):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     for split in ("train", "valid"):
-        assert {f"{split}/loss", f"{split}/acc", f"{split}/top5acc", f"{split}/lr"} <= tags
+        assert {f"{split}/loss", f"{split}/acc", f"{split}/top5acc"} <= tags
+    assert "train/lr" in tags and "valid/lr" not in tags  # the learning rate is the training's
     assert {"valid/balanced_acc", "valid/macro_f1", "valid_class_acc/cat", "valid_class_acc/fox"} <= tags
     assert [event.step for event in events.Scalars("valid/acc")] == [0, 1]
 
@@ -206,3 +207,27 @@ def test_config_records_arguments_and_environment(trained):
     assert "git_commit" in environment
     state = torch.load(runs.best_checkpoint_path(run_dir), weights_only=True)
     assert state["environment"] == environment
+
+
+def test_every_run_records_its_settings_and_metrics_as_tensorboard_hparams(trained):
+    """Read back with TensorBoard's own reader: the HParams plugin's session record holds the run's settings, and
+    the best valid and (after 2_test.py) test metrics are scalars of that run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir = run_dir_of(trained, "CCE")
+    assert call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=CCE", "--datetime=latest",
+                cwd=trained).returncode == 0
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    hparams = {key: value for key, value in start.hparams.items()}
+    assert hparams["objective"].string_value == "CCE" and hparams["seed"].number_value == 0
+    assert hparams["ccegamma"].number_value == 1.0 and hparams["model"].string_value == "SimpleCNN"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {"hparams/best_valid_balanced_acc", "hparams/test_balanced_acc"} <= {
+        info.name.tag for info in experiment.metric_infos}
+    tags = events.Tags()["scalars"]
+    assert "hparams/best_valid_balanced_acc" in tags and "hparams/test_balanced_acc" in tags
+    assert "train/lr" in tags and "valid/lr" not in tags
