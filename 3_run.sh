@@ -211,58 +211,98 @@ MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from ge
 print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
 
 EVAL_FLAGS="--posthoc_tau=auto --tau_norm=auto"  # test-time adjustments beside every row (tau-norm where it applies)
-RUNS=()
-for seed in $SEEDS; do
-    for spec in $OBJECTIVES; do
-        body="$(row_body "$spec")"
-        objective="${body%%:*}"
-        tag="$(row_tag "$spec")"
-        flags="$(row_flags "$spec")"
-        # shellcheck disable=SC2086  # flag lists are meant to split
-        row_command=(--dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --epochs="$EPOCHS"
-                     --seed="$seed" --tag="$tag" $TRAIN_FLAGS $flags ${EXTRA:-})
-        found=""
-        if [ "$DRY_RUN" != 1 ]; then
-            found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed" -- "${row_command[@]}" || true)"
-        fi
-        status="${found%% *}"; run="${found#* }"; run="${run%% *}"
-        case "$status" in
-            evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
-            complete) ;;
-            incomplete) ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --resume="$run" ;;
-            *)
-                if [ "$status" = stale ]; then
-                    echo "note: $run has this row's tag but trained otherwise (${found##* }); training it again"
-                fi
-                command=(${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${row_command[@]}")
-                if [ "$DRY_RUN" = 1 ]; then show "${command[@]}"; else "${command[@]}"; fi ;;
-        esac
-        if [ "$DRY_RUN" = 1 ]; then
-            show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="<run of tag $tag, seed $seed>" $EVAL_FLAGS
-            continue
-        fi
-        found="$("$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$tag" --seed="$seed" -- "${row_command[@]}")"
-        run="${found#* }"
-        if [ "${found%% *}" != evaluated ]; then
-            "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --datetime="$(basename "$run")" $EVAL_FLAGS
-        fi
-        RUNS+=("$run")
-    done
-done
 
-echo
-compare=("$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg"
-         ${MARKDOWN:+--markdown="$MARKDOWN"})
-REPORT="${REPORT-logs/$MODEL_NAME/$DATASET/report.html}"
-if [ "$DRY_RUN" = 1 ]; then
-    show "$PYTHON" "$HERE/compare.py" --runs "<the runs above>"
-    [ -z "$REPORT" ] || show "$PYTHON" "$HERE/report.py" --runs "<the runs above>" --out="$REPORT"
-else
-    "${compare[@]}"
+row_command() {  # ROW_COMMAND: the 1_train.py flags of row $2 (a spec) for seed $1
+    local body objective flags
+    body="$(row_body "$2")"; objective="${body%%:*}"; flags="$(row_flags "$2")"
+    # shellcheck disable=SC2206  # flag lists are meant to split
+    ROW_COMMAND=(--dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --epochs="$EPOCHS"
+                 --seed="$1" --tag="$(row_tag "$2")" $TRAIN_FLAGS $flags ${EXTRA:-})
+}
+
+find_run() {  # the runs.py find answer for seed $1 of row $2: "<status> <run> [<settings>]", or nothing
+    row_command "$1" "$2"
+    "$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" \
+        -- "${ROW_COMMAND[@]}" || true
+}
+
+run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; appends its run to RUNS
+    local seed="$1" spec="$2" found="" status run objective
+    row_command "$seed" "$spec"
+    objective="${ROW_COMMAND[2]#--objective=}"
+    [ "$DRY_RUN" = 1 ] || found="$(find_run "$seed" "$spec")"
+    status="${found%% *}"; run="${found#* }"; run="${run%% *}"
+    case "$status" in
+        evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
+        complete) ;;
+        incomplete) ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --resume="$run" ;;
+        *)
+            if [ "$status" = stale ]; then
+                echo "note: $run has this row's tag but trained otherwise (${found##* }); training it again"
+            fi
+            if [ "$DRY_RUN" = 1 ]; then show ${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${ROW_COMMAND[@]}"
+            else ${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${ROW_COMMAND[@]}"; fi ;;
+    esac
+    if [ "$DRY_RUN" = 1 ]; then
+        show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
+            --datetime="<run of tag $(row_tag "$spec"), seed $seed>" $EVAL_FLAGS
+        return
+    fi
+    found="$(find_run "$seed" "$spec")"; run="${found#* }"; run="${run%% *}"
+    if [ "${found%% *}" != evaluated ]; then
+        "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
+            --datetime="$(basename "$run")" $EVAL_FLAGS
+    fi
+    RUNS+=("$run")
+}
+
+compare_and_report() {  # the table of RUNS, the validation curves and the HTML report
+    REPORT="${REPORT-logs/$MODEL_NAME/$DATASET/report.html}"
+    echo
+    if [ "$DRY_RUN" = 1 ]; then
+        show "$PYTHON" "$HERE/compare.py" --runs "<the runs above>"
+        [ -z "$REPORT" ] || show "$PYTHON" "$HERE/report.py" --runs "<the runs above>" --out="$REPORT"
+        return
+    fi
+    "$PYTHON" "$HERE/compare.py" --runs "${RUNS[@]}" --plot="logs/$MODEL_NAME/$DATASET/valid_acc.svg" \
+        ${MARKDOWN:+--markdown="$MARKDOWN"}
     if [ -n "$REPORT" ]; then
         echo
         "$PYTHON" "$HERE/report.py" --runs "${RUNS[@]}" --out="$REPORT"
     fi
+}
+
+RUNS=()
+SCHEDULER="${SCHEDULER:-local}"
+if [ "${LAUNCH:-}" = slurm ]; then SCHEDULER=slurm; unset LAUNCH; fi  # LAUNCH=slurm: the same as SCHEDULER=slurm
+
+if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every task left, compared and reported
+    for seed in $SEEDS; do
+        for spec in $OBJECTIVES; do
+            found="$(find_run "$seed" "$spec")"
+            if [ "${found%% *}" = evaluated ]; then RUNS+=("$(echo "$found" | cut -d' ' -f2)")
+            else echo "warning: no evaluated run of row $spec, seed $seed (${found:-none}); left out" >&2; fi
+        done
+    done
+    [ ${#RUNS[@]} -gt 0 ] || { echo "error: no evaluated run of this plan to compare" >&2; exit 2; }
+    compare_and_report
+elif [ "$SCHEDULER" = slurm ]; then
+    source "$HERE/slurm_plan.sh"
+    submit_plan
+elif [ "$SCHEDULER" = local ]; then
+    index=0
+    for seed in $SEEDS; do
+        index=0
+        for spec in $OBJECTIVES; do
+            index=$((index + 1))
+            [ -z "${ONLY_ROW:-}" ] || [ "$ONLY_ROW" = "$index" ] || continue
+            run_row "$seed" "$spec"
+        done
+    done
+    [ -n "${ONLY_ROW:-}" ] || compare_and_report  # one task of a cluster plan leaves the table to the last job
+else
+    echo "error: unknown SCHEDULER '$SCHEDULER'; choose local or slurm" >&2
+    exit 2
 fi
 
 # The original project's command lines (CIFAR-style ResNets, 32x32 images, 200 epochs):
