@@ -304,3 +304,37 @@ def test_second_stages_are_grouped_by_the_settings_of_their_first_stage(tmp_path
     assert " 2 " in rows["CB init_from=a ERM run (weight_decay=0.0005)"] and "60.50" in rows[
         "CB init_from=a ERM run (weight_decay=0.0005)"]
     assert "50.50" in rows["CB init_from=a ERM run (weight_decay=0.005)"]
+
+
+def test_test_priors_in_compare_from_the_saved_predictions(trained):
+    """--test_prior P: the table's top-1 under P and the pairs under P; --test_prior all: the eleven priors and the
+    figure; all from the predictions 2_test.py saved (no re-evaluation)."""
+    import numpy as np
+
+    import stats
+    from runs import best_checkpoint_path, load_predictions
+    for objective in ("ERM", "LA"):
+        assert call("2_test.py", "--model_index=41", "--dataset=tiny", f"--objective={objective}", "--datetime=latest",
+                    cwd=trained).returncode == 0
+    one = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "LA",
+               "--test_prior=forward-10", "--markdown=t.md", cwd=trained)
+    assert one.returncode == 0, one.stderr
+    erm = next((trained / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir())
+    counts = torch_load(best_checkpoint_path(erm))["class_counts"]
+    _, _, targets, predicted = load_predictions(erm)
+    prior = stats.test_prior("forward-10", counts)
+    expected = stats.weighted_accuracy(targets, targets == predicted, prior[np.unique(targets)])[0]
+    row = [line for line in (trained / "t.md").read_text().splitlines() if line.startswith("| ERM ")][0]
+    assert "| top-1 under forward-10 |" in (trained / "t.md").read_text() and f"| {expected:.2f} |" in row
+    every = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "LA", "--test_prior=all",
+                 "--prior_plot=shift.svg", cwd=trained)
+    assert every.returncode == 0, every.stderr
+    assert "top-1 (%) under each test class prior" in every.stdout and "for.50" in every.stdout
+    assert (trained / "shift.svg").is_file()
+    bad = call("compare.py", "--dataset=tiny", "--model_index=41", "--prior_plot=x.svg", cwd=trained)
+    assert bad.returncode == 2 and "give --test_prior all" in bad.stderr
+
+
+def torch_load(path):
+    import torch
+    return torch.load(path, weights_only=True)

@@ -144,3 +144,12 @@ def test_imagenet_class_names_come_with_torchvision():
     entries = [split_lists.Entry(f"train/n{label:08d}/x.JPEG", label, label) for label in range(1000)]
     names = split_lists.class_names(entries, 1000)
     assert names[0] == "tench" and names[999] == "toilet tissue"
+
+
+def test_the_docs_name_the_class_folders_as_they_are_made():
+    from benchmarks import class_folders
+    from conftest import ROOT
+    folders = class_folders(["tench"] + [f"class{i}" for i in range(998)] + ["toilet tissue"], always_numbered=True)
+    assert folders[0] == "000_tench" and folders[-1] == "999_toilet-tissue"
+    page = (ROOT / "docs" / "large-benchmarks.md").read_text()
+    assert f"`{folders[0]}`" in page and f"`{folders[-1]}`" in page

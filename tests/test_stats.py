@@ -277,3 +277,36 @@ def test_paired_over_seeds_images_interval_is_the_paired_bootstrap():
 def test_sign_flip_p_of_many_pairs_is_never_zero():
     p = stats.sign_flip_p([0.3] * 21, draws=2**12)
     assert 0 < p <= 2 / 2**12
+
+
+def test_a_test_prior_weights_the_images_as_a_resampled_test_set_would():
+    """Importance weights prior_k / empirical_k give the accuracy of a test set actually drawn with that prior: here
+    one built by repeating each class's images (class 0 three times, class 1 once)."""
+    targets = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    predicted = np.array([0, 0, 1, 0, 1, 0, 0, 1])  # class 0: 3/4 right, class 1: 2/4
+    prior = np.array([0.75, 0.25])
+    weighted = stats.weighted_accuracy(targets, targets == predicted, prior)[0]
+    resampled_targets = np.concatenate([targets[:4]] * 3 + [targets[4:]])
+    resampled_predicted = np.concatenate([predicted[:4]] * 3 + [predicted[4:]])
+    assert weighted == pytest.approx(100 * np.mean(resampled_targets == resampled_predicted))
+    weights = stats.prior_weights(targets, prior)
+    assert weights.tolist() == pytest.approx([1.5] * 4 + [0.5] * 4)
+    probabilities = np.eye(2)[predicted] * 0.9 + 0.05
+    shifted = stats.shifted_metrics(targets, probabilities, prior, class_counts=[300, 10])
+    assert shifted["acc"] == pytest.approx(weighted) and shifted["balanced_acc"] == pytest.approx(62.5)
+    uniform = stats.shifted_metrics(targets, probabilities, stats.test_prior("uniform", [300, 10]))
+    assert uniform["acc"] == pytest.approx(100 * np.mean(targets == predicted))  # a balanced set: plain accuracy
+
+
+def test_forward_and_backward_priors_are_each_other_reversed_in_training_order():
+    counts = [40, 500, 10, 120]  # the training order is 1, 3, 0, 2
+    forward, backward = stats.test_prior("forward-10", counts), stats.test_prior("backward-10", counts)
+    order = np.argsort(-np.array(counts), kind="stable")
+    assert forward[order] == pytest.approx(backward[order][::-1])
+    assert forward[order][0] / forward[order][-1] == pytest.approx(10.0)  # the imbalance ratio
+    assert np.all(np.diff(forward[order]) < 0) and forward.sum() == pytest.approx(1.0)
+    assert stats.test_prior("uniform", counts) == pytest.approx([0.25] * 4)
+    assert len(stats.SHIFTED_PRIORS) == 11 and stats.SHIFTED_PRIORS[5] == "uniform"
+    for bad in ("sideways-3", "forward-0.5", "forward-x"):
+        with pytest.raises(ValueError, match="unknown test prior"):
+            stats.test_prior(bad, counts)

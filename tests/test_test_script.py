@@ -248,3 +248,20 @@ def test_confusion_matrix_only_where_readable(trained, monkeypatch):
     assert result.returncode == 0, result.stderr
     assert not (run_dir / "confusion_matrix.svg").exists() and (run_dir / "per_class.svg").is_file()
     assert "(no confusion_matrix.svg: a matrix of 3 classes is unreadable; per_class.svg shows each class)" in result.stdout
+
+
+def test_test_prior_all_writes_the_eleven_priors_and_the_figure(trained):
+    trained, run_dir = trained
+    result = call("2_test.py", *ARGS, "--datetime=latest", "--test_prior=all", "--posthoc_tau=auto", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    priors = metrics["test_priors"]
+    assert list(priors) == list(__import__("stats").SHIFTED_PRIORS)
+    assert priors["uniform"]["acc"] == pytest.approx(metrics["balanced_acc"])  # tiny's test set is balanced
+    assert all("posthoc" in row and "acc_ci95" in row for row in priors.values())
+    assert (run_dir / "prior_shift.svg").is_file() and "forward-50" in result.stdout
+    one = call("2_test.py", *ARGS, "--datetime=latest", "--test_prior=backward-5", cwd=trained)
+    assert one.returncode == 0 and list(json.loads((run_dir / "test_metrics.json").read_text())["test_priors"]) == [
+        "backward-5"]
+    bad = call("2_test.py", *ARGS, "--datetime=latest", "--test_prior=sideways", cwd=trained)
+    assert bad.returncode == 2 and "--test_prior: unknown test prior" in bad.stderr
