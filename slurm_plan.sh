@@ -11,9 +11,10 @@
 #
 # Resources (each with its default): SLURM_GPUS (1; 0 for the CPU plans demo, fmnist-lt and study), SLURM_CPUS
 # (4), SLURM_MEM (16G), SLURM_TIME (24:00:00), SLURM_PARTITION and SLURM_ACCOUNT (the cluster's defaults),
-# SLURM_EXTRA (more sbatch flags, e.g. "--qos=high --constraint=a100").  SLURM_DRY_RUN=1 writes the scripts and
-# prints the sbatch commands without submitting.  A task that is preempted is requeued by Slurm (--requeue); one
-# that nears its time limit requeues itself (SIGUSR1 two minutes before); either way it resumes from last.pth.
+# SLURM_EXTRA (more sbatch flags, e.g. "--qos=high --constraint=a100").  SLURM_DRY_RUN=1 (or DRY_RUN=1) writes the
+# scripts and prints the sbatch commands without submitting.  A task that is preempted is requeued by Slurm
+# (--requeue); one that nears its time limit requeues itself (SIGUSR1 two minutes before); either way it resumes
+# from last.pth.
 
 slurm_settings() {  # the #SBATCH lines every job of the plan shares
     local gpus="${SLURM_GPUS:-}"
@@ -103,7 +104,10 @@ submit_plan() {
         echo 'submit() {  # sbatch --parsable ARGS, printing the command; in a dry run, a made-up job id ($1)'
         echo '    local fake="$1"; shift'
         echo '    echo "sbatch $*" >&2'
-        echo '    if [ "${SLURM_DRY_RUN:-0}" = 1 ]; then echo "$fake"; else sbatch --parsable "$@" | cut -d";" -f1; fi'
+        echo '    if [ "${SLURM_DRY_RUN:-0}" = 1 ]; then echo "$fake"; return; fi'
+        echo '    local id'
+        echo '    id=$(sbatch --parsable "$@") || { echo "error: sbatch $* failed (above); fix it and run $0 again: complete runs are skipped" >&2; exit 2; }'
+        echo '    echo "${id%%;*}"'
         echo '}'
     } > "$FOLDER/submit.sh"
     local index=0 spec flag first all=()
@@ -128,5 +132,10 @@ submit_plan() {
     echo 'echo "submitted: rows ${row1}... and the collecting job $collect (squeue -u ${USER:-$(id -un)} to watch)"' >> "$FOLDER/submit.sh"
     chmod +x "$FOLDER/submit.sh" "$FOLDER"/*.sbatch
     echo "wrote the Slurm scripts of this plan into $FOLDER"
-    bash "$FOLDER/submit.sh"
+    if [ "$DRY_RUN" = 1 ]; then SLURM_DRY_RUN=1; fi  # a dry run of the plan submits nothing either
+    if [ "${SLURM_DRY_RUN:-0}" != 1 ] && ! command -v sbatch > /dev/null; then
+        echo "error: SCHEDULER=slurm needs Slurm's sbatch on PATH; the scripts are in $FOLDER (SLURM_DRY_RUN=1 only writes them)" >&2
+        exit 2
+    fi
+    SLURM_DRY_RUN="${SLURM_DRY_RUN:-0}" bash "$FOLDER/submit.sh"
 }

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import criterion
-from conftest import ROOT, script
+from conftest import ROOT, make_dataset, script
 from runs import model_folder
 
 PAGES = [ROOT / "README.md", ROOT / "logs" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -49,7 +49,10 @@ def check_entry_script(name, argv):
 
 def dry_run_plan(environment, tmp_path):
     """``3_run.sh`` with ``DRY_RUN=1``: it prints the commands it would run; those must parse too (evaluation and
-    comparison name the runs training will make, so only their script is checked)."""
+    comparison name the runs training will make, so only their script is checked).  A study reads its dataset
+    before it plans, so a tiny one of that name is made first."""
+    if environment.get("PLAN") == "study":
+        make_dataset(tmp_path / "a_datasets", name=environment["DATASET"])
     result = subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, **environment, "PYTHON": sys.executable, "DRY_RUN": "1"}, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -44,6 +44,27 @@ def test_the_scripts_of_a_plan_have_the_right_arrays_and_dependencies(tmp_path):
     subprocess.run(["bash", "-n", str(folder / "submit.sh")], check=True)
 
 
+def test_a_dry_run_submits_nothing_and_a_refused_submission_is_one_error_line(tmp_path):
+    """DRY_RUN=1 (the plan's own dry run) never calls sbatch; an sbatch that refuses a job (here a stand-in that
+    fails as sbatch does without a cluster) stops the submission with one error line and status 2."""
+    make_dataset(tmp_path / "a_datasets", name="digits-lt")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    calls = tmp_path / "calls"
+    (tools / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n"
+                                  "echo 'sbatch: fatal: Could not establish a configuration source' >&2\nexit 1\n")
+    (tools / "sbatch").chmod(0o755)
+    path = f"{tools}:{os.environ['PATH']}"
+    result = plan(tmp_path, PLAN="demo", OBJECTIVES="ERM CRT", SCHEDULER="slurm", DRY_RUN="1", PATH=path)
+    assert result.returncode == 0, result.stderr
+    assert "sbatch --dependency=aftercorr:1001 row-2.sbatch" in result.stderr and not calls.exists()
+    result = plan(tmp_path, PLAN="demo", OBJECTIVES="ERM CRT", SCHEDULER="slurm", PATH=path)
+    assert result.returncode == 2
+    assert calls.read_text().count("row-1.sbatch") == 1 and "row-2" not in calls.read_text()  # stopped at the first
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "sbatch row-1.sbatch failed" in errors[0] and "submit.sh again" in errors[0]
+
+
 def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path):
     import datetime
 
