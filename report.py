@@ -23,7 +23,7 @@ import figures
 import results
 import stats
 import train_args
-from runs import CONFIG, load_predictions, load_run_checkpoint, best_checkpoint_path, run_settings
+from runs import CONFIG, load_predictions, read_metrics, load_run_checkpoint, best_checkpoint_path, run_settings
 from utils import ArgumentParser, UserError, atomic_write, output_file, run_cli
 
 VARIANTS = {"posthoc": "post-hoc adjustment", "tau_norm": "tau-norm"}
@@ -42,12 +42,17 @@ def get_args_parser():
 
 def variant_groups(groups, checkpoint="best"):
     """``[(label, members, variant)]``: each group's test-time adjustments that 2_test.py ran on every one of its
-    runs (post-hoc adjustment, tau-normalisation), as groups of their own."""
+    runs (post-hoc adjustment, tau-normalisation), as groups of their own.  A post-hoc adjustment that valid/ set to
+    tau 0 on every run is the group itself, and is left out (tau-normalisation at 0 still drops the bias)."""
     found = []
     for label, members in groups:
         for variant, name in VARIANTS.items():
-            if all(load_predictions(run, "test", checkpoint, variant) is not None for run in members):
-                found.append((f"{label} + {name}", members, variant))
+            if not all(load_predictions(run, "test", checkpoint, variant) is not None for run in members):
+                continue
+            taus = [((read_metrics(run, "test", checkpoint) or {}).get(variant) or {}).get("tau") for run in members]
+            if variant == "posthoc" and all(tau == 0 for tau in taus):
+                continue
+            found.append((f"{label} + {name}", members, variant))
     return found
 
 

@@ -215,13 +215,46 @@ def group_runs(runs):
     return [(label, members) for label, members in zip(labels, groups.values())]
 
 
+MIXES = {"mixup": "mixup", "cutmix": "CutMix", "remix": "Remix", "cmo": "CMO"}
+POLICIES = {"autoaugment": "AutoAugment", "randaugment": "RandAugment", "trivialaugment": "TrivialAugment"}
+
+
+def method_words(settings):
+    """The published methods a group's settings make, by name (``cRT``, ``LWS``, ``weight balancing stage 2``,
+    ``mixup``, ``SAM``, ``RandAugment``, ``BCL``, ...), so a label says ``ERM cRT`` rather than every flag a second
+    stage sets."""
+    value = {key: json.loads(text) for key, text in settings.items()}
+    words = []
+    if value.get("init_from"):
+        if value.get("lws"):
+            words.append("LWS")
+        elif value.get("maxnorm"):
+            words.append("weight balancing stage 2")
+        elif value.get("reinit_head") and value.get("freeze_backbone"):
+            words.append("cRT")
+        else:
+            words.append("second stage")
+    if value.get("mix"):
+        words.append(MIXES.get(value["mix"], value["mix"]))
+    if value.get("augment") in POLICIES:
+        words.append(POLICIES[value["augment"]])
+    if value.get("sam_rho"):
+        words.append("SAM")
+    if value.get("method"):
+        words.append(str(value["method"]).upper())
+    return words
+
+
 def _labels(keys):
-    """The objective, the options its table entry always shows (``DRW``, ``ccegamma=0.5``), and the settings in
-    which groups of the same objective and data differ."""
+    """The objective, the options its table entry always shows (``DRW``, ``ccegamma=0.5``), the methods its
+    settings make (``method_words``), and the settings in which groups of the same objective, methods and data
+    differ."""
     labels = []
     for place, objective, settings in keys:
-        siblings = [dict(other) for p, o, other in keys if (p, o) == (place, objective)]
         mine = dict(settings)
+        words = method_words(mine)
+        siblings = [dict(other) for p, o, other in keys
+                    if (p, o) == (place, objective) and method_words(dict(other)) == words]
         differing = [key for key in mine if any(key in other and other[key] != mine[key] for other in siblings)]
         entry = criterion.OBJECTIVES.get(objective)
         shown = [key for key in (entry.shown if entry else ()) if key in mine and key not in differing]
@@ -229,7 +262,7 @@ def _labels(keys):
         extras += [_show_difference(key, mine[key], [other.get(key) for other in siblings]) for key in sorted(differing)]
         if len({p for p, _, _ in keys}) > 1:
             extras.append(Path(place).name)
-        labels.append(" ".join([objective] + [extra for extra in extras if extra]))
+        labels.append(" ".join([objective] + [word for word in words] + [extra for extra in extras if extra]))
     return labels
 
 
@@ -425,7 +458,9 @@ def select_on_valid(groups, checkpoint="best", variants=None):
                             f"in valid.csv (a run that stopped before its first epoch, or a damaged log): "
                             f"{', '.join(unscored)}; leave them out with --seeds or --where, or delete them")
         scores[label] = mean_std([float(row["balanced_acc"]) for row in rows])[0]
-    return dict(sorted(scores.items(), key=lambda item: -item[1]))
+    # valid.csv keeps 6 decimals, 2_test.py's JSON all of them: rank on 4, so a tie stays a tie and the group seen
+    # first (a method before its test-time adjustment) keeps its place.
+    return dict(sorted(scores.items(), key=lambda item: -round(item[1], 4)))
 
 
 def _variant_valid(run, checkpoint, variant):

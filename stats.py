@@ -158,14 +158,19 @@ def mean_interval(values, image_var, level=0.95):
 def seed_intervals(targets, predictions, level=0.95, weighting=None):
     """95 % intervals of the mean top-1 and balanced accuracy of runs that differ in their training seed (and, with
     ``weighting``, of the accuracy under a test prior, key ``weighted``), including the seed-to-seed spread and
-    the test images (``mean_interval``); None for one run."""
+    the test images (``mean_interval``), cut to 0..100 (an accuracy cannot leave it, so the cut loses no
+    coverage); None for one run."""
     runs = _as_runs(predictions)
     if len(runs) < 2:
         return None
     correct = np.array([np.asarray(targets) == run for run in runs])
     kinds = {"acc": "top1", "balanced_acc": "balanced", **({"weighted": weighting} if weighting is not None else {})}
-    return {key: mean_interval(weighted_accuracy(targets, correct, kind), image_variance(targets, correct, kind), level)
-            for key, kind in kinds.items()}
+    intervals = {}
+    for key, kind in kinds.items():
+        low, high = mean_interval(weighted_accuracy(targets, correct, kind), image_variance(targets, correct, kind),
+                                  level)
+        intervals[key] = [max(low, 0.0), min(high, 100.0)]
+    return intervals
 
 
 def balanced_accuracy(targets, predictions):

@@ -96,7 +96,7 @@ FAST = ["--model_index=41", "--dataset=tiny", "--height=16", "--width=16", "--ba
 
 # The runs trained once per session: 2 epochs of FAST with a warm-up, one per objective below.
 TRAINED_FLAGS = [*FAST, "--epochs=2", "--warmup", "--ccegamma=1"]
-TRAINED_OBJECTIVES = {"ERM": [], "CCE": [], "COT": [], "FL": [], "CB": [], "LDAM": ["--drw"], "BS": [], "LA": []}
+TRAINED_OBJECTIVES = {"ERM": [], "CCE": [], "COT": [], "FL": [], "CB": [], "LDAM": ["--drw"], "BS": [], "LA": [], "LAS": []}
 
 
 @pytest.fixture(scope="session")

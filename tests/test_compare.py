@@ -300,10 +300,10 @@ def test_second_stages_are_grouped_by_the_settings_of_their_first_stage(tmp_path
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()[1:3]}
-    assert set(rows) == {"CB init_from=a ERM run (weight_decay=0.0005)", "CB init_from=a ERM run (weight_decay=0.005)"}
-    assert " 2 " in rows["CB init_from=a ERM run (weight_decay=0.0005)"] and "60.50" in rows[
-        "CB init_from=a ERM run (weight_decay=0.0005)"]
-    assert "50.50" in rows["CB init_from=a ERM run (weight_decay=0.005)"]
+    plain, decayed = (f"CB weight balancing stage 2 init_from=a ERM run (weight_decay={wd})" for wd in ("0.0005", "0.005"))
+    assert set(rows) == {plain, decayed}
+    assert " 2 " in rows[plain] and "60.50" in rows[plain]
+    assert "50.50" in rows[decayed]
 
 
 def test_test_priors_in_compare_from_the_saved_predictions(trained):
@@ -338,3 +338,25 @@ def test_test_priors_in_compare_from_the_saved_predictions(trained):
 def torch_load(path):
     import torch
     return torch.load(path, weights_only=True)
+
+
+def test_labels_name_the_methods_a_groups_settings_make():
+    """A second stage is labelled by the method its flags make (cRT, LWS, weight balancing), mixing, policies, SAM
+    and two-view methods by name; settings are listed only where groups of the same objective and methods differ."""
+    import json as _json
+
+    import results
+
+    def key(objective, **settings):
+        return ("logs/SimpleCNN/x", objective, tuple(sorted((k, _json.dumps(v)) for k, v in settings.items())))
+
+    plain = dict(init_from=None, reinit_head=False, freeze_backbone=False, lws=False, maxnorm=0, mix=None,
+                 augment="crop", sam_rho=0.0, method=None, epochs=15, sampler="random")
+    crt = {**plain, "init_from": {"objective": "ERM"}, "reinit_head": True, "freeze_backbone": True, "epochs": 10,
+           "sampler": "class_aware"}
+    keys = [key("ERM", **plain), key("ERM", **crt), key("ERM", **{**crt, "reinit_head": False, "lws": True}),
+            key("CB", **{**crt, "reinit_head": False, "maxnorm": 0.1}), key("ERM", **{**plain, "mix": "cmo"}),
+            key("ERM", **{**plain, "augment": "randaugment"}), key("LA", **{**plain, "method": "bcl"}),
+            key("LDAM", **{**plain, "sam_rho": 0.05}), key("LDAM", **{**plain, "sam_rho": 0.8})]
+    assert results._labels(keys) == ["ERM", "ERM cRT", "ERM LWS", "CB weight balancing stage 2", "ERM CMO",
+                                     "ERM RandAugment", "LA BCL", "LDAM SAM sam_rho=0.05", "LDAM SAM sam_rho=0.8"]

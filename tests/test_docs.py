@@ -138,7 +138,7 @@ def test_criterion_prints_the_table():
 
 def test_every_flag_of_the_readme_methods_table_exists():
     text = (ROOT / "README.md").read_text()
-    table = text[text.index("| method | flags | reference |"):].split("\n\n")[0]
+    table = text[text.index("| method | flags"):].split("\n\n")[0]
     options = {option for name in ("1_train", "2_test") for action in script(name).get_args_parser()._actions
                for option in action.option_strings}
     flags = set(re.findall(r"(--[a-z_]+)", table))

@@ -45,8 +45,8 @@ def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
 
 def test_unknown_plan(tmp_path):
     result = run_sh(tmp_path, PLAN="coco-lt")
-    assert result.returncode == 2 and result.stderr.strip() == ("error: unknown PLAN 'coco-lt'; choose demo, fmnist-lt, "
-                                                                "cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018")
+    assert result.returncode == 2 and result.stderr.strip() == ("error: unknown PLAN 'coco-lt'; choose demo, study, "
+                                                                "fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018")
 
 
 def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):

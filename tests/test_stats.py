@@ -172,6 +172,23 @@ def test_seed_intervals_of_identical_runs_are_the_image_variance_alone():
     assert stats.seed_intervals(targets, [predictions]) is None  # one run: no seed spread to measure
 
 
+def test_seed_intervals_stay_within_0_and_100():
+    """Near-perfect runs: the formula's upper end would pass 100 %; the interval is cut there (and at 0 for runs
+    that are all wrong), its other end unchanged."""
+    targets = np.repeat(np.arange(4), 25)
+    perfect = targets.copy()
+    one_wrong = targets.copy()
+    one_wrong[0] = 1
+    runs = [perfect, one_wrong, perfect]
+    low, high = stats.seed_intervals(targets, runs)["acc"]
+    correct = np.array([targets == run for run in runs])
+    raw = stats.mean_interval(stats.weighted_accuracy(targets, correct, "top1"),
+                              stats.image_variance(targets, correct, "top1"))
+    assert raw[1] > 100 and high == 100.0 and low == pytest.approx(raw[0])
+    wrong = [(targets + 1) % 4, (targets + 1) % 4, np.where(np.arange(100) == 0, targets, (targets + 1) % 4)]
+    assert stats.seed_intervals(targets, wrong)["acc"][0] == 0.0
+
+
 def test_mean_interval_formula_by_hand():
     """mean +- sqrt(t_{n-1}^2 s^2 / n + z^2 v)."""
     from scipy.stats import norm, t
