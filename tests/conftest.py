@@ -164,3 +164,16 @@ def project_files(suffix=".py"):
 
 def files_under(path):
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
+
+
+# The tests that drive whole plans take a minute each: with pytest-xdist's workers (pytest.ini) they start first,
+# so that the short tests fill the other workers around them instead of waiting behind them at the end.
+SLOW_FIRST = ("test_report.py", "test_run_sh.py::test_plan_end_to_end", "test_run_sh.py::test_a_complete_run",
+              "test_resume.py", "test_docs.py::test_every_documented", "test_recipes.py", "test_distributed.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(f"tests/{prefix}")),
+                    len(SLOW_FIRST))
+    items.sort(key=rank)  # stable: within a rank, collection order

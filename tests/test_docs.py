@@ -47,10 +47,17 @@ def check_entry_script(name, argv):
         model_folder(args.model_index)
 
 
+DRY_RUNS_CHECKED = set()  # a plan command several pages show is dry-run once
+
+
 def dry_run_plan(environment, tmp_path):
     """``3_run.sh`` with ``DRY_RUN=1``: it prints the commands it would run; those must parse too (evaluation and
     comparison name the runs training will make, so only their script is checked).  A study reads its dataset
     before it plans, so a tiny one of that name is made first."""
+    key = tuple(sorted(environment.items()))
+    if key in DRY_RUNS_CHECKED:
+        return
+    DRY_RUNS_CHECKED.add(key)
     if environment.get("PLAN") == "study":
         make_dataset(tmp_path / "a_datasets", name=environment["DATASET"])
     result = subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, capture_output=True, text=True,

@@ -15,10 +15,12 @@ from PIL import Image
 import study
 from conftest import ROOT, call, make_dataset
 
+pytestmark = pytest.mark.xdist_group("studied")  # one worker builds the study the tests share
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: under xdist a module fixture is rebuilt when other files interleave
 def studied(tmp_path_factory):
     """What a user's study leaves behind: ``PLAN=study`` on an image folder, two objectives, two seeds, each run
     evaluated with the test-time adjustments, the verdict printed and the report written."""
