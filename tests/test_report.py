@@ -10,21 +10,31 @@ import sys
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 import study
 from conftest import ROOT, call, make_dataset
 
-pytestmark = pytest.mark.xdist_group("studied")  # one worker builds the study the tests share
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.fixture(scope="session")  # session: under xdist a module fixture is rebuilt when other files interleave
+@pytest.fixture(scope="session")
 def studied(tmp_path_factory):
     """What a user's study leaves behind: ``PLAN=study`` on an image folder, two objectives, two seeds, each run
-    evaluated with the test-time adjustments, the verdict printed and the report written."""
-    root = tmp_path_factory.mktemp("studied")
+    evaluated with the test-time adjustments, the verdict printed and the report written.  Built once per test
+    session: pytest-xdist's workers of one session share it (the first builds it under a lock)."""
+    session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if session is None:
+        return build_study(tmp_path_factory.mktemp("studied"))
+    root = tmp_path_factory.getbasetemp().parent / f"studied-{session}"
+    with FileLock(f"{root}.lock"):
+        if not (root / "printed.txt").is_file():
+            build_study(root)
+    return root, (root / "printed.txt").read_text()
+
+
+def build_study(root):
     make_dataset(root / "a_datasets")
     env = {**os.environ, "PYTHON": sys.executable, "PLAN": "study", "DATASET": "tiny", "SEEDS": "0 1", "EPOCHS": "2",
            "OBJECTIVES": "ERM LA"}
@@ -32,6 +42,7 @@ def studied(tmp_path_factory):
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     shutil.copy(root / "logs" / "SimpleCNN" / "tiny" / "report.html", root / "report.html")
+    (root / "printed.txt").write_text(result.stdout)
     return root, result.stdout
 
 
