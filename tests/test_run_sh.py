@@ -24,7 +24,7 @@ def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
     objective trained as real processes, each evaluated, one table, the figure, the markdown file."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
     result = run_sh(tmp_path, EPOCHS="1", SEEDS="3", OBJECTIVES="ERM CCE:--ccegamma=0.5,--label_smoothing=0.1",
-                    MARKDOWN="table.md")  # several seeds of a row: the study plan's test (test_report.py)
+                    MARKDOWN="table.md", REPORT="")  # REPORT= writes none (the report's own tests: test_report.py)  # several seeds of a row: the study plan's test (test_report.py)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "logs" / "SimpleCNN" / "digits-lt"
     runs = sorted(folder.glob("*/*/config.json"))
@@ -39,6 +39,7 @@ def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
     assert [line.split()[:3] for line in table[1:3]] == [["ERM", "1", "test"], ["CCE", "ccegamma=0.5", "1"]]
     markdown = (tmp_path / "table.md").read_text().splitlines()
     assert markdown[2].startswith("| ERM | 1 | test |") and markdown[3].startswith("| CCE ccegamma=0.5 | 1 | test |")
+    assert not (folder / "report.html").exists()  # REPORT= asked for none
     curves = (folder / "valid_acc.svg").read_text()
     names = {s["objective"]: path.parent.name for s, path in zip(settings, runs)}
     assert f"ERM ({names['ERM']})" in curves and f"CCE ccegamma=0.5 ({names['CCE']})" in curves  # one run: its name
@@ -160,12 +161,12 @@ def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypat
 
     monkeypatch.setattr(train, "train_one_epoch", interrupted)
     assert call("1_train.py", *argv, cwd=tmp_path).returncode == 130
-    resumed = run_sh(tmp_path, EPOCHS="2", SEEDS="0", OBJECTIVES="ERM")
+    resumed = run_sh(tmp_path, EPOCHS="2", SEEDS="0", OBJECTIVES="ERM", REPORT="")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming SimpleCNN on digits-lt" in resumed.stdout and "epoch 2/2" in resumed.stdout
     (run,) = (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir()
     assert (run / "test_metrics.json").is_file()
-    again = run_sh(tmp_path, EPOCHS="2", SEEDS="0", OBJECTIVES="ERM")
+    again = run_sh(tmp_path, EPOCHS="2", SEEDS="0", OBJECTIVES="ERM", REPORT="")
     assert again.returncode == 0 and f"done already: {Path('logs') / 'SimpleCNN' / 'digits-lt' / 'ERM' / run.name}" \
         in again.stdout
     assert "training SimpleCNN" not in again.stdout and "resuming" not in again.stdout
