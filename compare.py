@@ -144,7 +144,7 @@ def print_prior_shift(shifted):
     print(f"\ntop-1 (%) under each test class prior, mean over the runs of a row (importance-weighted test images):")
     print(f"{'':<{width}} " + " ".join(f"{name.replace('ward-', '.'):>7}" for name in names))
     for label, priors in shifted.items():
-        print(f"{label:<{width}} " + " ".join(f"{priors[name]['acc']:7.2f}" if priors[name]["acc"] == priors[name]["acc"]
+        print(f"{label:<{width}} " + " ".join(f"{priors[name]['acc']:7.2f}" if not math.isnan(priors[name]["acc"])
                                               else f"{'-':>7}" for name in names))  # '-': no saved predictions yet
 
 

@@ -331,6 +331,13 @@ def test_test_priors_in_compare_from_the_saved_predictions(trained):
     assert every.returncode == 0, every.stderr
     assert "top-1 (%) under each test class prior" in every.stdout and "for.50" in every.stdout
     assert (trained / "shift.svg").is_file()
+    for path in (trained / "logs" / "SimpleCNN" / "tiny" / "CCE").glob("*/test_*"):
+        path.unlink()  # a group not evaluated yet: its row says so instead of printing nan
+    unevaluated = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE",
+                       "--test_prior=all", cwd=trained)
+    assert unevaluated.returncode == 0, unevaluated.stderr
+    row = next(line for line in unevaluated.stdout.split("test class prior")[1].splitlines() if line.startswith("CCE"))
+    assert row.split()[-11:] == ["-"] * 11 and "nan" not in unevaluated.stdout
     bad = call("compare.py", "--dataset=tiny", "--model_index=41", "--prior_plot=x.svg", cwd=trained)
     assert bad.returncode == 2 and "give --test_prior all" in bad.stderr
 
