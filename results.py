@@ -262,7 +262,7 @@ def _labels(keys):
         extras += [_show_difference(key, mine[key], [other.get(key) for other in siblings]) for key in sorted(differing)]
         if len({p for p, _, _ in keys}) > 1:
             extras.append(Path(place).name)
-        labels.append(" ".join([objective] + [word for word in words] + [extra for extra in extras if extra]))
+        labels.append(" ".join([objective, *words, *(extra for extra in extras if extra)]))
     return labels
 
 
