@@ -23,7 +23,7 @@ import criterion
 from b_models.heads import add_class_scales, find_classifier, max_norm_radius, project_to_max_norm
 from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching,
                        load_run_weights)
-from augment import Mixer, policy
+from augment import Mixer, policy, scaled_pauses
 from loader import BatchStream, default_eval_resize, load_splits, train_stats
 from methods import METHODS
 from optimisation import build_optimisation, build_optimiser, sam_step
@@ -345,6 +345,12 @@ def parameter_groups(args, model, heads=None):
     return groups
 
 
+def pauses(args):
+    """The Mixer's epochs without mixing, at the start and the end, as the flags set them (``scaled_pauses``)."""
+    first, last = scaled_pauses(args.mix_off_first, args.mix_off_last, args.epochs, args.mix_off_reference)
+    return {"off_first": first, "off_last": last}
+
+
 def build_method(args, model, num_classes, class_counts, runtime):
     """The two-view method of ``--method`` (``methods.py``), its heads on the training device."""
     classifier = find_classifier(model)[1]
@@ -486,7 +492,7 @@ def train(args, runtime):
     training = Training(model, loss_fn, complement, *second, optimizer, scheduler, scaler, args, runtime,
                         mixer=Mixer(args.mix, train_stream.class_counts, args.mix_alpha, args.mix_prob, args.remix_kappa,
                                     args.remix_tau, seed=args.seed * 7 + runtime.rank, epochs=args.epochs,
-                                    off_first=args.mix_off_first, off_last=args.mix_off_last) if args.mix else None,
+                                    **pauses(args)) if args.mix else None,
                         minority=train_stream.with_sampler(args.cmo_alpha, args.seed + 1) if args.mix == "cmo" else None,
                         head=head, max_norm=radius if head is not None else 0.0, method=method, partner=partner)
     start_epoch, best = 0, None

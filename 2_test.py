@@ -229,7 +229,8 @@ def main(args):
                        state["args"].get("many_shot", 100), state["args"].get("few_shot", 20))
     else:
         written.remove(PER_CLASS)
-    figures.plot_reliability(probabilities, targets, run.run_dir / RELIABILITY, title + ")")
+    figures.plot_reliability(probabilities.max(axis=1), probabilities.argmax(axis=1) == targets,
+                             run.run_dir / RELIABILITY, title + ")")
     if len(priors) > 1:
         figures.plot_prior_shift({f"{args.objective} (this run)": summary["test_priors"]}, run.run_dir / PRIOR_SHIFT,
                                title + ")")

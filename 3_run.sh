@@ -24,6 +24,8 @@
 #               same seed's run of that row, found by the row's tag (1_train.py --tag, --init_from tag:...).
 #               "baselines" runs the rows of $BASELINES in order; docs/recipes.md gives every value and its source.
 #   EPOCHS      overrides the plan's number of epochs (of first stages; a second stage keeps its own)
+#   LRSTEP      overrides the plan's lr stages (--lrstep), e.g. EPOCHS=60 LRSTEP="44 8 8" for fmnist-lt's 11 2 2 at
+#               four times the length
 #   EXTRA       more flags for every 1_train.py run
 #   ROOT        torchvision's download folder for the benchmark plans (default data)
 #   LISTS       the large plans: the folder holding the split lists (ImageNet_LT_train.txt, ...)
@@ -34,6 +36,9 @@
 #   MARKDOWN    also write the table to this markdown file
 #   REPORT      the HTML report of the plan's runs (default logs/<model>/<dataset>/report.html; REPORT= none)
 #   DRY_RUN     1: print the commands instead of running them
+#   TAGS        1: print each row's tag, network folder, dataset and the row (tab-separated), run nothing
+#               (tables.py finds a row's runs by its tag)
+#   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed)
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
 # test metrics); one that stopped part-way is resumed.  Paths are relative to the current folder (a_datasets/,
@@ -66,9 +71,11 @@ SAM_RHO=0.8; RA_MAGNITUDE=9
 # The 2021-2023 records (Zhong et al.'s MiSLAS, Zhu et al.'s BCL, Du et al.'s GLMC) as their CIFAR-10-LT code or paper
 # has them; MiSLAS's stage 1 is the plan's mixup row unless MISLAS1 names a row of its own.
 MISLAS1=""; MISLAS2="--lws_classifier_lr=0.5,--las_head=0.3,--las_tail=0.0,--bn_stats=frozen"
-BCL="--normed_head,--normed_scale=30,--bcl_alpha=2,--bcl_beta=0.6,--bcl_temperature=0.1,--projection_hidden=512,--projection_out=128"
+BCL="--normed_head,--normed_scale=30"  # alpha, beta, temperature and the projection heads: their code's defaults
 GLMC="--glmc_label_weighting=1.2,--glmc_consistency=4,--glmc_resample=0"
 GLMC_OPTIMISER=",--lr=0.01,--weight_decay=5e-3,--batchsize=64,--schedule=cosine_each_epoch,--no-warmup"
+CMO_PAUSES=""     # CMO's off-epochs (4 and 3) as absolute epochs, as in its 200-epoch recipe
+PLAN_ROWS=""      # rows a plan adds to the baselines (the official values beside the ones chosen on valid/)
 case "$PLAN" in
     demo)  # SimpleCNN on 16x16 long-tailed handwritten digits (scikit-learn's, ratio 10)
         DATASET="digits-lt"; MODEL=41; DEFAULT_OBJECTIVES="ERM CCE COT FL"; DEFAULT_EPOCHS=30
@@ -90,6 +97,12 @@ case "$PLAN" in
         TRAIN_FLAGS="--lr=0.1 --lrstep 11 2 2 --warmup --batchsize=128 --height=28 --width=28 --augment=crop"
         WB1="ERM"  # chosen on valid/: the plan's own 5e-4 (80.8) beat 5e-3 (63.7), docs/results.md
         SAM_RHO=0.05; RA_MAGNITUDE=5  # chosen on valid/ (of 0.05/0.2/0.8 and 5/9/15), docs/results.md
+        CMO_PAUSES=",--mix_off_reference=200"  # CMO on for the same share of the schedule as in its 200 epochs
+        PLAN_ROWS="CCE:--ccegamma=-0.9
+            LDAM:--drw,--sam_rho=0.8,--sam_bn_stats=both
+            ERM:--augment=randaugment,--randaugment_magnitude=9
+            LA:--augment=randaugment,--randaugment_magnitude=9
+            ERM:--method=glmc,\$GLMC"  # the authors' gamma, rho and magnitude; GLMC with the plan's optimiser
         PREPARE=("$HERE/data_split.py" --from_torchvision FashionMNIST --root "$ROOT" --imbalance_ratio 100
                  --n_max 5000 --valid_per_class 100 --out_name fmnist-lt) ;;
     cifar10-lt|cifar100-lt)  # Cao et al. (2019): ResNet-32, 200 epochs, lr 0.1, x0.01 at 160 and 180, wd 2e-4
@@ -138,6 +151,8 @@ STAGE2="--schedule=cosine_epoch,--no-warmup"
 if [ "$WB1" = ERM ]; then WB1=""; WB_START="row:ERM"; else WB_START="row:${WB1%%=*}"; fi
 if [ -z "$MISLAS1" ]; then MISLAS1_ROW=""; MISLAS1="mixup"; else MISLAS1_ROW="$MISLAS1"; fi
 MIX="--mix_alpha=1"
+CMO="--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1$CMO_PAUSES"
+REMIX="--mix=remix,$MIX,--mix_prob=1,--remix_kappa=3,--remix_tau=0.5"
 BASELINES="ERM
     CRT
     ERM:--init_from=row:ERM,--lws,--sampler=class_aware,$STAGE2,$LWS
@@ -145,23 +160,40 @@ BASELINES="ERM
     CB:--init_from=$WB_START,--freeze_backbone,--cb_loss=softmax_bce,--maxnorm=0.1,--maxnorm_threshold=relative,--maxnorm_every=epoch,$STAGE2,$WB2
     mixup=ERM:--mix=mixup,$MIX,--mix_prob=1
     ERM:--mix=cutmix,$MIX,--mix_prob=0.5
-    ERM:--mix=remix,$MIX,--mix_prob=1,--remix_kappa=3,--remix_tau=0.5
-    ERM:--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1
+    ERM:$REMIX
+    ERM:$REMIX,--drw,--drw_reduction=plain
+    ERM:$CMO
     LA
-    LA:--mix=cmo,$MIX,--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1
+    LA:$CMO
     LDAM:--drw,--sam_rho=$SAM_RHO,--sam_bn_stats=both
     ERM:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE
     LA:--augment=randaugment,--randaugment_magnitude=$RA_MAGNITUDE
     $MISLAS1_ROW
     LAS:--init_from=row:${MISLAS1%%=*},--lws,--sampler=class_aware,--schedule=cosine_each_epoch,--no-warmup,--epochs=10,$MISLAS2
     LA:--method=bcl,$BCL
-    ERM:--method=glmc,$GLMC$GLMC_OPTIMISER"
+    ERM:--method=glmc,$GLMC$GLMC_OPTIMISER
+    ${PLAN_ROWS//\$GLMC/$GLMC}"
+if [ "$PLAN" = fmnist-lt ]; then  # the CPU plan also runs both batch-norm modes of cRT and LWS
+    BASELINES="$BASELINES
+    CRT,--bn_stats=frozen
+    ERM:--init_from=row:ERM,--lws,--sampler=class_aware,$STAGE2,$LWS,--bn_stats=frozen"
+fi
 OBJECTIVES="${OBJECTIVES:-$DEFAULT_OBJECTIVES}"
 if [ "$OBJECTIVES" = baselines ]; then OBJECTIVES="$BASELINES"; fi
 CRT_ROW="ERM:--init_from=row:ERM,--freeze_backbone,--reinit_head,--sampler=class_aware,$STAGE2,$CRT"
 OBJECTIVES="${OBJECTIVES//CRT/$CRT_ROW}"  # CRT in a list of rows: cRT from that plan's ERM row
+OBJECTIVES="$(printf '%s\n' $OBJECTIVES | awk '!seen[$0]++')"  # a row given twice (an official value the plan uses) runs once
 EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"
 DATASET="${DATASET_NAME:-$DATASET}"
+if [ -n "${LRSTEP:-}" ]; then
+    if ! [[ "$LRSTEP" =~ ^[1-9][0-9]*( [1-9][0-9]*)*$ ]]; then
+        echo "error: LRSTEP takes positive whole numbers of epochs separated by spaces, got '$LRSTEP'" >&2; exit 2
+    fi
+    if [[ "$TRAIN_FLAGS" != *"--lrstep "* ]]; then
+        echo "error: LRSTEP: PLAN=$PLAN has no lr stages (its schedule is not --lrstep)" >&2; exit 2
+    fi
+    TRAIN_FLAGS="$(sed -E "s/--lrstep [0-9 ]+/--lrstep $LRSTEP /" <<< "$TRAIN_FLAGS")"
+fi
 
 show() {  # a command as it would run (DRY_RUN) or ran
     printf '%s\n' "$*"
@@ -202,6 +234,12 @@ row_flags() {  # the flags of a row, with --init_from=row:NAME turned into the t
 }
 
 for spec in $OBJECTIVES; do row_flags "$spec" > /dev/null; done  # a reference to no row stops the plan here
+if [ "${TAGS:-0}" = 1 ]; then  # tag, network folder, dataset, row
+    name="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name
+print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
+    for spec in $OBJECTIVES; do printf '%s\t%s\t%s\t%s\n' "$(row_tag "$spec")" "$name" "$DATASET" "$spec"; done
+    exit 0
+fi
 
 if [ ! -d "a_datasets/$DATASET" ]; then
     if [ "$DRY_RUN" = 1 ]; then show "$PYTHON" "${PREPARE[@]}"; else "$PYTHON" "${PREPARE[@]}"; fi
@@ -226,10 +264,27 @@ find_run() {  # the runs.py find answer for seed $1 of row $2: "<status> <run> [
         -- "${ROW_COMMAND[@]}" || true
 }
 
+lock_run() {  # hold a lock on seed $1 of row $2 while it trains and is evaluated: two plans never train one run at once
+    command -v flock > /dev/null || return 0
+    local locks="logs/$MODEL_NAME/$DATASET/.locks"
+    mkdir -p "$locks"
+    exec {LOCK_FD}> "$locks/$(row_tag "$2")-$1.lock"
+    if ! flock -n "$LOCK_FD"; then
+        echo "waiting: another plan is training row $2, seed $1"
+        flock "$LOCK_FD"
+    fi
+}
+
+unlock_run() {
+    [ -z "${LOCK_FD:-}" ] || exec {LOCK_FD}>&-
+    LOCK_FD=""
+}
+
 run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; appends its run to RUNS
     local seed="$1" spec="$2" found="" status run objective
     row_command "$seed" "$spec"
     objective="${ROW_COMMAND[2]#--objective=}"
+    [ "$DRY_RUN" = 1 ] || lock_run "$seed" "$spec"
     [ "$DRY_RUN" = 1 ] || found="$(find_run "$seed" "$spec")"
     status="${found%% *}"; run="${found#* }"; run="${run%% *}"
     case "$status" in
@@ -253,6 +308,8 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
         "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
             --datetime="$(basename "$run")" $EVAL_FLAGS
     fi
+    [ -z "${RECORDS:-}" ] || "$PYTHON" "$HERE/records.py" export "$run" --to "$RECORDS"
+    unlock_run
     RUNS+=("$run")
 }
 

@@ -4,6 +4,7 @@ labels (mixup, CutMix, Remix, CMO).
 Every function draws from a generator it is given (or, for torchvision's policies, from torch's global generator,
 which the training loop seeds per epoch), so a resumed run draws what an uninterrupted one would.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,7 +154,7 @@ MIX_RECIPES = {"mixup": MixRecipe(1.0), "cutmix": MixRecipe(0.5), "remix": MixRe
 
 class Mixer:
     """Mixes training batches: ``--mix``, ``--mix_alpha`` (lam ~ Beta(alpha, alpha)), ``--mix_prob`` (share of
-    batches mixed), ``--mix_off_first`` / ``--mix_off_last`` (epochs left unmixed), Remix's ``kappa`` and ``tau``.
+    batches mixed), ``off_first`` / ``off_last``: the epochs left unmixed (``scaled_pauses`` of the flags), Remix's ``kappa`` and ``tau``.
     CMO pastes images from a second stream whose sampler weights each image by ``1 / n_k^alpha`` (``--cmo_alpha``;
     at 1 every class is drawn alike).  Seeded per epoch."""
 
@@ -191,6 +192,16 @@ class Mixer:
             counts = self.class_counts
             share = remix_lambda(lam, counts[labels.cpu()], counts[other.cpu()], self.kappa, self.tau)
         return Mixed(mixed, labels, other, share.to(labels.device))
+
+
+def scaled_pauses(off_first, off_last, epochs, reference=None):
+    """The epochs without mixing at the start and the end of a run of ``epochs`` (``--mix_off_first``,
+    ``--mix_off_last``): as given, or, with ``reference`` (``--mix_off_reference``), counted in a schedule of
+    ``reference`` epochs and scaled to this one, rounded half up (CMO's 4 and 3 of 200 epochs are 0 and 0 of 15,
+    1 and 1 of 60), so mixing covers the same share of the schedule and the same lr stages as in the recipe."""
+    if reference is None:
+        return off_first, off_last
+    return tuple(int(math.floor(count * epochs / reference + 0.5)) for count in (off_first, off_last))
 
 
 def mixing_epoch(epoch, epochs, off_first=0, off_last=0):

@@ -78,6 +78,9 @@ def complement_entropy(logits, targets):
     return cross_and_complement_entropy(logits, targets)[1]
 
 
+DRW_BETA = 0.9999  # deferred re-weighting's beta in Cao et al.'s code (and imbalanced-DL's Remix-DRW)
+
+
 def effective_number_weights(class_counts, beta):
     """Class-balanced weights ``(1 - beta) / (1 - beta^n_j)``, normalised to sum to K."""
     counts = torch.as_tensor(class_counts, dtype=torch.float64)
@@ -96,12 +99,21 @@ class Loss(nn.Module):
     ``F.cross_entropy(weight=...)`` computes, and Cao et al.'s re-weighting baseline
     and LDAM-DRW use), whose step size does not shrink when a batch holds mostly
     down-weighted head classes (``--cb_reduction`` chooses for CB and ``--class_balanced``).
+
+    Deferred re-weighting (Cao et al., 2019): with ``drw_epoch`` the class weights ``drw_weights`` switch on from
+    that epoch (``set_epoch``, called by the training loop at the start of each epoch).
     """
 
-    def __init__(self, class_weights=None, weighted_mean=False):
+    def __init__(self, class_weights=None, weighted_mean=False, drw_epoch=None, drw_weights=None):
         super().__init__()
         self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights).float())
         self.weighted_mean = weighted_mean
+        self.drw_epoch = drw_epoch
+        self.register_buffer("drw_weights", None if drw_weights is None else torch.as_tensor(drw_weights).float())
+
+    def set_epoch(self, epoch):
+        if self.drw_epoch is not None:
+            self.class_weights = self.drw_weights if epoch >= self.drw_epoch else None
 
     def per_sample(self, logits, targets):
         raise NotImplementedError
@@ -127,10 +139,10 @@ def _cross_entropy(logits, targets, label_smoothing=0.0):
 
 
 class CrossEntropy(Loss):
-    """ERM: ``-log p_g`` (with optional label smoothing and class weights)."""
+    """ERM: ``-log p_g`` (with optional label smoothing, class weights or deferred re-weighting)."""
 
-    def __init__(self, label_smoothing=0.0, class_weights=None, weighted_mean=False):
-        super().__init__(class_weights, weighted_mean)
+    def __init__(self, label_smoothing=0.0, class_weights=None, weighted_mean=False, **deferred):
+        super().__init__(class_weights, weighted_mean, **deferred)
         self.label_smoothing = label_smoothing
 
     def per_sample(self, logits, targets):
@@ -220,17 +232,13 @@ class LDAMLoss(Loss):
     classifier's gradients by 30 and training diverges at the usual lr of 0.1.
     """
 
-    def __init__(self, class_counts, max_margin=0.5, scale=30.0, drw_epoch=None, drw_beta=0.9999):
-        super().__init__(weighted_mean=True)
+    def __init__(self, class_counts, max_margin=0.5, scale=30.0, drw_epoch=None, drw_beta=DRW_BETA):
+        super().__init__(weighted_mean=True, drw_epoch=drw_epoch,
+                         drw_weights=effective_number_weights(class_counts, drw_beta))
         counts = torch.as_tensor(class_counts, dtype=torch.float64)
         margins = counts.pow(-0.25)
         self.register_buffer("margins", (margins * (max_margin / margins.max())).float())
-        self.scale, self.drw_epoch = scale, drw_epoch
-        self.drw_weights = effective_number_weights(class_counts, drw_beta)
-
-    def set_epoch(self, epoch):
-        use_weights = self.drw_epoch is not None and epoch >= self.drw_epoch
-        self.class_weights = self.drw_weights.to(self.margins.device) if use_weights else None
+        self.scale = scale
 
     def per_sample(self, logits, targets):
         margin = self.margins.to(logits.dtype)[targets, None]
@@ -350,9 +358,12 @@ OPTIONS = {
     "las_tail": Option(0.0, float, "LAS: smoothing of the smallest class (0.0; 0.1 on CIFAR-100-LT)", low=0, high=1),
     "ldam_max_margin": Option(0.5, float, "largest margin of LDAM", low=0),
     "ldam_scale": Option(30.0, float, "s of LDAM: its factor on the cosine logits", low=0),
-    "drw": Option(False, bool, "deferred re-weighting: class-balanced weights from --drw_epoch on"),
+    "drw": Option(False, bool, "deferred re-weighting: class-balanced weights (beta 0.9999) from --drw_epoch on"),
     "drw_epoch": Option(None, int, "DRW start (default: the last-but-one lr stage; with --schedule cosine 80 % "
                                    "of the epochs)", only_with="drw", low=0),
+    "drw_reduction": Option("weighted", str, "ERM's DRW: weighted = sum_i w l_i / sum_i w (Cao et al.'s CE-DRW), "
+                            "plain = mean_i w l_i (imbalanced-DL's Remix-DRW)", only_with="drw",
+                            choices=("weighted", "plain")),
 }
 
 
@@ -401,8 +412,16 @@ def _weighting(class_counts, class_balanced, cb_beta, cb_reduction):
     return {"class_weights": effective_number_weights(class_counts, cb_beta), "weighted_mean": cb_reduction == "weighted"}
 
 
-def _erm(num_classes, class_counts, label_smoothing, class_balanced, cb_beta, cb_reduction):
-    return CrossEntropy(label_smoothing, **_weighting(class_counts, class_balanced, cb_beta, cb_reduction))
+def _erm(num_classes, class_counts, label_smoothing, class_balanced, cb_beta, cb_reduction, drw, drw_epoch,
+         drw_reduction):
+    if not drw:
+        return CrossEntropy(label_smoothing, **_weighting(class_counts, class_balanced, cb_beta, cb_reduction))
+    if class_balanced:
+        raise ValueError("--drw and --class_balanced both weight the classes; choose one")
+    if class_counts is None or drw_epoch is None:
+        raise ValueError("--drw needs the training class counts and --drw_epoch")
+    return CrossEntropy(label_smoothing, weighted_mean=drw_reduction == "weighted", drw_epoch=drw_epoch,
+                        drw_weights=effective_number_weights(class_counts, DRW_BETA))
 
 
 def _cce(num_classes, class_counts, ccegamma, label_smoothing, class_balanced, cb_beta, cb_reduction):
@@ -448,7 +467,8 @@ def _label_aware(num_classes, class_counts, las_head, las_tail):
 WEIGHTS = ("class_balanced", "cb_beta", "cb_reduction")
 
 OBJECTIVES = {entry.name: entry for entry in (
-    Objective("ERM", _erm, "`CE = -log p_g`", "cross entropy", ("label_smoothing", *WEIGHTS)),
+    Objective("ERM", _erm, "`CE = -log p_g`; `--drw`: CB weights from `--drw_epoch`", "cross entropy",
+              ("label_smoothing", *WEIGHTS, "drw", "drw_epoch", "drw_reduction"), shown=("drw",)),
     Objective("CCE", _cce, "`CE - gamma / (K - 1) * C`",
               "Kim, Lee & Jeon, *Imbalanced image classification with complement cross entropy*, 2020",
               ("ccegamma", "label_smoothing", *WEIGHTS), shown=("ccegamma",)),

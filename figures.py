@@ -117,11 +117,12 @@ def plot_per_class(table, class_counts, path, title, many_shot=100, few_shot=20)
 
 
 
-def plot_reliability(probabilities, targets, path, title, bins=15):
-    """Reliability diagram: accuracy per confidence bin against the diagonal, as SVG."""
+def plot_reliability(top_probability, correct, path, title, bins=15):
+    """Reliability diagram: accuracy per confidence bin against the diagonal, as SVG, from each image's top-1
+    probability and whether its top-1 class is right."""
     plt = _pyplot()
 
-    counts, confidence, accuracy = stats.calibration_bins(probabilities, targets, bins)
+    counts, confidence, accuracy = stats.confidence_bins(top_probability, correct, bins)
     edges = np.linspace(0, 1, bins + 1)
     figure, axes = plt.subplots(figsize=(4.8, 4.8))
     filled = counts > 0
@@ -134,7 +135,7 @@ def plot_reliability(probabilities, targets, path, title, bins=15):
     axes.set_ylim(0, 1)
     axes.set_xlabel("confidence (top-1 probability)")
     axes.set_ylabel("accuracy")
-    axes.set_title(f"{title}\nECE {stats.expected_calibration_error(probabilities, targets, bins):.2f} %", fontsize=9)
+    axes.set_title(f"{title}\nECE {stats.binned_calibration_error(counts, confidence, accuracy):.2f} %", fontsize=9)
     axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     return _finish(figure, path)

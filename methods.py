@@ -28,7 +28,7 @@ class BCL:
     views = ("train", "sim", "sim")
 
     def __init__(self, classifier, num_classes, feature_dim, args):
-        hidden, out = args.projection_hidden, args.projection_out
+        hidden, out = args.projection_hidden or feature_dim, args.projection_out  # their hidden layer: dim_in
         self.classifier = classifier
         self.heads = nn.ModuleDict({"projection": ProjectionHead(feature_dim, out, hidden),
                                     "prototypes": ProjectionHead(feature_dim, out, hidden)})

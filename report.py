@@ -23,10 +23,9 @@ import figures
 import results
 import stats
 import train_args
-from runs import CONFIG, load_predictions, read_metrics, load_run_checkpoint, best_checkpoint_path, run_settings
+from runs import CONFIG, load_predictions, read_metrics, run_facts, run_settings, top_one
 from utils import ArgumentParser, UserError, atomic_write, output_file, run_cli
 
-VARIANTS = {"posthoc": "post-hoc adjustment", "tau_norm": "tau-norm"}
 LEADING = 3  # methods whose per-class accuracy, confusion matrix and calibration are drawn
 
 
@@ -40,48 +39,6 @@ def get_args_parser():
 
 # ---------------------------------------------------------------- what the page says
 
-def variant_groups(groups, checkpoint="best"):
-    """``[(label, members, variant)]``: each group's test-time adjustments that 2_test.py ran on every one of its
-    runs (post-hoc adjustment, tau-normalisation), as groups of their own.  A post-hoc adjustment that valid/ set to
-    tau 0 on every run is the group itself, and is left out (tau-normalisation at 0 still drops the bias)."""
-    found = []
-    for label, members in groups:
-        for variant, name in VARIANTS.items():
-            if not all(load_predictions(run, "test", checkpoint, variant) is not None for run in members):
-                continue
-            taus = [((read_metrics(run, "test", checkpoint) or {}).get(variant) or {}).get("tau") for run in members]
-            if variant == "posthoc" and all(tau == 0 for tau in taus):
-                continue
-            found.append((f"{label} + {name}", members, variant))
-    return found
-
-
-def gather(groups, checkpoint="best"):
-    """Everything the page shows, computed by ``results``: rows, the choice on valid/, pairs, figures."""
-    variants = variant_groups(groups, checkpoint)
-    rows = results.summarise(groups, checkpoint=checkpoint)
-    for label, members, variant in variants:
-        rows += results.summarise([(label, members)], checkpoint=checkpoint, variant=variant)
-    every = list(groups) + [(label, members) for label, members, _ in variants]
-    kinds = {label: variant for label, _, variant in variants}
-    scores = results.select_on_valid(every, checkpoint, kinds)
-    chosen = next(iter(scores))
-    by_label = dict(every)
-    pairs = []
-    if len(by_label[chosen]) > 1:
-        for label, members in every:
-            if label == chosen:
-                continue
-            try:
-                runs_a, runs_b, names, _ = results.pair_groups([(label, members), (chosen, by_label[chosen])])
-            except UserError:
-                continue  # no common seed: no pair
-            if len(runs_a) > 1:
-                pairs.append(results.compare_pairs(runs_a, runs_b, labels=names, checkpoint=checkpoint,
-                                                   variants=(kinds.get(label), kinds.get(chosen))))
-    return {"rows": rows, "scores": scores, "chosen": chosen, "pairs": pairs, "groups": every, "kinds": kinds}
-
-
 def leading_figures(found, checkpoint="best"):
     """Per-class accuracy, confusion matrix and reliability of the groups valid/ ranks first (SVG text)."""
     drawn = []
@@ -92,8 +49,8 @@ def leading_figures(found, checkpoint="best"):
         if saved is None:
             continue
         _, targets, predictions = saved
-        state = load_run_checkpoint(best_checkpoint_path(members[0]))
-        classes, counts = list(state["classes"]), state.get("class_counts")
+        facts = run_facts(members[0])
+        classes, counts = list(facts["classes"]), facts.get("class_counts")
         recall = np.mean([[np.mean(run[targets == k] == k) if np.any(targets == k) else np.nan
                            for k in range(len(classes))] for run in predictions], axis=0)
         table = [{"class": name, "recall": 100 * float(value)} for name, value in zip(classes, recall)]
@@ -104,28 +61,25 @@ def leading_figures(found, checkpoint="best"):
         if len(classes) <= 100:
             entry["confusion"] = figures.plot_confusion_matrix(pooled_targets, pooled, classes, None,
                                                                f"{label}, {len(members)} run(s) pooled")
-        probabilities = _probabilities(members, checkpoint) if variant is None else None
-        if probabilities is not None:
-            entry["reliability"] = figures.plot_reliability(probabilities, pooled_targets, None, label)
+        top = _top_one(members, checkpoint) if variant is None else None
+        if top is not None:
+            entry["reliability"] = figures.plot_reliability(top[0], top[1] == pooled_targets, None, label)
         drawn.append(entry)
     return drawn
 
 
-def _probabilities(members, checkpoint):
-    from runs import predictions_file
-    stacked = []
-    for run in members:
-        with np.load(run / predictions_file("test", checkpoint)) as saved:
-            if "probs" not in saved:
-                return None
-            stacked.append(saved["probs"])
-    return np.concatenate(stacked)
+def _top_one(members, checkpoint):
+    """The runs' top-1 probabilities and classes on test, pooled, or None when one run's file keeps neither."""
+    found = [top_one(run, "test", checkpoint) for run in members]
+    if any(entry is None for entry in found):
+        return None
+    return np.concatenate([entry[0] for entry in found]), np.concatenate([entry[1] for entry in found])
 
 
 def data_section(groups):
     """The dataset: its classes and training counts (from the first run's checkpoint), and the split sizes."""
     first = groups[0][1][0]
-    state = load_run_checkpoint(best_checkpoint_path(first))
+    state = run_facts(first)
     counts = state.get("class_counts") or []
     valid_rows = results.valid_rows(first)
     saved = load_predictions(first, "test")
@@ -306,7 +260,7 @@ def main(args):
     output_file(args.out, "--out")
     runs = results.selected_runs(args)
     groups = results.group_runs(runs)
-    found = gather(groups, args.checkpoint)
+    found = results.gather(groups, args.checkpoint)
     data = data_section(groups)
     title = args.title or f"{data['dataset']}: which method, and how sure?"
     trained = [(label, members) for label, members in groups]

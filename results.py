@@ -19,8 +19,8 @@ import numpy as np
 import criterion
 import stats
 import train_args
-from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions, model_folder, read_csv,
-                  run_parent, run_settings)
+from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions,
+                  model_folder, read_csv, read_metrics, run_facts, run_parent, run_settings, verify_record)
 from utils import UserError, name_argument
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
@@ -85,6 +85,8 @@ def find_runs(logs_dir, runs=(), dataset=None, model_index=None, objectives=(), 
     if missing:
         raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
     runs = list(dict.fromkeys(runs))
+    for run in runs:
+        verify_record(run)  # a record (records.py) edited since its export is named, not compared
     if seeds:
         runs = [run for run in runs if run_settings(run).get("seed") in seeds]
         if not runs:
@@ -179,24 +181,28 @@ def run_objective(run):
 
 # ---------------------------------------------------------------- groups
 
-def setting_key(objective, settings):
+def setting_key(objective, settings, root=None):
     """What makes two runs the same experiment: every setting except the seed and bookkeeping, and of the
-    objective options only those the objective reads under these settings (``criterion.OBJECTIVES``)."""
+    objective options only those the objective reads under these settings (``criterion.OBJECTIVES``).  ``root``:
+    the folder the run lies under (logs/, results/), where its first stage is looked for."""
     entry = criterion.OBJECTIVES.get(objective)
     unread = set(criterion.OPTIONS) - set(entry.reads(settings)) if entry else set()
     if "init_from" in settings:
-        settings = {**settings, "init_from": _started_from(settings["init_from"])}
+        settings = {**settings, "init_from": _started_from(settings["init_from"], root)}
     return tuple(sorted((key, json.dumps(value, sort_keys=True)) for key, value in settings.items()
                         if key not in NOT_A_SETTING and key not in unread))
 
 
-def _started_from(checkpoint):
+def _started_from(checkpoint, root=None):
     """What a run's ``--init_from`` says about it as an experiment: the objective and the settings of the run it
     started from, not its path (each seed starts from its own run, so the path would split every group, and its
-    objective alone would merge stage 2 from two different first stages)."""
+    objective alone would merge stage 2 from two different first stages).  The start is looked for at the same
+    place under ``root`` first, so a record finds its first stage's record."""
     if not checkpoint:
         return None
     start = Path(checkpoint).parent
+    if root is not None and len(start.parts) >= 4 and (Path(root).joinpath(*start.parts[-4:])).is_dir():
+        start = Path(root).joinpath(*start.parts[-4:])
     settings = run_settings(start) if start.is_dir() else {}
     settings = {key: value for key, value in settings.items() if key not in NOT_A_SETTING}
     if settings.get("init_from"):  # a third stage: what its start started from is named, not followed further
@@ -209,7 +215,7 @@ def group_runs(runs):
     groups = {}
     for run in runs:
         objective = run_objective(run)
-        key = (str(run.parent.parent), objective, setting_key(objective, run_settings(run)))
+        key = (str(run.parent.parent), objective, setting_key(objective, run_settings(run), run.parents[3]))
         groups.setdefault(key, []).append(run)
     labels = _labels(list(groups))
     return [(label, members) for label, members in zip(labels, groups.values())]
@@ -350,10 +356,9 @@ def prior_accuracies(members, prior, split=None, checkpoint="best", variant=None
 
 
 def class_counts_of(run):
-    """The training class counts a run recorded (its best checkpoint holds them), or a ``UserError``."""
-    from runs import best_checkpoint_path, load_run_checkpoint
-    path = best_checkpoint_path(run)
-    counts = load_run_checkpoint(path).get("class_counts") if path is not None else None
+    """The training class counts a run recorded (its best checkpoint, or its record, holds them), or a
+    ``UserError``."""
+    counts = run_facts(run).get("class_counts")
     if not counts:
         raise UserError(f"{run} records no training class counts, which a test prior needs")
     return counts
@@ -465,10 +470,57 @@ def select_on_valid(groups, checkpoint="best", variants=None):
 
 def _variant_valid(run, checkpoint, variant):
     """A test-time adjustment's validation score (2_test.py records it when it chose the adjustment on valid/)."""
-    from runs import read_metrics
     section = (read_metrics(run, "test", checkpoint) or {}).get(variant) or {}
     score = section.get("valid_balanced_acc")
     return None if score is None else {"balanced_acc": score}
+
+
+# ---------------------------------------------------------------- a study's verdict
+
+VARIANTS = {"posthoc": "post-hoc adjustment", "tau_norm": "tau-norm"}
+
+
+def variant_groups(groups, checkpoint="best"):
+    """``[(label, members, variant)]``: each group's test-time adjustments that 2_test.py ran on every one of its
+    runs (post-hoc adjustment, tau-normalisation), as groups of their own.  A post-hoc adjustment that valid/ set to
+    tau 0 on every run is the group itself, and is left out (tau-normalisation at 0 still drops the bias)."""
+    found = []
+    for label, members in groups:
+        for variant, name in VARIANTS.items():
+            if not all(load_predictions(run, "test", checkpoint, variant) is not None for run in members):
+                continue
+            taus = [((read_metrics(run, "test", checkpoint) or {}).get(variant) or {}).get("tau") for run in members]
+            if variant == "posthoc" and all(tau == 0 for tau in taus):
+                continue
+            found.append((f"{label} + {name}", members, variant))
+    return found
+
+
+def gather(groups, checkpoint="best"):
+    """What a study concludes (report.py shows it): the rows of the groups and of their test-time adjustments, the
+    scores on valid/ and the group they choose, and the chosen group paired by seed with every other."""
+    variants = variant_groups(groups, checkpoint)
+    rows = summarise(groups, checkpoint=checkpoint)
+    for label, members, variant in variants:
+        rows += summarise([(label, members)], checkpoint=checkpoint, variant=variant)
+    every = list(groups) + [(label, members) for label, members, _ in variants]
+    kinds = {label: variant for label, _, variant in variants}
+    scores = select_on_valid(every, checkpoint, kinds)
+    chosen = next(iter(scores))
+    by_label = dict(every)
+    pairs = []
+    if len(by_label[chosen]) > 1:
+        for label, members in every:
+            if label == chosen:
+                continue
+            try:
+                runs_a, runs_b, names, _ = pair_groups([(label, members), (chosen, by_label[chosen])])
+            except UserError:
+                continue  # no common seed: no pair
+            if len(runs_a) > 1:
+                pairs.append(compare_pairs(runs_a, runs_b, labels=names, checkpoint=checkpoint,
+                                                   variants=(kinds.get(label), kinds.get(chosen))))
+    return {"rows": rows, "scores": scores, "chosen": chosen, "pairs": pairs, "groups": every, "kinds": kinds}
 
 
 def validation_curves(groups):

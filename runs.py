@@ -43,6 +43,8 @@ CONFUSION_MATRIX = "confusion_matrix.svg"
 RELIABILITY = "reliability.svg"
 PER_CLASS = "per_class.svg"
 PRIOR_SHIFT = "prior_shift.svg"
+RECORD = "record.json"  # a run record's (records.py): what its checkpoint held, and its files' SHA-256
+RECORD_FORMAT = 1
 CSV_COLUMNS = ("epoch", "loss", "acc", "top5acc", "lr")
 # What every checkpoint of a run holds (RunRecorder.checkpoint), and what last.pth adds for --resume.
 CHECKPOINT_KEYS = ("model", "epoch", "acc", "classes", "image_size", "mean", "std", "model_index", "objective", "args")
@@ -514,32 +516,107 @@ def read_metrics(run_dir, split, checkpoint="best"):
     return metrics
 
 
+def _expected_sha256(run_dir, name, recorded):
+    """The SHA-256 a predictions file must have: the one its metrics file names, or in a record (whose predictions
+    are a compact copy) the one ``record.json`` gives for the copy of that file; None when nothing names one."""
+    record = read_record(run_dir)
+    if record is None:
+        return recorded
+    entry = record["predictions"].get(name) or {}
+    if recorded and entry.get("source_sha256") != recorded:
+        raise UserError(f"{Path(run_dir) / name} and its metrics file come from different evaluations in this "
+                        f"record; export the run again (records.py export)")
+    return entry.get("sha256")
+
+
 def load_predictions(run_dir, split=None, checkpoint="best", variant=None):
     """``(split, paths, targets, predicted classes)`` from a run's saved predictions (``split``, or test else
     valid) of one checkpoint, or None; with ``variant`` (``posthoc``, ``tau_norm``) the classes 2_test.py predicted
     after that test-time adjustment (None when it was not run).  A damaged file, or one from another evaluation
-    than the metrics file beside it, is a ``UserError`` saying how to regenerate it."""
+    than the metrics file beside it, is a ``UserError`` saying how to regenerate it.  A record's compact file
+    (``records.py``) holds the predicted classes themselves."""
     for name in ([split] if split else ["test", "valid"]):
         path = run_dir / predictions_file(name, checkpoint)
         if not path.is_file():
             continue
         recorded = (read_metrics(run_dir, name, checkpoint) or {}).get("predictions_sha256")
-        if recorded and recorded != file_sha256(path):
+        expected = _expected_sha256(run_dir, path.name, recorded)
+        if expected and expected != file_sha256(path):
             raise UserError(f"{path} and {metrics_file(name, checkpoint)} come from different evaluations (one was "
-                            f"interrupted between them); {_regenerate(run_dir, name, checkpoint)}")
+                            f"interrupted between them, or was edited); {_regenerate(run_dir, name, checkpoint)}")
         try:
             with np.load(path) as saved:
                 if variant is not None:
                     if f"{variant}_predicted" not in saved:
                         return None
                     predicted = saved[f"{variant}_predicted"]
+                elif "predicted" in saved:
+                    predicted = saved["predicted"]
                 else:
                     predicted = saved["probs"].argmax(axis=1) if "probs" in saved else saved["top_classes"][:, 0]
-                return name, saved["paths"], saved["targets"], predicted.astype(np.int64)
+                return name, saved["paths"], saved["targets"].astype(np.int64), predicted.astype(np.int64)
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
             reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
             raise UserError(f"{path} is damaged ({reason}); {_regenerate(run_dir, name, checkpoint)}") from None
     return None
+
+
+def top_one(run_dir, split="test", checkpoint="best"):
+    """``(confidence, predicted)``: each image's top-1 probability and class, from a run's predictions file (the
+    full probabilities, their top classes, or a record's compact copy), or None when the file keeps neither."""
+    path = Path(run_dir) / predictions_file(split, checkpoint)
+    with np.load(path) as saved:
+        if "confidence" in saved:
+            return saved["confidence"].astype(np.float64), saved["predicted"].astype(np.int64)
+        if "probs" in saved:
+            probabilities = saved["probs"]
+            return probabilities.max(axis=1).astype(np.float64), probabilities.argmax(axis=1)
+    return None
+
+
+# ---------------------------------------------------------------- run records (records.py writes them)
+
+def read_record(run_dir):
+    """A record's ``record.json`` as a dict, None in a run folder, or a ``UserError`` when it is damaged."""
+    path = Path(run_dir) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get("predictions"), dict) \
+                or not isinstance(record.get("files"), dict):
+            raise ValueError("not a record of this project")
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} is damaged ({str(error).splitlines()[0][:80]}); export the run again") from None
+    return record
+
+
+def verify_record(run_dir):
+    """A record's files against the SHA-256 ``record.json`` gives for them (its predictions are checked when they
+    are read): an edited or missing file is a ``UserError`` naming it."""
+    record = read_record(run_dir)
+    if record is None:
+        return
+    for name, digest in record["files"].items():
+        path = Path(run_dir) / name
+        if Path(name).name != name or not path.is_file() or file_sha256(path) != digest:
+            raise UserError(f"{path} is not the file that was recorded (edited, replaced or missing since "
+                            f"records.py exported it); export the run again from its run folder")
+
+
+def run_facts(run_dir):
+    """What a run's best checkpoint records that its results need: ``classes``, ``class_counts`` (None when not
+    recorded) and ``image_size``, read from the checkpoint or from a record's ``record.json``; a ``UserError``
+    when neither is there."""
+    record = read_record(run_dir)
+    if record is not None:
+        return {key: record.get(key) for key in ("classes", "class_counts", "image_size")}
+    path = best_checkpoint_path(run_dir)
+    if path is None:
+        raise UserError(f"{run_dir} has no best checkpoint (and is no record), so its classes are unknown")
+    state = load_run_checkpoint(path)
+    return {"classes": list(state["classes"]), "class_counts": state.get("class_counts"),
+            "image_size": list(state["image_size"])}
 
 
 def checked_metrics(run_dir, split, checkpoint="best", variant=None):

@@ -294,8 +294,14 @@ def calibration_bins(probabilities, targets, bins=15, weights=None):
     """Per equal-width confidence bin: (count, mean confidence, accuracy); empty bins have count 0.  With
     ``weights`` (one per image) the counts and means are weighted."""
     probabilities = np.asarray(probabilities)
-    confidence = probabilities.max(axis=1).astype(np.float64)
-    correct = probabilities.argmax(axis=1) == np.asarray(targets)
+    return confidence_bins(probabilities.max(axis=1), probabilities.argmax(axis=1) == np.asarray(targets), bins,
+                           weights)
+
+
+def confidence_bins(confidence, correct, bins=15, weights=None):
+    """``calibration_bins`` from each image's top-1 probability and whether its top-1 class is right."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct)
     weights = np.ones(len(confidence)) if weights is None else np.asarray(weights, dtype=np.float64)
     # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 goes to the first bin.
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
@@ -308,7 +314,11 @@ def calibration_bins(probabilities, targets, bins=15, weights=None):
 
 def expected_calibration_error(probabilities, targets, bins=15, weights=None):
     """ECE (%): sum over bins of (bin share) x |accuracy - mean confidence| (the images weighted by ``weights``)."""
-    counts, confidence, accuracy = calibration_bins(probabilities, targets, bins, weights)
+    return binned_calibration_error(*calibration_bins(probabilities, targets, bins, weights))
+
+
+def binned_calibration_error(counts, confidence, accuracy):
+    """ECE (%) of ``calibration_bins``' (or ``confidence_bins``') output."""
     filled = counts > 0
     return 100.0 * float(np.sum(counts[filled] / counts.sum() * np.abs(accuracy[filled] - confidence[filled])))
 

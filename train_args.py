@@ -7,7 +7,7 @@ import argparse
 import functools
 
 import criterion
-from augment import AUGMENTATIONS, MIXES, MIX_RECIPES, POLICIES
+from augment import AUGMENTATIONS, MIX_RECIPES, MIXES, POLICIES, scaled_pauses
 from loader import SAMPLERS, default_eval_resize
 from optimisation import SCHEDULES
 from utils import ArgumentParser, UserError, name_argument, number, parse_int_list, positive, seed_number
@@ -124,6 +124,10 @@ def get_args_parser():
                          help="epochs at the start without mixing (default: cmo 4, as its --start_data_aug 3; else 0)")
     regular.add_argument("--mix_off_last", type=number(int, 0), default=None,
                          help="epochs at the end without mixing (default: cmo 3; else 0)")
+    regular.add_argument("--mix_off_reference", type=positive(int), default=None, metavar="EPOCHS",
+                         help="count --mix_off_first and --mix_off_last in a schedule of this many epochs and scale "
+                              "them to --epochs, rounded half up (CMO's recipe: 200, so its 4 and 3 are 0 and 0 of "
+                              "15 epochs; default: they are epochs of this run)")
     regular.add_argument("--cmo_alpha", type=number(float, 0), default=1.0,
                          help="CMO: its minority sampler weights each image by 1 / n_k^alpha (1: every class alike)")
     regular.add_argument("--remix_kappa", type=positive(float), default=3.0, help="Remix: class-size ratio")
@@ -140,10 +144,12 @@ def get_args_parser():
     methods.add_argument("--bcl_alpha", type=number(float, 0), default=1.0, help="BCL: weight of the objective")
     methods.add_argument("--bcl_beta", type=number(float, 0), default=0.35, help="BCL: weight of the contrastive loss")
     methods.add_argument("--bcl_temperature", type=positive(float), default=0.07, help="BCL: temperature")
-    methods.add_argument("--projection_hidden", type=positive(int), default=512,
-                         help="BCL: the projection heads' hidden size (the paper's CIFAR 512; their ImageNet code 2048)")
-    methods.add_argument("--projection_out", type=positive(int), default=128,
-                         help="BCL: the projection heads' output size (CIFAR 128; their ImageNet code 1024)")
+    methods.add_argument("--projection_hidden", type=positive(int), default=None,
+                         help="BCL: the projection heads' hidden size (default: the network's feature size, as "
+                              "their code's Linear(dim_in, dim_in))")
+    methods.add_argument("--projection_out", type=positive(int), default=1024,
+                         help="BCL: the projection heads' output size (their code's --feat_dim 1024; CIFAR "
+                              "re-implementations use 128)")
     methods.add_argument("--glmc_label_weighting", type=number(float, 0), default=1.2,
                          help="GLMC: gamma of the re-balanced head's label weights n_k^-gamma")
     methods.add_argument("--glmc_consistency", type=number(float, 0), default=4.0,
@@ -230,7 +236,7 @@ def resolve(settings):
             if settings.get(key) is None:
                 settings[key] = value
     else:
-        settings.update(mix_prob=None, mix_off_first=None, mix_off_last=None, mix_alpha=None)
+        settings.update(mix_prob=None, mix_off_first=None, mix_off_last=None, mix_off_reference=None, mix_alpha=None)
     if mix != "cmo":
         settings["cmo_alpha"] = None
     if mix != "remix":
@@ -267,7 +273,7 @@ def default_drw_epoch(lrstep, schedule, epochs):
 # Flags that belong to one method: (flag, the test that the method is on, what turns it on).
 _METHOD_FLAGS = (
     ("mix_prob", lambda a: a.mix, "--mix"), ("mix_off_first", lambda a: a.mix, "--mix"),
-    ("mix_off_last", lambda a: a.mix, "--mix"), ("cmo_alpha", lambda a: a.mix == "cmo", "--mix cmo"),
+    ("mix_off_last", lambda a: a.mix, "--mix"), ("mix_off_reference", lambda a: a.mix, "--mix"), ("cmo_alpha", lambda a: a.mix == "cmo", "--mix cmo"),
     ("remix_kappa", lambda a: a.mix == "remix", "--mix remix"), ("remix_tau", lambda a: a.mix == "remix", "--mix remix"),
     ("bn_stats", lambda a: a.freeze_backbone or a.lws, "--freeze_backbone or --lws"),
     ("maxnorm_threshold", lambda a: a.maxnorm, "--maxnorm"), ("maxnorm_every", lambda a: a.maxnorm, "--maxnorm"),
@@ -294,9 +300,11 @@ def check_method_flags(args):
     if args.flip and args.augment == "none":
         raise UserError("--flip with --augment none: use --augment crop_flip, or --augment crop --flip")
     if args.mix_off_first is not None and args.mix_off_last is not None \
-            and args.mix_off_first + args.mix_off_last >= (args.epochs or 200):
-        raise UserError(f"--mix_off_first {args.mix_off_first} and --mix_off_last {args.mix_off_last} leave none of the "
-                        f"{args.epochs} epochs to mix in")
+            and sum(scaled_pauses(args.mix_off_first, args.mix_off_last, args.epochs or 200,
+                                  args.mix_off_reference)) >= (args.epochs or 200):
+        scaled = "" if args.mix_off_reference is None else f" (scaled from {args.mix_off_reference} epochs)"
+        raise UserError(f"--mix_off_first {args.mix_off_first} and --mix_off_last {args.mix_off_last}{scaled} leave "
+                        f"none of the {args.epochs} epochs to mix in")
 
 
 def command_line(settings, script="1_train.py"):

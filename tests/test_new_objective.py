@@ -87,11 +87,11 @@ def test_the_table_decides_head_scale_and_complement_step():
     ldam = train.check_args(parse([*FAST, "--objective=LDAM", "--drw"]))
     assert ldam.normed_head is True and train.head_scale(ldam) == 1.0 and ldam.drw_epoch == 0  # lrstep 1 1: the last-but-one stage starts at 0
     with pytest.warns(UserWarning, match="--drw has no effect"):
-        erm = train.check_args(parse([*FAST, "--objective=ERM", "--normed_head", "--drw"]))
-    assert train.head_scale(erm) == 30.0 and erm.drw_epoch is None  # ERM reads no --drw
+        focal = train.check_args(parse([*FAST, "--objective=FL", "--normed_head", "--drw"]))
+    assert train.head_scale(focal) == 30.0 and focal.drw_epoch is None  # FL reads no --drw
     _, complement = train.build_criterion(train.check_args(parse([*FAST, "--objective=COT"])), 3, [5, 5, 5])
     assert isinstance(complement, criterion.ComplementEntropy)
-    assert train.build_criterion(erm, 3, [5, 5, 5])[1] is None
+    assert train.build_criterion(focal, 3, [5, 5, 5])[1] is None
     assert criterion.OBJECTIVES["LDAM"].probability_scale({"ldam_scale": 12.0}) == 12.0
     assert criterion.OBJECTIVES["LDAM"].probability_scale({}) == 30.0
     assert criterion.OBJECTIVES["BS"].probability_scale({"ldam_scale": 12.0}) == 1.0

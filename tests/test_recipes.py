@@ -99,8 +99,14 @@ def test_every_plan_passes_the_recipe_value(commands, title, markers, source, he
         chosen = [argv for argv in commands(plan, source)
                   if all(any(token == marker or token.startswith(marker + "=") for token in argv) for marker in markers)]
         assert chosen, f"{title}: no {source} row of plan {plan} has {' '.join(markers)}"
+        # "A / B": the plan has rows with each value (an official value beside one chosen on valid/), all used
+        alternatives = cell.split(" / ")
+        used = set()
         for argv in chosen:
             value = settings_of(argv)[flag]
-            assert matches(value, cell), f"{title}, plan {plan}: --{flag} is {value!r}, the recipe says {cell}"
+            fits = [alternative for alternative in alternatives if matches(value, alternative)]
+            assert fits, f"{title}, plan {plan}: --{flag} is {value!r}, the recipe says {cell}"
+            used.update(fits)
+        assert used == set(alternatives), f"{title}, plan {plan}: no row has --{flag} {set(alternatives) - used}"
         checked += 1
     assert checked, f"{title} {flag}: no plan column"

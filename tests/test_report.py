@@ -91,7 +91,7 @@ def test_a_post_hoc_adjustment_at_tau_0_is_not_a_method_of_its_own(studied, tmp_
         result = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", f"--datetime={run.name}",
                       "--posthoc_tau=0", "--tau_norm=0", cwd=root)
         assert result.returncode == 0, result.stderr
-    found = [(label, variant) for label, _, variant in report.variant_groups([("ERM", runs)])]
+    found = [(label, variant) for label, _, variant in results.variant_groups([("ERM", runs)])]
     assert found == [("ERM + tau-norm", "tau_norm")]
     scores = results.select_on_valid([("A", runs[:1]), ("B", runs[:1])])
     assert list(scores) == ["A", "B"]  # a tie keeps the order the groups came in

@@ -1,0 +1,399 @@
+"""The result tables of docs/results.md and the README, regenerated from the committed run records (results/).
+
+    python tables.py            # rewrite every <!-- table: NAME --> ... <!-- end --> block in place
+    python tables.py --check    # change nothing; exit 1 naming each block that differs from what the records give
+
+A table names its rows as ``3_run.sh`` does (a plan, a row as the plan writes it, and the plan's variables), so
+it shows exactly the runs the plan trains: ``3_run.sh TAGS=1`` gives each row's tag, and a row's runs are the
+records with that tag (the newest of each seed).  Every number comes from ``results.py``, the functions
+``compare.py`` and ``report.py`` use; nothing here trains or evaluates.
+"""
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import results
+import stats
+from runs import read_metrics, run_settings, tagged_runs
+from utils import UserError, atomic_write, run_cli
+
+HERE = Path(__file__).resolve().parent
+DOCUMENTS = ("docs/results.md", "README.md")
+BLOCK = re.compile(r"(<!-- table: ([a-z0-9-]+) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: its label, and the plan row whose runs it shows."""
+    label: str
+    spec: str  # the row as 3_run.sh's OBJECTIVES writes it, e.g. "LDAM:--drw"
+    plan: str = "fmnist-lt"
+    env: tuple = ()  # more plan variables, e.g. (("EPOCHS", "60"), ("LRSTEP", "44 8 8"))
+
+
+# ---------------------------------------------------------------- the rows of the Fashion-MNIST-LT plan
+
+MIX = "--mix_alpha=1"
+MIXUP = f"mixup=ERM:--mix=mixup,{MIX},--mix_prob=1"
+CUTMIX = f"ERM:--mix=cutmix,{MIX},--mix_prob=0.5"
+REMIX = f"ERM:--mix=remix,{MIX},--mix_prob=1,--remix_kappa=3,--remix_tau=0.5"
+CMO = f"--mix=cmo,{MIX},--mix_prob=0.5,--mix_off_first=4,--mix_off_last=3,--cmo_alpha=1,--mix_off_reference=200"
+STAGE2 = "--schedule=cosine_epoch,--no-warmup"
+CRT = f"ERM:--init_from=row:ERM,--freeze_backbone,--reinit_head,--sampler=class_aware,{STAGE2},--epochs=10"
+LWS = f"ERM:--init_from=row:ERM,--lws,--sampler=class_aware,{STAGE2},--epochs=5"
+GLMC = "ERM:--method=glmc,--glmc_label_weighting=1.2,--glmc_consistency=4,--glmc_resample=0"
+GLMC_OPTIMISER = ",--lr=0.01,--weight_decay=5e-3,--batchsize=64,--schedule=cosine_each_epoch,--no-warmup"
+RANDAUGMENT = "--augment=randaugment,--randaugment_magnitude="
+BCL = "LA:--method=bcl,--normed_head,--normed_scale=30"
+MISLAS = ("LAS:--init_from=row:mixup,--lws,--sampler=class_aware,--schedule=cosine_each_epoch,--no-warmup,--epochs=10,"
+          "--lws_classifier_lr=0.5,--las_head=0.3,--las_tail=0.0,--bn_stats=frozen")
+SIXTY = (("EPOCHS", "60"), ("LRSTEP", "44 8 8"))
+
+OBJECTIVE_ROWS = (
+    Row("ERM", "ERM"), Row("CCE (gamma 0.5)", "CCE"), Row("CCE (gamma -0.9, the authors' code)", "CCE:--ccegamma=-0.9"),
+    Row("COT", "COT"), Row("FL", "FL"), Row("CB", "CB"), Row("LDAM-DRW", "LDAM:--drw"), Row("BS", "BS"),
+    Row("LA", "LA"))
+METHOD_ROWS = (
+    Row("cRT (batch norm re-estimated, the official)", CRT),
+    Row("cRT (batch norm frozen)", f"{CRT},--bn_stats=frozen"),
+    Row("LWS (batch norm re-estimated, the official)", LWS),
+    Row("LWS (batch norm frozen)", f"{LWS},--bn_stats=frozen"),
+    Row("weight balancing (stage 2 from the plan's ERM)",
+        f"CB:--init_from=row:ERM,--freeze_backbone,--cb_loss=softmax_bce,--maxnorm=0.1,--maxnorm_threshold=relative,"
+        f"--maxnorm_every=epoch,{STAGE2},--lr=0.01,--weight_decay=0.1,--epochs=10,--batchsize=64"),
+    Row("mixup", MIXUP), Row("CutMix", CUTMIX), Row("Remix", REMIX), Row("Remix-DRW (imbalanced-DL's)", f"{REMIX},--drw,--drw_reduction=plain"),
+    Row("CMO (pauses scaled to the schedule)", f"ERM:{CMO}"), Row("LA + CMO (pauses scaled)", f"LA:{CMO}"),
+    Row("LDAM-DRW + SAM (rho 0.05, chosen on valid)", "LDAM:--drw,--sam_rho=0.05,--sam_bn_stats=both"),
+    Row("LDAM-DRW + SAM (rho 0.8, the official)", "LDAM:--drw,--sam_rho=0.8,--sam_bn_stats=both"),
+    Row("RandAugment (m 5, chosen on valid)", f"ERM:{RANDAUGMENT}5"),
+    Row("RandAugment (m 9, the official)", f"ERM:{RANDAUGMENT}9"),
+    Row("LA + RandAugment (m 5)", f"LA:{RANDAUGMENT}5"),
+    Row("LA + RandAugment (m 9)", f"LA:{RANDAUGMENT}9"),
+    Row("MiSLAS (mixup, then LAS)", MISLAS), Row("BCL", BCL),
+    Row("GLMC (its optimiser: lr 0.01, wd 5e-3, batch 64, cosine)", GLMC + GLMC_OPTIMISER),
+    Row("GLMC (the plan's optimiser)", GLMC))
+# Rows a second stage refers to by name (--init_from=row:NAME) must be in the same call of 3_run.sh.
+NAMED = (Row("mixup", MIXUP),)
+ADJUSTED_ROWS = OBJECTIVE_ROWS[:6]  # the objectives that do not move the logits themselves
+PRIOR_ROWS = (*(OBJECTIVE_ROWS[i] for i in (0, 1, 2, 6, 7, 8)), METHOD_ROWS[0])
+STUDY_ROWS = (Row("ERM", "ERM"), Row("LA", "LA"), Row("BS", "BS"), Row("LDAM-DRW", "LDAM:--drw"),
+              Row("cRT", CRT), Row("CCE", "CCE"))
+GRID_ROWS = (
+    Row("LDAM-DRW, no SAM", "LDAM:--drw"),
+    *(Row(f"LDAM-DRW + SAM rho {rho}", f"LDAM:--drw,--sam_rho={rho},--sam_bn_stats=both") for rho in ("0.05", "0.2", "0.8")),
+    Row("ERM, crop (no policy)", "ERM"),
+    *(Row(f"RandAugment m {m}", f"ERM:{RANDAUGMENT}{m}") for m in (5, 9, 15)),
+    Row("mixup alpha 0.2", "ERM:--mix=mixup,--mix_alpha=0.2,--mix_prob=1"), Row("mixup alpha 1", MIXUP),
+    Row("CutMix alpha 0.2", "ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5"), Row("CutMix alpha 1", CUTMIX))
+SCHEDULE_ROWS = (("ERM", "ERM"), ("LA", "LA"), ("mixup", MIXUP), ("CutMix", CUTMIX),
+                 ("RandAugment (m 5)", f"ERM:{RANDAUGMENT}5"))
+
+
+# ---------------------------------------------------------------- finding a row's runs
+
+def plan_tags(plan, env, specs):
+    """``{spec: (tag, model folder, dataset)}`` of the rows of one plan, from ``3_run.sh TAGS=1``."""
+    variables = {**os.environ, "PLAN": plan, "OBJECTIVES": "\n".join(specs), "TAGS": "1", **dict(env)}
+    for name in ("EPOCHS", "LRSTEP", "EXTRA", "DATASET_NAME", "MODEL"):
+        if name not in dict(env):
+            variables.pop(name, None)
+    done = subprocess.run(["bash", str(HERE / "3_run.sh")], env=variables, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"3_run.sh TAGS=1 PLAN={plan} failed: {done.stderr.strip().splitlines()[-1:]}")
+    found = {}
+    for line in done.stdout.splitlines():
+        tag, model, dataset, spec = line.split("\t")
+        found[spec] = (tag, model, dataset)
+    return found
+
+
+class Records:
+    """The runs of the tables' rows, under the records' root."""
+
+    def __init__(self, root, rows):
+        self.root = Path(root)
+        self.where = {}
+        by_plan = {}
+        for row in rows:
+            by_plan.setdefault((row.plan, row.env), dict.fromkeys(spec.spec for spec in NAMED))[row.spec] = None
+        for (plan, env), specs in by_plan.items():
+            for spec, found in plan_tags(plan, env, list(specs)).items():
+                self.where[(plan, env, spec)] = found
+
+    def runs(self, row, seeds=None):
+        """The newest record of each seed of a row, by seed."""
+        tag, model, dataset = self.where[(row.plan, row.env, row.spec)]
+        newest = {}
+        for run in tagged_runs(self.root, model, dataset, tag):
+            newest[run_settings(run).get("seed")] = run
+        return [newest[seed] for seed in sorted(newest) if seeds is None or seed in seeds]
+
+
+def seeds_of(members):
+    return ",".join(str(run_settings(run).get("seed")) for run in members) or "-"
+
+
+# ---------------------------------------------------------------- cells
+
+def signed(interval):
+    return f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
+
+def plain(interval):
+    return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def valid_score(members, variant=None):
+    """Mean validation balanced accuracy of the runs' chosen checkpoints (or of a test-time adjustment)."""
+    scores = results.select_on_valid([("row", members)], variants={"row": variant} if variant else None)
+    return f"{scores['row']:.2f}"
+
+
+def paired_cell(base, members, variants=(None, None)):
+    """``members`` minus ``base``, paired by seed: the mean with its seeds+images and t intervals and the verdict, or
+    with one common seed the two networks' difference and its images-only interval."""
+    by_seed = {run_settings(run).get("seed"): run for run in base}
+    pairs = [(by_seed[run_settings(run).get("seed")], run) for run in members if run_settings(run).get("seed") in by_seed]
+    if not pairs:
+        return "-"
+    found = results.compare_pairs([a for a, _ in pairs], [b for _, b in pairs], variants=variants,
+                                  labels=("A", "B"))
+    if "seeds" not in found:
+        only = found["runs"][0]
+        return f"{only['difference']:+.2f} (1 seed, images {signed(only['interval'])})"
+    paired = found["seeds"]
+    return (f"{paired['mean']:+.2f} {signed(paired['seeds_and_images'])}, t {signed(paired['t'])}: "
+            f"{found['verdict']}")
+
+
+def summary(members, variant=None):
+    (row,) = results.summarise([("row", members)], variant=variant)
+    return row
+
+
+def interval_of(row):
+    seeds = (row["intervals"] or {}).get("seeds")
+    return plain(seeds["balanced_acc"]) if seeds else "n = 1"
+
+
+# ---------------------------------------------------------------- the tables
+
+def methods_table(records, rows, bases=("ERM", "LA")):
+    """method | seeds | valid | test balanced accuracy | its interval | many | medium | minus each base."""
+    base_runs = {name: records.runs(Row(name, name)) for name in bases}
+    lines = ["| method | seeds | valid bal. acc | bal. acc | 95% CI, seeds+images | many | medium | "
+             + " | ".join(f"minus {name}: mean [seeds+images], t [..]" for name in bases) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(bases)]
+    for row in rows:
+        members = records.runs(row)
+        if not members:
+            lines.append(f"| {row.label} | not run yet |" + " |" * (5 + len(bases)))
+            continue
+        found = summary(members)
+        pairs = ["-" if row.spec == name else paired_cell(base_runs[name], members) for name in bases]
+        lines.append(f"| {row.label} | {seeds_of(members)} | {valid_score(members)} | "
+                     f"{results.format_cell(*found['balanced_acc'])} | {interval_of(found)} | "
+                     f"{results.format_cell(*found['many_acc'])} | {results.format_cell(*found['medium_acc'])} | "
+                     + " | ".join(pairs) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def adjustments_table(records, rows=ADJUSTED_ROWS):
+    """The same runs after post-hoc adjustment and tau-normalisation, each paired with the runs as trained."""
+    lines = ["| objective | adjustment | seeds | as trained | adjusted | 95% CI, seeds+images | gain: mean "
+             "[seeds+images], t [..] | tau chosen on valid | valid bal. acc, adjusted |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        members = records.runs(row)
+        for variant, name in results.VARIANTS.items():
+            if not members:
+                lines.append(f"| {row.label} | {name} | not run yet | | | | | | |")
+                continue
+            trained, adjusted = summary(members), summary(members, variant)
+            taus = [(read_metrics(run, "test") or {}).get(variant, {}).get("tau") for run in members]
+            lines.append(f"| {row.label} | {name} | {seeds_of(members)} | "
+                         f"{results.format_cell(*trained['balanced_acc'])} | "
+                         f"{results.format_cell(*adjusted['balanced_acc'])} | {interval_of(adjusted)} | "
+                         f"{paired_cell(members, members, (None, variant))} | "
+                         f"{', '.join('-' if tau is None else f'{tau:g}' for tau in taus)} | "
+                         f"{valid_score(members, variant)} |")
+    return "\n".join(lines) + "\n"
+
+
+def priors_table(records, rows=PRIOR_ROWS):
+    """Top-1 under SADE's eleven test priors, mean over each row's seeds, as compare.py --test_prior all prints it."""
+    names = stats.SHIFTED_PRIORS
+    width = max(len(row.label) for row in rows)
+    lines = ["```", f"{'':<{width}} {'seeds':>5} " + " ".join(f"{name.replace('ward-', '.'):>7}" for name in names)]
+    for row in rows:
+        members = records.runs(row)
+        if not members:
+            lines.append(f"{row.label:<{width}} {'-':>5}  not run yet")
+            continue
+        (shifted,) = results.prior_shift([("row", members)]).values()
+        lines.append(f"{row.label:<{width}} {len(members):>5} "
+                     + " ".join(f"{shifted[name]['acc']:7.2f}" for name in names))
+    return "\n".join(lines + ["```"]) + "\n"
+
+
+def grid_table(records, rows=GRID_ROWS, seeds=(0, 1, 2)):
+    """Validation balanced accuracy of the chosen checkpoint per seed (test never read), and its mean."""
+    lines = ["| setting | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean (seeds) |",
+             "|---|" + "---|" * (len(seeds) + 1)]
+    for row in rows:
+        members = {run_settings(run).get("seed"): run for run in records.runs(row)}
+        scores = {seed: float(results.checkpoint_row(run)["balanced_acc"]) for seed, run in members.items()
+                  if seed in seeds}
+        cells = [f"{scores[seed]:.1f}" if seed in scores else "-" for seed in seeds]
+        mean = f"{sum(scores.values()) / len(scores):.2f} ({len(scores)})" if scores else "not run yet"
+        lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {mean} |")
+    return "\n".join(lines) + "\n"
+
+
+def schedule_table(records, rows=SCHEDULE_ROWS, seeds=(0, 1)):
+    """Each regulariser minus ERM at 15 and at 60 epochs, paired by seed on the seeds all four groups have."""
+    short = {label: records.runs(Row(label, spec), seeds) for label, spec in rows}
+    long = {label: records.runs(Row(label, spec, env=SIXTY), seeds) for label, spec in rows}
+    lines = ["| method | seeds | bal. acc, 15 epochs | bal. acc, 60 epochs | minus ERM, 15 epochs: mean "
+             "[seeds+images], t [..] | minus ERM, 60 epochs | per seed, 15 then 60 | with 4x the schedule |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, _ in rows:
+        common = set.intersection(*({run_settings(run).get("seed") for run in group[name]}
+                                    for group in (short, long) for name in ("ERM", label)))
+        if not common:
+            lines.append(f"| {label} | not run yet | | | | | | |")
+            continue
+        a15, b15, a60, b60 = ([run for run in group[name] if run_settings(run).get("seed") in common]
+                              for group in (short, long) for name in ("ERM", label))
+        cells = [results.format_cell(*summary(b15)["balanced_acc"]), results.format_cell(*summary(b60)["balanced_acc"])]
+        if label == "ERM":
+            lines.append(f"| ERM | {seeds_of(b15)} | {cells[0]} | {cells[1]} | - | - | - | - |")
+            continue
+        d15, d60 = per_seed_differences(a15, b15), per_seed_differences(a60, b60)
+        lines.append(f"| {label} | {seeds_of(b15)} | {cells[0]} | {cells[1]} | {paired_cell(a15, b15)} | "
+                     f"{paired_cell(a60, b60)} | {'; '.join(f'{x:+.2f} then {y:+.2f}' for x, y in zip(d15, d60))} | "
+                     f"{schedule_reading(d15, d60)} |")
+    return "\n".join(lines) + "\n"
+
+
+def per_seed_differences(base, members):
+    found = results.compare_pairs(base, members, labels=("A", "B"))
+    return [pair["difference"] for pair in found["runs"]]
+
+
+def schedule_reading(short, long):
+    """How a regulariser's difference to ERM moves with four times the schedule, seed by seed: ``reverses`` when it
+    changes sign on every seed, ``shrinks`` or ``grows`` when its size moves the same way on every seed, else
+    ``holds`` (the seeds disagree, so no change is shown)."""
+    if all(math.copysign(1, a) != math.copysign(1, b) for a, b in zip(short, long)):
+        return "reverses"
+    if all(abs(b) < abs(a) for a, b in zip(short, long)):
+        return "shrinks"
+    if all(abs(b) > abs(a) for a, b in zip(short, long)):
+        return "grows"
+    return "holds"
+
+
+def study_table(records, rows=STUDY_ROWS):
+    """PLAN=study's verdict on these runs: every group and test-time adjustment ranked on valid/, the chosen one's
+    test numbers, and the chosen group minus each other, paired by seed (what report.py shows)."""
+    groups = [(row.label, records.runs(row)) for row in rows]
+    groups = [(label, members) for label, members in groups if members]
+    if not groups:
+        return "not run yet\n"
+    found = results.gather(groups)
+    rows_by_label = {row["label"]: row for row in found["rows"]}
+    pairs = {pair["label_a"]: pair for pair in found["pairs"]}
+    lines = ["| group | seeds | valid bal. acc | bal. acc | 95% CI, seeds+images | chosen minus it: mean "
+             "[seeds+images]: verdict |", "|---|---|---|---|---|---|"]
+    for label, score in found["scores"].items():
+        row = rows_by_label[label]
+        pair = pairs.get(label)
+        versus = "(chosen on valid/)" if label == found["chosen"] else "-" if pair is None else (
+            f"{pair['seeds']['mean']:+.2f} {signed(pair['seeds']['seeds_and_images'])}: {pair['verdict']}")
+        lines.append(f"| {label} | {seeds_of(row['runs'])} | {score:.2f} | {results.format_cell(*row['balanced_acc'])} | "
+                     f"{interval_of(row)} | {versus} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_table(records):
+    """The README's headline: balanced accuracy and its seeds+images interval of five objectives."""
+    picked = [OBJECTIVE_ROWS[i] for i in (0, 1, 6, 7, 8)]
+    cells, intervals = [], []
+    for row in picked:
+        members = records.runs(row)
+        found = summary(members) if members else None
+        cells.append(results.format_cell(*found["balanced_acc"]) if found else "not run yet")
+        intervals.append(interval_of(found) if found else "")
+    return "\n".join(["| " + " | ".join(row.label for row in picked) + " |", "|---" * len(picked) + "|",
+                      "| " + " | ".join(cells) + " |", "| " + " | ".join(intervals) + " |"]) + "\n"
+
+
+TABLES = {
+    "objectives": lambda records: methods_table(records, OBJECTIVE_ROWS),
+    "variants": adjustments_table,
+    "priors": priors_table,
+    "methods": lambda records: methods_table(records, METHOD_ROWS),
+    "grid": grid_table,
+    "schedule": schedule_table,
+    "study": study_table,
+    "readme": readme_table,
+}
+ALL_ROWS = (*OBJECTIVE_ROWS, *METHOD_ROWS, *GRID_ROWS, *STUDY_ROWS,
+            *(Row(label, spec, env=env) for label, spec in SCHEDULE_ROWS for env in ((), SIXTY)))
+
+
+# ---------------------------------------------------------------- the documents
+
+def regenerate(text, records, source="the document"):
+    """``text`` with every table block replaced by what the records give."""
+    def replace(match):
+        name = match.group(2)
+        if name not in TABLES:
+            raise UserError(f"{source}: <!-- table: {name} --> is no table of tables.py ({', '.join(TABLES)})")
+        return match.group(1) + TABLES[name](records) + match.group(4)
+    return BLOCK.sub(replace, text)
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description="Regenerate the result tables of the documents from the run records.")
+    parser.add_argument("documents", nargs="*", default=list(DOCUMENTS), help="markdown files (default: "
+                        + ", ".join(DOCUMENTS) + ")")
+    parser.add_argument("--records", default=str(HERE / "results"), help="the records' root (default results/)")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs")
+    return parser
+
+
+def main(args):
+    records = Records(args.records, ALL_ROWS)
+    stale = []
+    for name in args.documents:
+        path = Path(name) if Path(name).is_absolute() else HERE / name
+        text = path.read_text()
+        new = regenerate(text, records, name)
+        blocks = {match.group(2): match.group(3) for match in BLOCK.finditer(text)}
+        changed = [block for block, body in ((m.group(2), m.group(3)) for m in BLOCK.finditer(new))
+                   if blocks.get(block) != body]
+        if not changed:
+            print(f"{name}: every table is what the records give")
+            continue
+        stale += [f"{name}: {block}" for block in changed]
+        if args.check:
+            print(f"{name}: these tables differ from what the records give: {', '.join(changed)}")
+        else:
+            with atomic_write(path) as file:
+                file.write(new)
+            print(f"{name}: rewrote {', '.join(changed)}")
+    if stale and args.check:
+        print("run python tables.py to regenerate them, and commit the result", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main, get_args_parser()))
