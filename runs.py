@@ -690,6 +690,8 @@ def _find_main(argv=None):
     if not found:
         return 1
     run = found[-1]
+    if not run_is_complete(run) and not (run / LAST_CHECKPOINT).is_file():
+        return 1  # it stopped before its first epoch ended: nothing to resume, train anew
     changed = differences(run, flags) if flags else []
     if changed:
         print(f"stale {run} {','.join(changed)}")
