@@ -8,6 +8,7 @@ replicate draws, within every class, as many images as the class has (with
 replacement), so class sizes, and with them balanced accuracy's definition, stay
 fixed.  All resampling is vectorised and seeded.
 """
+import hashlib
 import math
 
 import numpy as np
@@ -59,11 +60,23 @@ def class_indices(targets):
     return [np.flatnonzero(targets == c) for c in np.unique(targets)]
 
 
+_LAST_RESAMPLES = {}  # the draws of the last test set asked for: every group and pair of a table shares them
+
+
 def stratified_resamples(targets, resamples=RESAMPLES, seed=0):
-    """Per class, a ``resamples x n_c`` array of indices into the split (one row per replicate)."""
-    rng = np.random.default_rng(seed)
-    return [members[rng.integers(0, len(members), size=(resamples, len(members)))]
-            for members in class_indices(targets)]
+    """Per class, a ``resamples x n_c`` array of indices into the split (one row per replicate).  The same
+    targets, count and seed give the same draws; those of the last call are kept (read-only) for the next."""
+    targets = np.asarray(targets)
+    key = (hashlib.sha256(targets.tobytes()).hexdigest(), str(targets.dtype), resamples, seed)
+    if key not in _LAST_RESAMPLES:
+        rng = np.random.default_rng(seed)
+        draws = [members[rng.integers(0, len(members), size=(resamples, len(members)))]
+                 for members in class_indices(targets)]
+        for indices in draws:
+            indices.flags.writeable = False
+        _LAST_RESAMPLES.clear()
+        _LAST_RESAMPLES[key] = draws
+    return _LAST_RESAMPLES[key]
 
 
 def _accuracies(correct, draws):

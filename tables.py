@@ -9,6 +9,7 @@ records with that tag (the newest of each seed).  Every number comes from ``resu
 ``compare.py`` and ``report.py`` use; nothing here trains or evaluates.
 """
 import argparse
+import functools
 import math
 import os
 import re
@@ -171,9 +172,15 @@ def paired_cell(base, members, variants=(None, None)):
             f"{found['verdict']}")
 
 
-def summary(members, variant=None):
-    (row,) = results.summarise([("row", members)], variant=variant)
+@functools.cache
+def _summary(members, variant):
+    (row,) = results.summarise([("row", list(members))], variant=variant)
     return row
+
+
+def summary(members, variant=None):
+    """``results.summarise``'s row of one group (computed once per group: several tables show the same runs)."""
+    return _summary(tuple(members), variant)
 
 
 def interval_of(row):
@@ -334,6 +341,65 @@ def readme_table(records):
                       "| " + " | ".join(cells) + " |", "| " + " | ".join(intervals) + " |"]) + "\n"
 
 
+# Side by side with the authors' code: (method, this project's row, its seed, the authors' run folder under the records)
+SIDE_BY_SIDE = (("GLMC", Row("GLMC", GLMC + GLMC_OPTIMISER), 0, "authors/glmc/fmnist-lt-seed0"),)
+
+
+def authors_run(folder):
+    """An authors'-code run that ``bench/authors/`` wrote: its validation curve, its test predictions' metrics and
+    the epoch its code chose, or None when it has not run."""
+    import csv
+    import json
+
+    import numpy as np
+    if not (folder / "run.json").is_file():
+        return None
+    about = json.loads((folder / "run.json").read_text())
+    with open(folder / "valid.csv") as file:
+        curve = [float(row["acc"]) for row in csv.DictReader(file)]
+    with np.load(folder / "test_predictions.npz") as saved:
+        targets, predicted, classes = saved["targets"].astype(int), saved["predicted"].astype(int), len(saved["classes"])
+    metrics = stats.classification_metrics(targets, predicted, classes, about["class_counts"])
+    return {"curve": curve, "epoch": about["chosen_epoch"], "metrics": metrics, "about": about}
+
+
+def side_by_side_table(records, entries=SIDE_BY_SIDE):
+    """Per-epoch validation accuracy of this project's run and of the authors' code on the same split and seed, then
+    each one's checkpoint chosen on valid/ on test."""
+    curves, finals = {}, []
+    for method, row, seed, folder in entries:
+        ours = records.runs(row, seeds=(seed,))
+        theirs = authors_run(records.root / folder)
+        if ours:
+            (run,) = ours
+            rows = results.valid_rows(run)
+            curves[f"{method}: this project"] = [float(entry["balanced_acc"]) for entry in rows]
+            chosen = results.checkpoint_row(run)
+            found = summary(ours)
+            finals.append(f"| {method} | this project | {int(chosen['epoch']) + 1} | {float(chosen['balanced_acc']):.1f} | "
+                          f"{found['balanced_acc'][0]:.2f} | {found['many_acc'][0]:.2f} | {found['medium_acc'][0]:.2f} |")
+        else:
+            finals.append(f"| {method} | this project | not run yet | | | | |")
+        if theirs:
+            curves[f"{method}: authors' code"] = theirs["curve"]
+            metrics = theirs["metrics"]
+            finals.append(f"| {method} | authors' code ({theirs['about']['commit']}) | {theirs['epoch']} | "
+                          f"{max(theirs['curve']):.1f} | {metrics['balanced_acc']:.2f} | {metrics['many_acc']:.2f} | "
+                          f"{metrics['medium_acc']:.2f} |")
+        else:
+            finals.append(f"| {method} | authors' code | not run yet | | | | |")
+    lines = []
+    if curves:
+        epochs = max(len(curve) for curve in curves.values())
+        lines += ["| epoch | " + " | ".join(curves) + " |", "|---|" + "---|" * len(curves)]
+        lines += [f"| {epoch + 1} | " + " | ".join(f"{curve[epoch]:.1f}" if epoch < len(curve) else ""
+                                                  for curve in curves.values()) + " |" for epoch in range(epochs)]
+        lines.append("")
+    lines += ["| method | code | checkpoint (epoch, chosen on valid) | valid bal. acc | test bal. acc | many | medium |",
+              "|---|---|---|---|---|---|---|", *finals]
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
     "objectives": lambda records: methods_table(records, OBJECTIVE_ROWS),
     "variants": adjustments_table,
@@ -343,8 +409,9 @@ TABLES = {
     "schedule": schedule_table,
     "study": study_table,
     "readme": readme_table,
+    "side-by-side": side_by_side_table,
 }
-ALL_ROWS = (*OBJECTIVE_ROWS, *METHOD_ROWS, *GRID_ROWS, *STUDY_ROWS,
+ALL_ROWS = (*OBJECTIVE_ROWS, *METHOD_ROWS, *GRID_ROWS, *STUDY_ROWS, *(entry[1] for entry in SIDE_BY_SIDE),
             *(Row(label, spec, env=env) for label, spec in SCHEDULE_ROWS for env in ((), SIXTY)))
 
 

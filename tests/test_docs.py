@@ -1,5 +1,6 @@
 """README and docs/: every command runs as written (its flags parse, plans dry-run), links resolve, the table of
 objectives is the code's, and the README stays the front door."""
+import importlib.util
 import os
 import re
 import shlex
@@ -14,9 +15,10 @@ from runs import model_folder
 
 PAGES = [ROOT / "README.md", ROOT / "logs" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ENTRY_SCRIPTS = {"1_train.py": "1_train", "2_test.py": "2_test", "predict.py": "predict", "compare.py": "compare",
-                 "data_split.py": "data_split"}
-PROJECT_FILES = {"get_model.py", "criterion.py", "3_run.sh", ".ci/run", ".ci/update_lock"}
-NOT_OURS = {"pip", "apt-get", "mkdir", "cp", "tensorboard", "dpkg"}
+                 "data_split.py": "data_split", "records.py": "records", "tables.py": "tables", "report.py": "report",
+                 "bench/authors/glmc.py": "bench/authors/glmc.py"}
+PROJECT_FILES = {"get_model.py", "criterion.py", "3_run.sh", ".ci/run", ".ci/update_lock", "results/campaign.sh"}
+NOT_OURS = {"pip", "apt-get", "mkdir", "cp", "tensorboard", "dpkg", "git"}
 
 
 def bash_blocks(path):
@@ -41,7 +43,12 @@ def commands(path):
 def check_entry_script(name, argv):
     """The flags parse as the script would parse them, and a model index names a network."""
     assert not [t for t in argv if t.startswith(("<", ">", "|"))], f"shell syntax or placeholder in {argv}"
-    module = script(ENTRY_SCRIPTS[name])
+    if name.endswith(".py"):  # a script outside the project's root modules, loaded from its file
+        spec = importlib.util.spec_from_file_location(name.replace("/", "_")[:-3], ROOT / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = script(ENTRY_SCRIPTS[name])
     args = module.get_args_parser().parse_args(argv)
     if getattr(args, "model_index", None) is not None:
         model_folder(args.model_index)
@@ -66,7 +73,7 @@ def dry_run_plan(environment, tmp_path):
     for line in result.stdout.splitlines():
         tokens = shlex.split(line)
         scripts = [i for i, token in enumerate(tokens) if os.path.basename(token) in ENTRY_SCRIPTS]
-        if scripts and os.path.basename(tokens[scripts[0]]) not in ("compare.py", "2_test.py"):
+        if scripts and os.path.basename(tokens[scripts[0]]) not in ("compare.py", "2_test.py", "report.py"):
             check_entry_script(os.path.basename(tokens[scripts[0]]), tokens[scripts[0] + 1:])
 
 

@@ -1,0 +1,66 @@
+"""tables.py: the result tables of docs/results.md and the README are what the committed run records give."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tables
+from conftest import ROOT
+
+
+def tables_py(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "tables.py"), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "PYTHON": sys.executable})
+
+
+def test_the_committed_tables_are_what_the_committed_records_give():
+    """The regeneration test: it reads results/ only (nothing trains), and fails when a table of docs/results.md or
+    the README differs from what the records give."""
+    result = tables_py("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "docs/results.md: every table is what the records give" in result.stdout
+    assert "README.md: every table is what the records give" in result.stdout
+
+
+def test_an_edited_number_is_caught_and_regenerated(tmp_path):
+    document = tmp_path / "page.md"
+    body = tables.TABLES["readme"](tables.Records(ROOT / "results", tables.OBJECTIVE_ROWS))
+    edited = body.replace("|", "| 99.99 ±", 1) if "±" in body else body + "| an invented row |\n"
+    document.write_text(f"# A page\n\n<!-- table: readme -->\n{edited}<!-- end -->\n\nprose after\n")
+    checked = tables_py("--check", document)
+    assert checked.returncode == 1 and "readme" in checked.stdout
+    assert tables_py(document).returncode == 0
+    assert document.read_text() == f"# A page\n\n<!-- table: readme -->\n{body}<!-- end -->\n\nprose after\n"
+    assert tables_py("--check", document).returncode == 0
+
+
+def test_an_unknown_table_is_one_error_line(tmp_path):
+    document = tmp_path / "page.md"
+    document.write_text("<!-- table: nonsense -->\n| a |\n<!-- end -->\n")
+    result = tables_py(document)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "nonsense" in result.stderr
+    assert document.read_text() == "<!-- table: nonsense -->\n| a |\n<!-- end -->\n"
+
+
+def test_every_row_of_the_tables_is_a_row_the_plan_trains():
+    """The objectives and methods tables name their rows as 3_run.sh writes them: each is a row of PLAN=fmnist-lt
+    (its default rows or OBJECTIVES=baselines), so `bash results/campaign.sh` trains every run they show."""
+    trained = set()
+    for objectives in (None, "baselines"):
+        environment = {**os.environ, "PYTHON": sys.executable, "PLAN": "fmnist-lt", "TAGS": "1"}
+        if objectives:
+            environment["OBJECTIVES"] = objectives
+        done = subprocess.run(["bash", str(ROOT / "3_run.sh")], env=environment, capture_output=True, text=True,
+                              cwd=ROOT / "tests", timeout=120)
+        assert done.returncode == 0, done.stderr
+        trained |= {line.split("\t")[3] for line in done.stdout.splitlines()}
+    missing = [row.spec for row in (*tables.OBJECTIVE_ROWS, *tables.METHOD_ROWS) if row.spec not in trained]
+    assert not missing
+
+
+@pytest.mark.parametrize("short, long, reading", [
+    ([-7.0, -6.0], [-2.0, -1.5], "shrinks"), ([-2.0, -1.0], [-4.0, -3.0], "grows"),
+    ([-2.0, -1.0], [1.0, 0.5], "reverses"), ([-2.0, -1.0], [-1.0, -3.0], "holds")])
+def test_the_schedule_reading_needs_every_seed_to_agree(short, long, reading):
+    assert tables.schedule_reading(short, long) == reading
