@@ -59,6 +59,10 @@ def get_args_parser():
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the bootstrap")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best: the <acc>.pth chosen on valid/; last: last.pth, the final epoch")
+    parser.add_argument("--tta", choices=("flip",), default=None,
+                        help="flip: average the logits of each image and of its mirror image, as weight balancing's "
+                             "published numbers do; written to <split>_flip_metrics.json and "
+                             "<split>_flip_predictions.npz, beside the plain evaluation")
     parser.add_argument("--amp_eval", action="store_true",
                         help="CUDA: evaluate in mixed precision (default: float32, as published numbers are)")
     parser.add_argument("--cache_mb", type=number(float, 0), default=4096)
@@ -90,13 +94,18 @@ def per_class_table(targets, predictions, classes):
 
 
 @torch.inference_mode()
-def infer(model, stream, runtime):
-    """Logits (N x K, float32) and targets of a split, in the split's file order."""
+def infer(model, stream, runtime, tta=None):
+    """Logits (N x K, float32) and targets of a split, in the split's file order; with ``tta="flip"`` the mean of
+    the logits of each image and of its mirror image (weight balancing's evaluation, ``eval_funcs.py`` L13-17,
+    L51-56).  Post-hoc adjustment and tau-normalisation are linear in the logits, so they apply to the mean alike."""
     model.eval()
     logits, targets = [], []
     for images, labels in stream:
         with runtime.autocast(evaluation=True):
-            logits.append(model(images).float().cpu())
+            output = model(images).float()
+            if tta == "flip":
+                output = (output + model(images.flip(3)).float()) / 2
+            logits.append(output.cpu())
         targets.append(labels.cpu())
     return torch.cat(logits).numpy(), torch.cat(targets).numpy()
 
@@ -168,7 +177,7 @@ def main(args):
                              device=runtime.device, cache_mb=args.cache_mb, workers=args.workers,
                              channels_last=runtime.channels_last, eval_resize=state["args"].get("eval_resize"))
         stream.set_normalization(state["mean"], state["std"])
-        logits, targets = infer(model, stream, runtime)
+        logits, targets = infer(model, stream, runtime, args.tta)
         assert np.array_equal(targets, chosen.labels), "predictions out of file order"
         return logits, targets
 
@@ -182,7 +191,7 @@ def main(args):
     logits = logits * scale
     summary, predictions, probabilities = summarise(logits, targets, classes, state, args.resamples, args.seed)
     summary = {"split": split.name, "checkpoint": run.checkpoint_path.name, "epoch": state["epoch"],
-               "images": len(targets), "image_size": [height, width], **summary}
+               "images": len(targets), "image_size": [height, width], "tta": args.tta, **summary}
     adjusted_predictions = {}  # the classes predicted after each test-time adjustment, saved with the others
     if args.posthoc_tau is not None:
         chosen_on, valid_score = "given", None
@@ -212,8 +221,10 @@ def main(args):
                                   for name, prior in priors.items()}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
-    write_results(run, split, targets, probabilities, {**summary, "per_class": table}, adjusted_predictions)
-    if split.name == "test" and run.checkpoint == "best":
+    evaluation = split.name if args.tta is None else f"{split.name}_{args.tta}"  # test_flip_*: beside the plain one
+    write_results(run, split, targets, probabilities, {**summary, "per_class": table}, adjusted_predictions,
+                  name=evaluation)
+    if split.name == "test" and run.checkpoint == "best" and args.tta is None:
         record_test_hparams(run.run_dir, summary)
     title = f"{state['model_name']} / {args.dataset} / {args.objective} ({split.name}"
     written = [PER_CLASS, RELIABILITY]
@@ -235,7 +246,7 @@ def main(args):
         figures.plot_prior_shift({f"{args.objective} (this run)": summary["test_priors"]}, run.run_dir / PRIOR_SHIFT,
                                title + ")")
         written.append(PRIOR_SHIFT)
-    print(f"wrote {metrics_file(split.name, run.checkpoint)}, {predictions_file(split.name, run.checkpoint)}, "
+    print(f"wrote {metrics_file(evaluation, run.checkpoint)}, {predictions_file(evaluation, run.checkpoint)}, "
           f"{', '.join(written)} into {run.run_dir}")
     return 0
 
@@ -281,20 +292,21 @@ def _shifted_posthoc(summary, logits, targets, prior, state):
                                                             *shot_limits(state))}}
 
 
-def write_results(run, split, targets, probabilities, metrics, adjusted_predictions=None):
+def write_results(run, split, targets, probabilities, metrics, adjusted_predictions=None, name=None):
     """``<split>_predictions.npz`` (per image: path relative to the dataset, target, probabilities, and the class
     predicted after each test-time adjustment, ``posthoc_predicted``, ``tau_norm_predicted``) and
     ``<split>_metrics.json`` (``<split>_last_...`` for ``last.pth``), each replaced atomically, the JSON last and
     holding the predictions file's SHA-256, so a kill between the two shows as a mismatch (``runs``)."""
     dataset_root = split.root.parent
-    predictions = run.run_dir / predictions_file(split.name, run.checkpoint)
-    adjusted = {f"{name}_predicted": classes.astype(np.int64) for name, classes in (adjusted_predictions or {}).items()}
+    name = name or split.name
+    predictions = run.run_dir / predictions_file(name, run.checkpoint)
+    adjusted = {f"{kind}_predicted": classes.astype(np.int64) for kind, classes in (adjusted_predictions or {}).items()}
     with atomic_write(predictions, "wb") as file:
         np.savez_compressed(file, paths=np.array([str(p.relative_to(dataset_root)) for p in split.paths]),
                             targets=targets.astype(np.int64), classes=np.array(run.classes),
                             **kept_probabilities(probabilities, targets), **adjusted)
     metrics = {**metrics, "predictions_sha256": file_sha256(predictions)}
-    write_json_atomic(metrics, run.run_dir / metrics_file(split.name, run.checkpoint))
+    write_json_atomic(metrics, run.run_dir / metrics_file(name, run.checkpoint))
 
 
 def kept_probabilities(probabilities, targets):

@@ -90,7 +90,9 @@ GRID_ROWS = (
     Row("ERM, crop (no policy)", "ERM"),
     *(Row(f"RandAugment m {m}", f"ERM:{RANDAUGMENT}{m}") for m in (5, 9, 15)),
     Row("mixup alpha 0.2", "ERM:--mix=mixup,--mix_alpha=0.2,--mix_prob=1"), Row("mixup alpha 1", MIXUP),
-    Row("CutMix alpha 0.2", "ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5"), Row("CutMix alpha 1", CUTMIX))
+    Row("CutMix alpha 0.2", "ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5"), Row("CutMix alpha 1", CUTMIX),
+    Row("ERM, weight decay 5e-4 (the plan's)", "ERM"),
+    Row("ERM, weight decay 5e-3 (weight balancing's stage 1)", "ERM:--weight_decay=5e-3"))
 SCHEDULE_ROWS = (("ERM", "ERM"), ("LA", "LA"), ("mixup", MIXUP), ("CutMix", CUTMIX),
                  ("RandAugment (m 5)", f"ERM:{RANDAUGMENT}5"))
 

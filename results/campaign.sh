@@ -17,7 +17,8 @@ SIXTY='EPOCHS=60 LRSTEP="44 8 8"'  # four times the plan's 15 epochs, its lr sta
 SCHEDULE_ROWS='ERM LA mixup=ERM:--mix=mixup,--mix_alpha=1,--mix_prob=1 ERM:--mix=cutmix,--mix_alpha=1,--mix_prob=0.5
     ERM:--augment=randaugment,--randaugment_magnitude=5'
 GRID_ROWS='LDAM:--drw,--sam_rho=0.2,--sam_bn_stats=both ERM:--augment=randaugment,--randaugment_magnitude=15
-    ERM:--mix=mixup,--mix_alpha=0.2,--mix_prob=1 ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5'
+    ERM:--mix=mixup,--mix_alpha=0.2,--mix_prob=1 ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5
+    ERM:--weight_decay=5e-3'
 JOBS=()
 for seed in 0 1 2; do
     JOBS+=("SEEDS=$seed" "SEEDS=$seed OBJECTIVES=baselines")

@@ -265,3 +265,28 @@ def test_test_prior_all_writes_the_eleven_priors_and_the_figure(trained):
         "backward-5"]
     bad = call("2_test.py", *ARGS, "--datetime=latest", "--test_prior=sideways", cwd=trained)
     assert bad.returncode == 2 and "--test_prior: unknown test prior" in bad.stderr
+
+
+def test_flip_tta_averages_an_image_and_its_mirror_and_keeps_the_plain_evaluation(trained):
+    """--tta flip (weight balancing's evaluation): the logits are the mean of the image's and its mirror's, and the
+    results go beside the plain evaluation's, which stay as they were."""
+    import numpy as np
+
+    from conftest import script
+    from runtime import Runtime
+    test = script("2_test")
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 2 * 4, 3))
+    images = torch.randn(5, 3, 2, 4)
+    logits, targets = test.infer(model, [(images, torch.arange(5) % 3)], Runtime(), tta="flip")
+    expected = (model(images) + model(images.flip(3))) / 2
+    assert np.allclose(logits, expected.detach().numpy(), atol=1e-6) and list(targets) == [0, 1, 2, 0, 1]
+    assert not np.allclose(logits, model(images).detach().numpy(), atol=1e-3)  # the mirror counts
+    root, run_dir = trained
+    assert call("2_test.py", *ARGS, f"--datetime={run_dir.name}", cwd=root).returncode == 0
+    plain = (run_dir / "test_metrics.json").read_bytes()
+    result = call("2_test.py", *ARGS, f"--datetime={run_dir.name}", "--tta=flip", "--posthoc_tau=auto", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "test_flip_metrics.json, test_flip_predictions.npz" in result.stdout
+    flipped = json.loads((run_dir / "test_flip_metrics.json").read_text())
+    assert flipped["tta"] == "flip" and "posthoc" in flipped
+    assert (run_dir / "test_metrics.json").read_bytes() == plain
