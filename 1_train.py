@@ -33,7 +33,7 @@ from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_pat
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
 from train_args import check_method_flags, get_args_parser, resolve
-from utils import UserError, WriteError, parse_int_list, run_cli
+from utils import UserError, WriteError, contained, parse_int_list, run_cli
 
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
 
@@ -424,6 +424,8 @@ def resolve_resume(args):
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise UserError(f"--resume: {run_dir} is not a run folder")
+        if len(run_dir.parts) > 4:  # logs/<Model>/<dataset>/<objective>/<time>: no link on the way leads out
+            contained(run_dir.parents[3], run_dir, "--resume")
     last = run_dir / LAST_CHECKPOINT
     if not last.is_file():
         raise UserError(f"{run_dir} has no {LAST_CHECKPOINT} to resume from (it stopped before its first epoch "
@@ -458,7 +460,7 @@ def train(args, runtime):
         check_args(args)
         args.seed = runtime.broadcast(args.seed)  # a drawn seed must be the same on every process
     runtime.amp_eval = getattr(args, "amp_eval", False)  # a resumed run validates as it did
-    splits = load_splits(args.data_dir, args.dataset)
+    splits = load_splits(args.data_dir, args.dataset, ("train", "valid", "test?"))  # test/ checked now, not after
     classes = splits["train"].classes
     if state is not None and list(state["classes"]) != classes:
         raise UserError(f"the classes of {args.data_dir}/{args.dataset} ({', '.join(classes)}) differ from those of "

@@ -150,7 +150,7 @@ def main(args):
     for flag, value in (("--posthoc_tau", args.posthoc_tau), ("--test_prior", args.test_prior)):
         if value is not None and not state.get("class_counts"):
             raise UserError(f"{run.checkpoint_path} records no training class counts, which {flag} needs")
-    priors = shifted_priors(args.test_prior, state.get("class_counts"))
+    priors = shifted_priors(args.test_prior, state.get("class_counts"), split.labels)
     height, width = args.height or state["image_size"][0], args.width or state["image_size"][1]
     if [height, width] != list(state["image_size"]):
         raise UserError(f"--height/--width {height}x{width} differ from the {state['image_size'][0]}x"
@@ -264,16 +264,23 @@ def record_test_hparams(run_dir, summary):
         warnings.warn(f"could not add the test metrics to {run_dir}'s TensorBoard record: {error}")
 
 
-def shifted_priors(name, class_counts):
-    """``{name: class prior}`` of ``--test_prior`` (``all``: SADE's eleven), {} without it; a ``UserError`` for a name
-    that is none of them."""
+def shifted_priors(name, class_counts, targets):
+    """``{name: class prior}`` of ``--test_prior`` (``all``: SADE's eleven), {} without it; a ``UserError``, before
+    any evaluation, for a name that is none of them or a prior that puts mass on a class ``targets`` (the split's
+    labels) has no image of (``stats.present_prior``)."""
     if name is None:
         return {}
     names = stats.SHIFTED_PRIORS if name == "all" else [name]
     try:
-        return {each: stats.test_prior(each, class_counts) for each in names}
+        priors = {each: stats.test_prior(each, class_counts) for each in names}
     except ValueError as error:
         raise UserError(f"--test_prior: {error}") from None
+    for each, prior in priors.items():
+        try:
+            stats.present_prior(targets, prior)
+        except ValueError as error:
+            raise UserError(f"--test_prior {each}: {error}") from None
+    return priors
 
 
 def shot_limits(state):

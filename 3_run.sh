@@ -54,6 +54,18 @@ IMAGES="${IMAGES:-images}"
 PROCESSES="${PROCESSES:-1}"
 DRY_RUN="${DRY_RUN:-0}"
 STUDIED="${DATASET:-}"; USER_MODEL="${MODEL:-}"
+if ! [[ "$SEEDS" =~ ^[[:space:]]*[0-9]+([[:space:]]+[0-9]+)*[[:space:]]*$ ]]; then
+    echo "error: SEEDS takes whole numbers separated by spaces, e.g. SEEDS=\"0 1 2\"; got $(printf %q "$SEEDS")" >&2
+    exit 2
+fi
+check_name() {  # a dataset name ($2, from variable $1) by the rules of --dataset: one plain folder name, no control
+    "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from utils import UserError, name_argument
+try:
+    name_argument(sys.argv[2])(sys.argv[3])
+except UserError as error:
+    sys.exit(f'error: {error}')" "$HERE" "$1" "$2" || exit 2
+}
+[ -z "$STUDIED" ] || check_name DATASET "$STUDIED"
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
@@ -87,7 +99,8 @@ case "$PLAN" in
             exit 2
         fi
         DATASET="$STUDIED"
-        eval "$("$PYTHON" "$HERE/study.py" --dataset "$DATASET" ${PRETRAINED:+--pretrained})"
+        recipe="$("$PYTHON" "$HERE/study.py" --dataset "$DATASET" ${PRETRAINED:+--pretrained})" || exit 2  # it said why
+        eval "$recipe"
         MODEL="${USER_MODEL:-$MODEL}"; DEFAULT_EPOCHS="$STUDY_EPOCHS"
         TRAIN_FLAGS="--lr=$LR --lrstep $LRSTEP --warmup --batchsize=$BATCH --height=${HEIGHT:-$SIZE} --width=${WIDTH:-$SIZE} --augment=${AUGMENT:-crop}${PRETRAINED:+ --pretrained}"
         DEFAULT_OBJECTIVES="ERM LA BS LDAM:--drw CRT CCE"
@@ -185,6 +198,7 @@ OBJECTIVES="${OBJECTIVES//CRT/$CRT_ROW}"  # CRT in a list of rows: cRT from that
 OBJECTIVES="$(printf '%s\n' $OBJECTIVES | awk '!seen[$0]++')"  # a row given twice (an official value the plan uses) runs once
 EPOCHS="${EPOCHS:-$DEFAULT_EPOCHS}"
 DATASET="${DATASET_NAME:-$DATASET}"
+[ -z "${DATASET_NAME:-}" ] || check_name DATASET_NAME "$DATASET_NAME"
 if [ -n "${LRSTEP:-}" ]; then
     if ! [[ "$LRSTEP" =~ ^[1-9][0-9]*( [1-9][0-9]*)*$ ]]; then
         echo "error: LRSTEP takes positive whole numbers of epochs separated by spaces, got '$LRSTEP'" >&2; exit 2
@@ -258,7 +272,7 @@ row_command() {  # ROW_COMMAND: the 1_train.py flags of row $2 (a spec) for seed
                  --seed="$1" --tag="$(row_tag "$2")" $TRAIN_FLAGS $flags ${EXTRA:-})
 }
 
-find_run() {  # the runs.py find answer for seed $1 of row $2: "<status> <run> [<settings>]", or nothing
+find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
     row_command "$1" "$2"
     "$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" \
         -- "${ROW_COMMAND[@]}" || true
@@ -286,14 +300,14 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
     objective="${ROW_COMMAND[2]#--objective=}"
     [ "$DRY_RUN" = 1 ] || lock_run "$seed" "$spec"
     [ "$DRY_RUN" = 1 ] || found="$(find_run "$seed" "$spec")"
-    status="${found%% *}"; run="${found#* }"; run="${run%% *}"
+    IFS=$'\t' read -r status run _ <<< "$found"  # runs.py find: tab-separated, as a folder may hold spaces
     case "$status" in
         evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
         complete) ;;
         incomplete) ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --resume="$run" ;;
         *)
             if [ "$status" = stale ]; then
-                echo "note: $run has this row's tag but trained otherwise (${found##* }); training it again"
+                echo "note: $run has this row's tag but trained otherwise (${found##*$'\t'}); training it again"
             fi
             if [ "$DRY_RUN" = 1 ]; then show ${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${ROW_COMMAND[@]}"
             else ${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${ROW_COMMAND[@]}"; fi ;;
@@ -303,8 +317,8 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
             --datetime="<run of tag $(row_tag "$spec"), seed $seed>" $EVAL_FLAGS
         return
     fi
-    found="$(find_run "$seed" "$spec")"; run="${found#* }"; run="${run%% *}"
-    if [ "${found%% *}" != evaluated ]; then
+    found="$(find_run "$seed" "$spec")"; IFS=$'\t' read -r status run _ <<< "$found"
+    if [ "$status" != evaluated ]; then
         "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
             --datetime="$(basename "$run")" $EVAL_FLAGS
     fi
@@ -337,7 +351,8 @@ if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every
     for seed in $SEEDS; do
         for spec in $OBJECTIVES; do
             found="$(find_run "$seed" "$spec")"
-            if [ "${found%% *}" = evaluated ]; then RUNS+=("$(echo "$found" | cut -d' ' -f2)")
+            IFS=$'\t' read -r status run _ <<< "$found"
+            if [ "$status" = evaluated ]; then RUNS+=("$run")
             else echo "warning: no evaluated run of row $spec, seed $seed (${found:-none}); left out" >&2; fi
         done
     done

@@ -12,7 +12,9 @@ originals are copied, never moved.  ``--imbalance_ratio`` makes ``train/``
 long-tailed (valid and test stay as split), following the CIFAR-LT convention.
 ``--from_torchvision`` builds a standard benchmark instead (see ``benchmarks.py``).
 """
+import hashlib
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 from benchmarks import TORCHVISION_DATASETS, export_torchvision, long_tail_counts
 from split_lists import export_lists
 from loader import is_image_file, list_datasets
-from utils import ArgumentParser, UserError, inside, name_argument, number, run_cli, seed_number, staged_folder
+from utils import ArgumentParser, UserError, contained, inside, name_argument, number, run_cli, seed_number, staged_folder
 
 SPLITS = ("train", "valid", "test")
 DEMO = {"dataset": "digits", "out_name": "digits-lt", "ratios": [0.6, 0.2, 0.2], "seed": 0,
@@ -96,7 +98,26 @@ def scan_source(source):
     empty = [name for name, paths in images.items() if not paths]
     if empty:
         raise UserError(f"class folder(s) without images in {source}: {', '.join(empty)}")
+    for paths in images.values():
+        for path in paths:
+            contained(source, path, "--dataset")  # a link planted in the raw folder never brings a file from outside
+    check_distinct(path for paths in images.values() for path in paths)
     return images
+
+
+def check_distinct(paths):
+    """One image, one file: two paths that are the same file (one inode: a link, a hard link) or hold the same
+    bytes (an alias copied in) would put one image in two splits or two classes; a ``UserError`` names both."""
+    by_inode, by_content = {}, {}
+    for path in paths:
+        found = os.stat(path)
+        other = by_inode.setdefault((found.st_dev, found.st_ino), path)
+        if other != path:
+            raise UserError(f"{other} and {path} are the same file (a link or a hard link); keep one of them")
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        other = by_content.setdefault(digest, path)
+        if other != path:
+            raise UserError(f"{other} and {path} hold the same bytes (one image twice); keep one of them")
 
 
 def plan_split(images, ratios, seed, imbalance_ratio=None, imbalance_type="exp"):

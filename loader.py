@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
 from augment import apply_policy, augment_batch, crop_padding, cutout, sim_view
-from utils import UserError, inside, save_atomic, write_json_atomic
+from utils import UserError, contained, inside, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 SAMPLERS = ("random", "class_balanced", "class_aware", "sqrt", "reversed")
@@ -240,7 +240,7 @@ def decode_split(split, height, width, skip_bad=False, disk_cache=False, progres
     """
     crop = f"-centre{sizing.resize_shorter}" if sizing is not None and sizing.resize_shorter else ""
     cache_file = Path(split.root).parent / ".cache" / f"{split.name}-{height}x{width}{crop}-{split.fingerprint}.pt"
-    if disk_cache and cache_file.exists():
+    if disk_cache and cache_file.exists() and _cache_inside(cache_file):
         cached = _read_cache(cache_file, split, height, width, hint, sizing)
         if cached is not None:
             return cached
@@ -282,7 +282,20 @@ def _read_cache(path, split, height, width, hint, sizing=None):
     return images, labels
 
 
+def _cache_inside(path):
+    """Whether a cache file of a dataset (``<data_dir>/<name>/.cache/...``) stays inside ``<data_dir>``: a link
+    planted there that leads elsewhere is neither read nor written (one warning naming it)."""
+    try:
+        contained(path.parents[2], path, "the dataset's cache")
+        return True
+    except UserError as error:
+        warnings.warn(f"{error}; its cache is not used")
+        return False
+
+
 def _try_write(write, path):
+    if not _cache_inside(path):
+        return
     try:
         path.parent.mkdir(exist_ok=True)
         write()

@@ -14,6 +14,7 @@ difference.
 import datetime
 import html
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import results
 import stats
 import train_args
 from runs import CONFIG, load_predictions, read_metrics, run_facts, run_settings, top_one
-from utils import ArgumentParser, UserError, atomic_write, output_file, run_cli
+from utils import ArgumentParser, UserError, atomic_write, run_cli
 
 LEADING = 3  # methods whose per-class accuracy, confusion matrix and calibration are drawn
 
@@ -105,7 +106,9 @@ def reproduce_section(groups):
         for run in members:
             try:
                 environment = json.loads((run / CONFIG).read_text()).get("environment", {})
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
+                environment = {}
+            if not isinstance(environment, dict):  # a hand-edited config.json: nothing to show, no traceback
                 environment = {}
             key = ", ".join(f"{name} {environment[name]}" for name in ("python", "torch", "torchvision", "device")
                             if name in environment)
@@ -160,7 +163,7 @@ def _verdict_html(found):
     if found["pairs"]:
         supported = [pair for pair in found["pairs"] if pair["verdict"] != "no difference shown"]
         text.append(f"<p>Paired by seed with each other group, the seeds support {len(supported)} of "
-                    f"{len(found['pairs'])} differences:</p><ul>")
+                    f"{len(found['pairs'])} differences, {html.escape(_family(found['pairs']))}:</p><ul>")
         for pair in found["pairs"]:
             paired = pair["seeds"]
             word = {"better": "better than", "worse": "worse than"}.get(pair["verdict"], "not shown to differ from")
@@ -168,17 +171,34 @@ def _verdict_html(found):
             text.append(f'<li><span class="{css}">{html.escape(pair["label_b"])} is {word} '
                         f'{html.escape(pair["label_a"])}</span>: {paired["mean"]:+.2f} points over '
                         f'{len(pair["runs"])} pairs, seeds+images [{paired["seeds_and_images"][0]:+.2f}, '
-                        f'{paired["seeds_and_images"][1]:+.2f}], Student t [{paired["t"][0]:+.2f}, {paired["t"][1]:+.2f}]; '
+                        f'{paired["seeds_and_images"][1]:+.2f}], Student t [{paired["t"][0]:+.2f}, '
+                        f'{paired["t"][1]:+.2f}], verdict rule p = {paired["p_verdict"]:.2g}, held to '
+                        f'{pair["family"]["level"]:.2g}'
+                        + (" (but Holm's steps stopped at a smaller p)" if pair["family"]["stopped"] else "") + "; "
                         f'{html.escape(_needed(paired, len(pair["runs"])))}</li>')
         text.append("</ul>")
     else:
         text.append("<p>With one seed per group no difference between methods can be claimed.</p>")
+    text += [f"<p><b>Warning</b>: {html.escape(note)}.</p>" for note in results.divergence_notes(found["diverging"])]
     text.append("</div>")
     return "\n".join(text)
 
 
+def _family(pairs):
+    """The family the page's verdicts are held in, and its correction."""
+    family = pairs[0]["family"]
+    if family["size"] == 1:
+        return "held to p < 0.05 alone (one comparison)"
+    return (f"held together by Holm's correction over a family of {family['size']} comparisons, every pair of groups "
+            f"with seeds in common ({family['shown']} shown: valid/ chose the group the others are compared with "
+            "among all of them, so its comparisons are a selection from every pair), so that the chance of calling "
+            "any difference that is not there stays at most 5 %")
+
+
 def _needed(paired, pairs):
     needed = paired["seeds_needed"]
+    if needed == math.inf:
+        return "no number of seeds would show it: the test images alone cover a difference this small"
     if needed is None:
         return "no number of seeds would show a difference this small"
     return f"about {needed} seeds would show it" if needed > pairs else f"{pairs} seeds are enough"
@@ -194,6 +214,7 @@ def _table_html(found):
                      + "".join(f"<td>{html.escape(value)}</td>" for value in cell) + "</tr>")
     lines.append("</table></div>")
     lines.append(f'<p class="muted">{html.escape(results.TABLE_NOTE)}.</p>')
+    lines += [f'<p class="worse">{html.escape(note)}.</p>' for note in results.divergence_notes(found["diverging"])]
     return "\n".join(lines)
 
 
@@ -201,16 +222,21 @@ def _pairs_html(found):
     if not found["pairs"]:
         return "<p>No pairs: every group needs at least two seeds in common with the chosen one.</p>"
     head = ("<tr><th>the chosen minus</th><th>pairs</th><th>per seed</th><th>mean</th><th>seeds+images</th>"
-            "<th>Student t</th><th>images only</th><th>sign-flip p</th><th>smallest p</th><th>seeds needed</th>"
-            "<th>verdict</th></tr>")
-    lines = ["<div class='scroll'><table>", head]
+            "<th>Student t</th><th>images only</th><th>sign-flip p</th><th>smallest p</th><th>verdict rule p</th>"
+            "<th>held to p &lt;</th><th>seeds needed</th><th>verdict</th></tr>")
+    holm = (" (Holm, 1979: the smallest p is held to 0.05 over the family's size, the next to 0.05 over one less, "
+            "and so on while each passes)") if found["pairs"][0]["family"]["size"] > 1 else ""
+    lines = [f"<p>The verdicts are {html.escape(_family(found['pairs']))}{holm}. 'verdict rule p' is the smallest "
+             "level at which both intervals that include the seed spread exclude 0; 'seeds needed' is how many pairs "
+             "would make the verdict hold at this difference, spread and images.</p>",
+             "<div class='scroll'><table>", head]
     for pair in found["pairs"]:
         paired = pair["seeds"]
         cells = [html.escape(pair["label_a"]), str(len(pair["runs"])),
                  ", ".join(f"{d:+.2f}" for d in paired["differences"]), f"{paired['mean']:+.2f}",
                  *(f"[{paired[key][0]:+.2f}, {paired[key][1]:+.2f}]" for key in ("seeds_and_images", "t", "images")),
-                 f"{paired['p_sign_flip']:.3g}", f"{paired['smallest_p']:.3g}",
-                 str(paired["seeds_needed"] or "> 1000"), pair["verdict"]]
+                 f"{paired['p_sign_flip']:.3g}", f"{paired['smallest_p']:.3g}", f"{paired['p_verdict']:.3g}",
+                 f"{pair['family']['level']:.3g}", html.escape(results.needed_cell(paired)), pair["verdict"]]
         lines.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     lines.append("</table></div>")
     return "\n".join(lines)
@@ -242,7 +268,7 @@ def render(title, data, found, leading, curves, shifted, reproduce):
         parts += ["<h2>Under other test class priors</h2>",
                   "<p>The same test images weighted as if the classes came as skewed as training (forward), uniform, "
                   "or skewed the other way (backward): a method that gains on the balanced test by trading head "
-                  "for tail shows it here.</p>", f"<div class='figures'>{_svg(shifted)}</div>"]
+                  "for tail shows it here.</p>", shifted]
     parts.append("<h2>How to reproduce every number</h2>")
     for entry in entries:
         parts.append(f"<h3>{html.escape(entry['label'])}</h3><pre>{html.escape(entry['command'])}</pre>"
@@ -257,7 +283,7 @@ def render(title, data, found, leading, curves, shifted, reproduce):
 
 
 def main(args):
-    output_file(args.out, "--out")
+    results.result_output(args.out, "--out")
     runs = results.selected_runs(args)
     groups = results.group_runs(runs)
     found = results.gather(groups, args.checkpoint)
@@ -266,10 +292,11 @@ def main(args):
     trained = [(label, members) for label, members in groups]
     curves = figures.plot_curves(results.validation_curves(trained), None, results.curves_title(trained))
     try:
-        shifted = figures.plot_prior_shift(results.prior_shift(trained, checkpoint=args.checkpoint), None,
-                                           "top-1 under the test prior, mean over seeds")
-    except UserError:
-        shifted = None
+        shifted = _svg(figures.plot_prior_shift(results.prior_shift(trained, checkpoint=args.checkpoint), None,
+                                                "top-1 under the test prior, mean over seeds"))
+        shifted = f"<div class='figures'>{shifted}</div>"
+    except UserError as error:  # no class counts, or a prior the test images cannot express: say why
+        shifted = f"<p>Not drawn: {html.escape(str(error))}.</p>"
     page = render(title, data, found, leading_figures(found, args.checkpoint), curves, shifted,
                   reproduce_section(trained))
     with atomic_write(args.out) as file:
@@ -279,6 +306,10 @@ def main(args):
           f"{found['scores'][found['chosen']]:.2f}); its test balanced accuracy {results.format_cell(*chosen['balanced_acc'])}")
     for pair in found["pairs"]:
         print(f"  {pair['label_b']} vs {pair['label_a']}: {pair['seeds']['mean']:+.2f} points, {pair['verdict']}")
+    if found["pairs"]:
+        print(f"  (verdicts: {_family(found['pairs'])})")
+    for note in results.divergence_notes(found["diverging"]):
+        print(f"warning: {note}")
     print(f"wrote {args.out}")
     return 0
 

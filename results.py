@@ -8,6 +8,7 @@ Each run is read from its folder: ``test_metrics.json`` (or ``valid_metrics.json
 checkpoint of runs older than that file).  Intervals and paired tests need ``<split>_predictions.npz``.
 """
 import difflib
+import itertools
 import json
 import math
 import statistics
@@ -19,9 +20,9 @@ import numpy as np
 import criterion
 import stats
 import train_args
-from runs import (CHECKPOINTS, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions,
+from runs import (CHECKPOINTS, CONFIG, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions,
                   model_folder, read_csv, read_metrics, run_facts, run_parent, run_settings, verify_record)
-from utils import UserError, name_argument
+from utils import UserError, name_argument, output_file
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
            ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
@@ -53,6 +54,16 @@ def add_selection_arguments(parser):
     parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
                         help="results of the best checkpoint (chosen on valid/) or of last.pth (2_test.py "
                              "--checkpoint last)")
+
+
+def result_output(text, flag):
+    """An output path of compare.py or report.py (``utils.output_file``), never inside a run folder or a record:
+    a table or a page written there would replace, or sit among, the files the run's numbers come from."""
+    path = output_file(text, flag)
+    if (path.resolve().parent / CONFIG).is_file():
+        raise UserError(f"{flag} {path} would be written into the run folder {path.parent}, among the files its "
+                        "numbers come from; write it elsewhere")
+    return path
 
 
 def selected_runs(args):
@@ -337,12 +348,19 @@ def group_intervals(members, split=None, checkpoint="best", prior=None, variant=
     images = stats.bootstrap_intervals(targets, predictions)
     weighting = None
     if prior is not None:
-        weighting = np.asarray(prior)[np.unique(targets)]
-        correct = np.array([targets == run for run in predictions])
-        value = float(stats.weighted_accuracy(targets, correct, weighting).mean())
-        half = 1.959963984540054 * math.sqrt(stats.image_variance(targets, correct, weighting))
-        images["weighted"] = [value - half, value + half]
+        weighting = prior_on(targets, prior)
+        images["weighted"] = stats.images_interval(targets, np.array([targets == run for run in predictions]),
+                                                   weighting)
     return {"images": images, "seeds": stats.seed_intervals(targets, predictions, weighting=weighting)}
+
+
+def prior_on(targets, prior):
+    """A test prior's weights of the classes present in ``targets`` (``stats.present_prior``), or a ``UserError``
+    when it puts mass on a class with no test image."""
+    try:
+        return stats.present_prior(targets, prior)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def prior_accuracies(members, prior, split=None, checkpoint="best", variant=None):
@@ -351,7 +369,7 @@ def prior_accuracies(members, prior, split=None, checkpoint="best", variant=None
     if saved is None:
         return [math.nan] * len(members)
     _, targets, predictions = saved
-    weighting = np.asarray(prior)[np.unique(targets)]
+    weighting = prior_on(targets, prior)
     return stats.weighted_accuracy(targets, np.array([targets == run for run in predictions]), weighting).tolist()
 
 
@@ -496,9 +514,10 @@ def variant_groups(groups, checkpoint="best"):
     return found
 
 
-def gather(groups, checkpoint="best"):
+def gather(groups, checkpoint="best", holm=True):
     """What a study concludes (report.py shows it): the rows of the groups and of their test-time adjustments, the
-    scores on valid/ and the group they choose, and the chosen group paired by seed with every other."""
+    scores on valid/ and the group they choose, the chosen group paired by seed with every other (their verdicts
+    held together by Holm's correction, ``hold_together``), and the runs whose seed diverged."""
     variants = variant_groups(groups, checkpoint)
     rows = summarise(groups, checkpoint=checkpoint)
     for label, members, variant in variants:
@@ -519,8 +538,10 @@ def gather(groups, checkpoint="best"):
                 continue  # no common seed: no pair
             if len(runs_a) > 1:
                 pairs.append(compare_pairs(runs_a, runs_b, labels=names, checkpoint=checkpoint,
-                                                   variants=(kinds.get(label), kinds.get(chosen))))
-    return {"rows": rows, "scores": scores, "chosen": chosen, "pairs": pairs, "groups": every, "kinds": kinds}
+                                           variants=(kinds.get(label), kinds.get(chosen))))
+    hold_together(pairs, holm=holm, others=unshown_p_values(every, chosen, checkpoint, kinds) if holm else ())
+    return {"rows": rows, "scores": scores, "chosen": chosen, "pairs": pairs, "groups": every, "kinds": kinds,
+            "diverging": diverging_runs(groups, checkpoint)}
 
 
 def validation_curves(groups):
@@ -587,7 +608,7 @@ def compare_pairs(runs_a, runs_b, split=None, labels=None, checkpoint="best", te
     predictions_a, predictions_b = [entry[3] for entry in saved[:len(runs_a)]], [entry[3] for entry in saved[len(runs_a):]]
     weighting = "balanced"
     if test_prior:
-        weighting = np.asarray(stats.test_prior(test_prior, class_counts_of(runs_a[0])))[np.unique(targets)]
+        weighting = prior_on(targets, stats.test_prior(test_prior, class_counts_of(runs_a[0])))
     label_a, label_b = labels or (_short(runs_a), _short(runs_b))
     result = {"label_a": label_a, "label_b": label_b, "split": saved[0][0], "images": len(targets),
               "metric": f"top-1 under {test_prior}" if test_prior else "balanced acc", "runs": []}
@@ -598,16 +619,109 @@ def compare_pairs(runs_a, runs_b, split=None, labels=None, checkpoint="best", te
                                "only_a": only_a, "only_b": only_b, "mcnemar_p": p_value})
     if len(runs_a) > 1:
         result["seeds"] = stats.paired_over_seeds(targets, predictions_a, predictions_b, weighting=weighting)
-        result["verdict"] = verdict(result["seeds"])
+        hold_together([result], holm=False)  # a family of one until a table or page holds several together
     return result
 
 
-def verdict(paired):
-    """``better``, ``worse`` or ``no difference shown``: better or worse only when both intervals that include the
-    seed spread (seeds and images; Student's t over the pairs) exclude 0."""
-    seed_aware = (paired["seeds_and_images"], paired["t"])
-    if all(low > 0 for low, _ in seed_aware):
-        return "better"
-    if all(high < 0 for _, high in seed_aware):
-        return "worse"
-    return "no difference shown"
+def verdict(paired, alpha=0.05):
+    """``better``, ``worse`` or ``no difference shown``: better or worse only when the verdict rule's p-value
+    (``stats.verdict_p``) is below ``alpha``, that is when both intervals that include the seed spread (seeds and
+    images; Student's t over the pairs) exclude 0 at level ``1 - alpha``."""
+    if paired["p_verdict"] >= alpha:
+        return "no difference shown"
+    return "better" if paired["mean"] > 0 else "worse"
+
+
+def hold_together(pairs, holm=True, alpha=0.05, others=()):
+    """The verdicts of the paired comparisons one table or page shows, as one family: with ``holm``, Holm's
+    correction over the comparisons with seed pairs and the p-values of the family's comparisons not shown,
+    ``others`` (``stats.holm``: the chance of calling any true null stays at most ``alpha``), else each at
+    ``alpha``.  Each such pair gets its ``verdict`` and ``family`` (size, correction, the level it is held to), and
+    the seeds needed at the level that would make the family call it (``needed_at``): its own level when called,
+    else Holm's strictest, ``alpha`` over the family's size, which calls it whatever the others do."""
+    judged = [pair for pair in pairs if "seeds" in pair]
+    p_values = [pair["seeds"]["p_verdict"] for pair in judged] + list(others)
+    levels, called = stats.holm(p_values, alpha) if holm else ([alpha] * len(p_values), [p < alpha for p in p_values])
+    correction = "Holm" if holm and len(p_values) > 1 else None
+    for pair, level, call in zip(judged, levels, called):
+        paired = pair["seeds"]
+        pair["verdict"] = verdict(paired, level) if call else "no difference shown"
+        pair["family"] = {"size": len(p_values), "shown": len(judged), "correction": correction, "level": level,
+                          "alpha": alpha, "stopped": not call and paired["p_verdict"] < level}  # Holm stopped before
+        paired["needed_at"] = needed_at = level if call or not correction else alpha / len(p_values)
+        paired["seeds_needed"] = stats.seeds_needed(paired["differences"], paired["image_var"], 1 - needed_at)
+    return pairs
+
+
+def unshown_p_values(groups, chosen, checkpoint="best", kinds=None):
+    """The verdict-rule p-value (``stats.verdict_p``) of every pair of ``groups`` paired by seed (at least two pairs,
+    on the same images) that leaves out the ``chosen`` one: valid/ chose it among them all, so its comparisons with
+    the others are a selection from every pair, and only Holm over every pair keeps the family-wise error at 5 %
+    (bench/coverage.py)."""
+    by_seed = {}
+    for label, members in groups:
+        saved = saved_predictions(members, None, checkpoint, (kinds or {}).get(label))
+        if saved is not None and label != chosen:
+            by_seed[label] = (saved[1], {run_settings(run).get("seed"): run_predictions
+                                         for run, run_predictions in zip(members, saved[2])})
+    p_values = []
+    for (targets_a, runs_a), (targets_b, runs_b) in itertools.combinations(by_seed.values(), 2):
+        common = [seed for seed in runs_a if seed in runs_b]
+        if len(common) > 1 and np.array_equal(targets_a, targets_b):
+            differences, image_var = stats.paired_differences(targets_a, [runs_a[seed] for seed in common],
+                                                              [runs_b[seed] for seed in common])
+            p_values.append(stats.verdict_p(differences, image_var))
+    return p_values
+
+
+def family_words(pair):
+    """How a verdict was held: nothing for a comparison alone; else the family's size and its correction."""
+    family = pair.get("family")
+    if not family or family["size"] == 1:
+        return ""
+    if family["correction"]:
+        among = "shown" if family["size"] == family["shown"] else f"of the family ({family['shown']} shown)"
+        return (f"Holm's correction over the {family['size']} comparisons {among}: this one held to p < "
+                f"{family['level']:.2g}")
+    return (f"one of {family['size']} comparisons shown, each at p < {family['alpha']:g}, not corrected for the "
+            "family")
+
+
+def needed_cell(paired):
+    """The seeds needed as a table cell: a number, ``> 1000``, or ``more test images, not seeds``."""
+    needed = paired["seeds_needed"]
+    if needed == math.inf:
+        return "more test images, not seeds"
+    return "> 1000" if needed is None else str(needed)
+
+
+# ---------------------------------------------------------------- a seed that diverged
+
+def diverging_runs(groups, checkpoint="best"):
+    """Runs whose validation top-1 (their checkpoint's epoch in ``valid.csv``) lies far from their group's median
+    (``stats.diverging``: more than 5 robust standard deviations, pooled over the groups shown, and at least the
+    valid images' standard error ``100 sqrt(p (1 - p) / N)`` when ``valid.csv`` records N): ``[{label, run, value,
+    median, threshold}]``.  No interval covers the truth with such a run in its group; the reader must see it."""
+    accuracies, floors = [], []
+    for _, members in groups:
+        rows = [(run, checkpoint_row(run, checkpoint)) for run in members]
+        judged = [(run, float(row["acc"])) for run, row in rows if row is not None]
+        accuracies.append(judged)
+        share = statistics.median([value for _, value in judged]) / 100 if judged else 0.5
+        images = _number(rows[-1][1].get("images")) if rows and rows[-1][1] else math.nan
+        floors.append(100 * math.sqrt(share * (1 - share) / images) if images > 0 else 0.0)
+    flags, thresholds = stats.diverging([[value for _, value in judged] for judged in accuracies], floors)
+    found = []
+    for (label, _), judged, flagged, threshold in zip(groups, accuracies, flags, thresholds):
+        median = statistics.median([value for _, value in judged]) if judged else math.nan
+        found += [{"label": label, "run": run, "value": value, "median": median, "threshold": threshold}
+                  for (run, value), flag in zip(judged, flagged) if flag]
+    return found
+
+
+def divergence_notes(found):
+    """One line per diverging run (``diverging_runs``)."""
+    return [f"diverging seed? {entry['label']}: {entry['run']} has validation top-1 {entry['value']:.2f}, "
+            f"{abs(entry['value'] - entry['median']):.2f} points from its group's median {entry['median']:.2f} (the "
+            f"rule: {entry['threshold']:.2f}); the row's mean and intervals include it, and assume no such run"
+            for entry in found]

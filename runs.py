@@ -29,7 +29,7 @@ import stats
 import train_args
 from get_model import build_network, model_name
 from runtime import torch_minor
-from utils import (UserError, WriteError, atomic_write, inside, load_checkpoint, name_argument, save_atomic,
+from utils import (UserError, WriteError, atomic_write, contained, inside, load_checkpoint, name_argument, save_atomic,
                    write_json_atomic)
 
 RUN_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
@@ -72,7 +72,9 @@ def best_checkpoint_name(acc):
 # ---------------------------------------------------------------- creating, finding and listing runs
 
 def run_parent(logs_dir, model, dataset, objective):
-    return inside(Path(logs_dir) / model, dataset, "--dataset", name=True) / objective
+    """``logs/<Model>/<dataset>/<objective>``, refused when a link planted on the way leads outside ``logs_dir``."""
+    parent = inside(Path(logs_dir) / model, dataset, "--dataset", name=True) / objective
+    return contained(logs_dir, parent, "--logs_dir")
 
 
 def create_run_dir(logs_dir, model, dataset, objective, now=None):
@@ -114,12 +116,12 @@ def find_run_dir(logs_dir, model, dataset, objective, datetime_name):
     if datetime_name == "latest":
         if not runs:
             raise UserError(f"no run to pick as latest; {available}")
-        return parent / runs[-1]
+        return contained(logs_dir, parent / runs[-1], "--datetime latest")
     if not RUN_NAME.match(datetime_name):
         raise UserError(f"--datetime must look like YYYY-MM-DD-HH-MM-SS or be 'latest', got {datetime_name!r}; {available}")
     if datetime_name not in runs:
         raise UserError(f"no run {datetime_name} under {parent}; {available}")
-    return parent / datetime_name
+    return contained(logs_dir, parent / datetime_name, "--datetime")
 
 
 def run_is_complete(run_dir):
@@ -435,7 +437,11 @@ def run_settings(run_dir):
     config = run_dir / CONFIG
     if config.is_file():
         try:
-            return train_args.complete(_arguments(json.loads(config.read_text()).get("args", {}), config))
+            saved = _arguments(json.loads(config.read_text()).get("args", {}), config)
+            problems = train_args.saved_problems(saved)
+            if problems:
+                raise ValueError("; ".join(problems[:2]))
+            return train_args.complete(saved)
         except (ValueError, AttributeError, TypeError) as error:
             raise UserError(f"{config} is damaged ({str(error).splitlines()[0][:80]}); restore it from the run's "
                             f"checkpoint or delete the run") from None
@@ -620,31 +626,54 @@ def run_facts(run_dir):
 
 
 def checked_metrics(run_dir, split, checkpoint="best", variant=None):
-    """``read_metrics`` (its ``variant`` section with a variant), and, when the predictions file is there, the
-    metrics checked against it: top-1, balanced accuracy, macro-F1 and each class's recall recomputed from the saved
-    predictions must equal the file's, so an edited metrics file (or one whose ``predictions_sha256`` was removed)
-    is named rather than compared."""
+    """``read_metrics`` (its ``variant`` section with a variant), checked against the saved predictions: every
+    number a table shows (top-1, balanced accuracy, macro-F1, each class's recall and the many/medium/few-shot
+    accuracies) is recomputed from them and must equal the file's, a NaN or a missing number where the
+    predictions give one included, so an edited metrics file (or one whose ``predictions_sha256`` was removed) is
+    named rather than compared.  Metrics without their predictions are returned with a warning that they are
+    unchecked."""
     metrics = read_metrics(run_dir, split, checkpoint)
     if variant is not None and metrics is not None:
         metrics = metrics.get(variant) if isinstance(metrics.get(variant), dict) else None
-    saved = load_predictions(run_dir, split, checkpoint, variant) if metrics is not None else None
+    if metrics is None:
+        return None
+    saved = load_predictions(run_dir, split, checkpoint, variant)
     if saved is None:
+        if variant is None:
+            warnings.warn(f"{Path(run_dir) / metrics_file(split, checkpoint)} has no predictions beside it, so its "
+                          f"numbers are shown unchecked; {_regenerate(run_dir, split, checkpoint)}")
         return metrics
     _, _, targets, predicted = saved
     with np.load(Path(run_dir) / predictions_file(split, checkpoint)) as file:
         classes = len(file["classes"]) if "classes" in file else int(max(targets.max(), predicted.max())) + 1
-    recomputed = stats.classification_metrics(targets, predicted, classes)
-    recalls = [row.get("recall") for row in metrics.get("per_class", []) if isinstance(row, dict)]
-    pairs = [(key, metrics.get(key), recomputed[key]) for key in ("acc", "balanced_acc", "macro_f1")]
+    try:
+        counts = run_facts(run_dir).get("class_counts")
+    except UserError:
+        counts = None
+    settings = run_settings(run_dir)
+    recomputed = stats.classification_metrics(targets, predicted, classes, counts, settings.get("many_shot", 100),
+                                              settings.get("few_shot", 20))
+    recalls = [row.get("recall") if isinstance(row, dict) else None for row in metrics.get("per_class") or []]
+    pairs = [(key, metrics.get(key), recomputed[key]) for key in ("acc", "balanced_acc", "macro_f1", "many_acc",
+                                                                  "medium_acc", "few_acc") if key in recomputed]
     if len(recalls) == classes:
         pairs += [(f"recall of class {k}", recall, 100 * recomputed["per_class_recall"][k])
                   for k, recall in enumerate(recalls)]
     for key, written, computed in pairs:
-        if not isinstance(written, (int, float)) or abs(written - computed) > 1e-6:
+        if not _agrees(written, computed):
             raise UserError(f"{Path(run_dir) / metrics_file(split, checkpoint)} does not agree with its predictions "
                             f"({key}: {written} in the file, {computed:.4f} from {predictions_file(split, checkpoint)}); "
                             f"it was edited or comes from another evaluation: {_regenerate(run_dir, split, checkpoint)}")
     return metrics
+
+
+def _agrees(written, computed):
+    """A number of a metrics file against the one its predictions give: equal to 1e-6, and NaN (JSON null) exactly
+    where the predictions give none (an empty shot group)."""
+    if math.isnan(computed):
+        return written is None or (isinstance(written, float) and math.isnan(written))
+    return (isinstance(written, (int, float)) and not isinstance(written, bool) and math.isfinite(written)
+            and abs(written - computed) <= 1e-6)
 
 
 # What two runs may differ in and still be the same training: paths, speed, bookkeeping.
@@ -673,8 +702,8 @@ def differences(run_dir, argv):
 
 def _find_main(argv=None):
     """``python runs.py find --model_index M --dataset D --tag LABEL --seed S [--logs_dir logs] [-- FLAGS]``: for
-    3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete <folder>``, ``stale
-    <folder> <settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now (``differences``), or
+    3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB>
+    <folder><TAB><settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now (``differences``), or
     nothing (exit 1)."""
     parser = argparse.ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
@@ -694,7 +723,7 @@ def _find_main(argv=None):
         return 1  # it stopped before its first epoch ended: nothing to resume, train anew
     changed = differences(run, flags) if flags else []
     if changed:
-        print(f"stale {run} {','.join(changed)}")
+        print(f"stale\t{run}\t{','.join(changed)}")
         return 0
     status = "incomplete"
     if run_is_complete(run):
@@ -703,7 +732,7 @@ def _find_main(argv=None):
         except UserError:  # a damaged metrics file: evaluate again
             evaluated = False
         status = "evaluated" if evaluated else "complete"
-    print(f"{status} {run}")
+    print(f"{status}\t{run}")
     return 0
 
 

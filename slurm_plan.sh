@@ -16,6 +16,28 @@
 # (--requeue); one that nears its time limit requeues itself (SIGUSR1 two minutes before); either way it resumes
 # from last.pth.
 
+check_slurm_values() {  # every value written into a generated script, validated: it can only be what it names
+    local name pattern
+    for name in SLURM_GPUS:'^[A-Za-z0-9_:]+$' SLURM_CPUS:'^[1-9][0-9]*$' SLURM_MEM:'^[1-9][0-9]*[KMGT]?$' \
+                SLURM_TIME:'^[0-9]+([:-][0-9]+)*$' SLURM_PARTITION:'^[A-Za-z0-9_.,-]+$' SLURM_ACCOUNT:'^[A-Za-z0-9_.-]+$'; do
+        pattern="${name#*:}"; name="${name%%:*}"
+        if [ -n "${!name:-}" ] && ! [[ "${!name}" =~ $pattern ]]; then
+            echo "error: $name=$(printf %q "${!name}") is not a value Slurm takes here (it must match $pattern)" >&2
+            exit 2
+        fi
+    done
+    local flag
+    set -f  # SLURM_EXTRA is split into flags, never glob-expanded
+    for flag in ${SLURM_EXTRA:-}; do
+        if ! [[ "$flag" =~ ^--[a-z][a-z-]*(=[A-Za-z0-9_.,:=/@%+-]+)?$ ]]; then
+            set +f
+            echo "error: SLURM_EXTRA: $(printf %q "$flag") is not an sbatch flag of the form --name or --name=value" >&2
+            exit 2
+        fi
+    done
+    set +f
+}
+
 slurm_settings() {  # the #SBATCH lines every job of the plan shares
     local gpus="${SLURM_GPUS:-}"
     if [ -z "$gpus" ]; then case "$PLAN" in demo|fmnist-lt|study) gpus=0 ;; *) gpus=1 ;; esac; fi
@@ -26,7 +48,9 @@ slurm_settings() {  # the #SBATCH lines every job of the plan shares
     [ -z "${SLURM_PARTITION:-}" ] || echo "#SBATCH --partition=$SLURM_PARTITION"
     [ -z "${SLURM_ACCOUNT:-}" ] || echo "#SBATCH --account=$SLURM_ACCOUNT"
     local flag
+    set -f
     for flag in ${SLURM_EXTRA:-}; do echo "#SBATCH $flag"; done
+    set +f
 }
 
 plan_variables() {  # the variables that make 3_run.sh this plan, as bash assignments a job can source
@@ -45,9 +69,9 @@ write_row_script() {  # row-<k>.sbatch for row $1 (its index) $2 (its spec) over
 #!/usr/bin/env bash
 # Row $index of plan $PLAN on $DATASET: $spec
 # One array task per seed (${seeds[*]}); task i trains, resumes or skips seed i's run and evaluates it.
-#SBATCH --job-name=cce-$DATASET-$index-${body%%:*}
+#SBATCH --job-name=cce-${DATASET// /_}-$index-${body%%:*}
 #SBATCH --array=0-$(( ${#seeds[@]} - 1 ))
-#SBATCH --output=$FOLDER/row-$index-%A_%a.out
+#SBATCH --output=row-$index-%A_%a.out
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@120
 $(slurm_settings)
@@ -66,8 +90,8 @@ write_collect_script() {
     cat > "$FOLDER/collect.sbatch" <<EOF
 #!/usr/bin/env bash
 # The last job of plan $PLAN on $DATASET: compare.py's table and report.py's page of every run the tasks left.
-#SBATCH --job-name=cce-$DATASET-collect
-#SBATCH --output=$FOLDER/collect-%j.out
+#SBATCH --job-name=cce-${DATASET// /_}-collect
+#SBATCH --output=collect-%j.out
 #SBATCH --cpus-per-task=1
 #SBATCH --mem=${SLURM_MEM:-16G}
 #SBATCH --time=01:00:00
@@ -91,6 +115,7 @@ row_index_of() {  # the index of the row a --init_from=row:NAME names, or nothin
 }
 
 submit_plan() {
+    check_slurm_values
     FOLDER="$PWD/logs/$MODEL_NAME/$DATASET/slurm/$(date +%Y-%m-%d-%H-%M-%S)"
     mkdir -p "$FOLDER"
     plan_variables > "$FOLDER/plan.env"
@@ -110,32 +135,41 @@ submit_plan() {
         echo '    echo "${id%%;*}"'
         echo '}'
     } > "$FOLDER/submit.sh"
-    local index=0 spec flag first all=()
+    local index=0 spec flag first all=() fake=()
+    DRY_COMMANDS=()  # what submit.sh will run, with made-up job ids: a dry run prints these and runs nothing
     for spec in $OBJECTIVES; do
         index=$((index + 1))
         write_row_script "$index" "$spec"
-        local dependency=""
+        local dependency="" planned=""
         IFS=',' read -r -a parts <<< "$(row_body "$spec" | sed 's/^[^:]*:\{0,1\}//')"
         for flag in "${parts[@]}"; do
             if [[ "$flag" == --init_from=row:* ]]; then
                 first="$(row_index_of "${flag#--init_from=row:}")"
                 dependency="--dependency=aftercorr:\$row$first"
+                planned="--dependency=aftercorr:$((1000 + first)) "
             fi
         done
         echo "row$index=\$(submit $((1000 + index)) $dependency row-$index.sbatch)" >> "$FOLDER/submit.sh"
         all+=("\$row$index")
+        DRY_COMMANDS+=("sbatch ${planned}row-$index.sbatch")
+        fake+=("$((1000 + index))")
     done
     write_collect_script
     local joined
     joined="$(IFS=:; echo "${all[*]}")"
     echo "collect=\$(submit 1999 --dependency=afterany:$joined collect.sbatch)" >> "$FOLDER/submit.sh"
+    DRY_COMMANDS+=("sbatch --dependency=afterany:$(IFS=:; echo "${fake[*]}") collect.sbatch")
     echo 'echo "submitted: rows ${row1}... and the collecting job $collect (squeue -u ${USER:-$(id -un)} to watch)"' >> "$FOLDER/submit.sh"
     chmod +x "$FOLDER/submit.sh" "$FOLDER"/*.sbatch
     echo "wrote the Slurm scripts of this plan into $FOLDER"
-    if [ "$DRY_RUN" = 1 ]; then SLURM_DRY_RUN=1; fi  # a dry run of the plan submits nothing either
-    if [ "${SLURM_DRY_RUN:-0}" != 1 ] && ! command -v sbatch > /dev/null; then
+    if [ "$DRY_RUN" = 1 ] || [ "${SLURM_DRY_RUN:-0}" = 1 ]; then  # a dry run executes nothing it wrote
+        echo "dry run: nothing submitted; bash $(printf %q "$FOLDER/submit.sh") submits them (job ids made up here):"
+        printf '%s\n' "${DRY_COMMANDS[@]}" >&2
+        return
+    fi
+    if ! command -v sbatch > /dev/null; then
         echo "error: SCHEDULER=slurm needs Slurm's sbatch on PATH; the scripts are in $FOLDER (SLURM_DRY_RUN=1 only writes them)" >&2
         exit 2
     fi
-    SLURM_DRY_RUN="${SLURM_DRY_RUN:-0}" bash "$FOLDER/submit.sh"
+    bash "$FOLDER/submit.sh"
 }

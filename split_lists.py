@@ -122,19 +122,21 @@ def check_lists(lists, images, allow_missing=False, num_classes=None):
 
 
 def _same_files(checked, root, missing=()):
-    """Two list lines that name one file (through a link, or a link and its target) are refused: one image in two
-    splits or two classes would leak, and once in one split it would count twice."""
+    """Two list lines that name one file (the same inode: through a link, a hard link, or a link and its target)
+    are refused: one image in two splits or two classes would leak, and once in one split it would count twice."""
     seen = {}
     for split, entries in checked.items():
         for entry in entries:
             if entry.path in missing:
                 continue
-            real = os.path.realpath(root / entry.path)
-            if real in seen and seen[real][1].path != entry.path:
-                other_split, other = seen[real]
+            found = os.stat(root / entry.path)  # links followed: a hard link, a link and two spellings share it
+            key = (found.st_dev, found.st_ino)
+            if key in seen and seen[key][1].path != entry.path:
+                other_split, other = seen[key]
                 raise UserError(f"{other_split} {other.path} (line {other.line}) and {split} {entry.path} (line "
-                                f"{entry.line}) are the same file ({real}); list each image once")
-            seen[real] = (split, entry)
+                                f"{entry.line}) are the same file ({os.path.realpath(root / entry.path)}, one inode: "
+                                f"a link, a hard link or another spelling); list each image once")
+            seen[key] = (split, entry)
 
 
 def class_names(entries, num_classes):
@@ -174,8 +176,9 @@ def build(checked, folders, images, destination, copy=False, force=False):
     """Write the splits as links (or copies) into ``destination``, staged and swapped in when complete.  A copy
     reads only files whose real location (links followed) is inside ``images``."""
     root = Path(images).resolve()
-    sources = {entry.path: inside(root, entry.path, "--copy", resolve=True)
-               for entries in checked.values() for entry in entries} if copy else {}
+    # Links (or copies) only of files whose real location, links followed, is inside --images.
+    sources = {entry.path: inside(root, entry.path, "--copy" if copy else "--images", resolve=True)
+               for entries in checked.values() for entry in entries}
     with staged_folder(destination, force) as staging:
         for split, entries in checked.items():
             made = set()

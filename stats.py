@@ -1,5 +1,5 @@
-"""Statistics of predictions: imbalance metrics, bootstrap intervals, paired tests, calibration, post-hoc logit
-adjustment.
+"""Statistics of predictions: imbalance metrics, bootstrap and seed-aware intervals, paired tests and the
+verdict rule with its family-wise correction, a diverging seed, calibration, post-hoc logit adjustment, test priors.
 
 Used by 1_train.py (validation metrics per epoch), 2_test.py (one evaluation) and compare.py (two runs or two
 groups of seeds).
@@ -45,10 +45,19 @@ def classification_metrics(targets, predictions, num_classes, class_counts=None,
         "per_class_recall": per_class_recall,
     }
     if class_counts is not None:
-        for group, members in shot_groups(class_counts, many_shot, few_shot).items():
-            members = np.intersect1d(members, present)
-            metrics[f"{group}_acc"] = 100.0 * float(per_class_recall[members].mean()) if len(members) else math.nan
+        metrics.update(group_accuracies(per_class_recall, present, class_counts, many_shot, few_shot))
     return metrics
+
+
+def group_accuracies(per_class_recall, present, class_counts, many_shot=100, few_shot=20):
+    """``{many_acc, medium_acc, few_acc}`` (%): the plain mean of the recalls of each shot group's classes present in
+    the split (nan for a group with none), as SADE's ``validation`` takes it (``acc[many_shot].mean()``); a test
+    prior, which reweights images within a class, never changes it."""
+    accuracies = {}
+    for group, members in shot_groups(class_counts, many_shot, few_shot).items():
+        members = np.intersect1d(members, present)
+        accuracies[f"{group}_acc"] = 100.0 * float(np.mean(per_class_recall[members])) if len(members) else math.nan
+    return accuracies
 
 
 # ---------------------------------------------------------------- bootstrap intervals and paired tests
@@ -129,22 +138,54 @@ def class_weights(targets, weighting="balanced"):
 
 
 def weighted_accuracy(targets, correct, weighting="balanced"):
-    """``sum_k w_k acc_k`` (%) for each row of ``correct`` (runs x images, or one run): balanced accuracy, top-1 or
-    the accuracy under a test prior (``class_weights``)."""
-    correct = np.atleast_2d(np.asarray(correct, dtype=np.float64))
-    per_class = np.stack([correct[:, members].mean(axis=1) for members in class_indices(targets)], axis=1)
+    """``sum_k w_k acc_k`` (%) for each run of ``correct`` (... x runs x images, or one run): balanced accuracy,
+    top-1 or the accuracy under a test prior (``class_weights``)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    correct = correct[None] if correct.ndim == 1 else correct
+    per_class = np.stack([correct[..., members].mean(axis=-1) for members in class_indices(targets)], axis=-1)
     return 100.0 * per_class @ class_weights(targets, weighting)
 
 
-def image_variance(targets, correct, weighting="balanced"):
+def image_variance(targets, correct, weighting="balanced", single_image=0.25):
     """The variance (%^2) that the test images alone give the mean over runs of ``weighted_accuracy``: resampling
-    each class's images (as the stratified bootstrap does) gives ``sum_k w_k^2 var_k / n_k``, ``var_k`` the variance
-    over class k's images of their mean correctness over the runs (``correct``: runs x images).  The runs share
-    the images, so their image noise is counted once, not divided by the number of runs."""
-    mean_correct = np.atleast_2d(np.asarray(correct, dtype=np.float64)).mean(axis=0)
+    each class's images gives ``sum_k w_k^2 var_k / n_k``, ``var_k`` the unbiased (ddof 1) variance over class k's
+    images of their mean correctness over the runs (``correct``: ... x runs x images; or a difference of two runs'
+    correctness).  The runs share the images, so their image noise is counted once, not divided by the number of
+    runs.  A class with one test image has no spread to measure: it gets ``single_image``, the largest variance its
+    values can have (1/4 for a correctness in 0..1, 1 for a difference in -1..1)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    mean_correct = correct if correct.ndim == 1 else correct.mean(axis=-2)
     weights = class_weights(targets, weighting)
-    return float(sum(w ** 2 * mean_correct[members].var() / len(members)
-                     for w, members in zip(weights, class_indices(targets))) * 100.0 ** 2)
+    variance = sum(w ** 2 * (mean_correct[..., members].var(axis=-1, ddof=1) if len(members) > 1 else single_image)
+                   / len(members) for w, members in zip(weights, class_indices(targets))) * 100.0 ** 2
+    return float(variance) if np.ndim(variance) == 0 else variance
+
+
+def effective_images(targets, weighting="balanced"):
+    """Kish's effective number of test images of a weighted accuracy, ``1 / sum_k w_k^2 / n_k``: the number of
+    equally weighted images whose accuracy would vary as much (N for top-1)."""
+    sizes = np.array([len(members) for members in class_indices(targets)], dtype=np.float64)
+    return float(1 / np.sum(class_weights(targets, weighting) ** 2 / sizes))
+
+
+def accuracy_variance(targets, correct, weighting="balanced", level=0.95):
+    """``image_variance`` of an accuracy plus that of z^2 pseudo-errors among its ``effective_images``: never 0, so
+    runs with no error keep an interval about as wide as Wilson's score bound for 0 errors (``1 - z^2 / N``).  A
+    variance estimated from the errors alone is 0 when no run errs, and an accuracy of 99.97 % on 1,000 images
+    then got [100, 100] (docs/evaluation.md)."""
+    from scipy.stats import norm
+    pseudo_errors = norm.ppf(0.5 + level / 2) ** 2
+    pseudo_variance = pseudo_errors * (100.0 / effective_images(targets, weighting)) ** 2
+    return image_variance(targets, correct, weighting) + pseudo_variance
+
+
+def images_interval(targets, correct, weighting="balanced", level=0.95):
+    """95 % interval of the mean over runs of a weighted accuracy over the test images only (the runs held fixed):
+    ``mean +- z sqrt(accuracy_variance)``, cut to 0..100."""
+    from scipy.stats import norm
+    value = float(weighted_accuracy(targets, correct, weighting).mean())
+    half = norm.ppf(0.5 + level / 2) * math.sqrt(accuracy_variance(targets, correct, weighting, level))
+    return [max(value - half, 0.0), min(value + half, 100.0)]
 
 
 def mean_interval(values, image_var, level=0.95):
@@ -170,20 +211,22 @@ def mean_interval(values, image_var, level=0.95):
 
 def seed_intervals(targets, predictions, level=0.95, weighting=None):
     """95 % intervals of the mean top-1 and balanced accuracy of runs that differ in their training seed (and, with
-    ``weighting``, of the accuracy under a test prior, key ``weighted``), including the seed-to-seed spread and
-    the test images (``mean_interval``), cut to 0..100 (an accuracy cannot leave it, so the cut loses no
-    coverage); None for one run."""
+    ``weighting``, of the accuracy under a test prior, key ``weighted``; ``accuracy_interval``); None for one run."""
     runs = _as_runs(predictions)
     if len(runs) < 2:
         return None
     correct = np.array([np.asarray(targets) == run for run in runs])
     kinds = {"acc": "top1", "balanced_acc": "balanced", **({"weighted": weighting} if weighting is not None else {})}
-    intervals = {}
-    for key, kind in kinds.items():
-        low, high = mean_interval(weighted_accuracy(targets, correct, kind), image_variance(targets, correct, kind),
-                                  level)
-        intervals[key] = [max(low, 0.0), min(high, 100.0)]
-    return intervals
+    return {key: accuracy_interval(targets, correct, kind, level) for key, kind in kinds.items()}
+
+
+def accuracy_interval(targets, correct, weighting="balanced", level=0.95):
+    """The interval of the mean accuracy of runs that differ in their seed (``correct``: ... x runs x images),
+    including the seed-to-seed spread and the test images: ``mean_interval`` with ``accuracy_variance``, which stays
+    honest at 100 %, cut to 0..100 (an accuracy cannot leave it, so the cut loses no coverage)."""
+    interval = np.clip(mean_interval(weighted_accuracy(targets, correct, weighting),
+                                     accuracy_variance(targets, correct, weighting, level), level), 0.0, 100.0)
+    return interval.tolist() if interval.ndim == 1 else interval
 
 
 def balanced_accuracy(targets, predictions):
@@ -225,42 +268,89 @@ def paired_over_seeds(targets, predictions_a, predictions_b, resamples=RESAMPLES
     """B minus A in balanced accuracy (%) (or under ``weighting``, ``class_weights``) over pairs of runs that share a
     seed, on the same images.
 
-    Returns the per-pair differences, their mean, and three 95 % intervals of the mean: ``seeds_and_images``
-    (``mean_interval`` of the per-pair differences and the images' variance of their mean), ``t`` (Student's t
-    over the per-pair differences) and ``images`` (the pairs held fixed, a paired bootstrap of the images only);
-    ``p_sign_flip``, the exact two-sided sign-flip p-value; ``smallest_p``, the smallest p the number of pairs
-    allows; and ``seeds_needed``, how many pairs would make the t interval exclude 0 at the observed mean and
-    spread (``seeds_needed``)."""
+    Returns the per-pair differences, their mean, the images' variance of the mean (``image_var``) and three 95 %
+    intervals of the mean: ``seeds_and_images`` (``mean_interval``), ``t`` (Student's t over the per-pair
+    differences) and ``images`` (the pairs held fixed, a paired bootstrap of the images only); ``p_verdict``, the
+    smallest level at which the verdict rule calls the difference (``verdict_p``); ``p_sign_flip``, the exact
+    two-sided sign-flip p-value; ``smallest_p``, the smallest p the number of pairs allows; and ``seeds_needed``, how
+    many pairs the verdict rule would need at the observed mean, spread and images (``seeds_needed``)."""
     targets = np.asarray(targets)
-    runs_a, runs_b = _as_runs(predictions_a), _as_runs(predictions_b)
-    correct_a = np.array([targets == run for run in runs_a])
-    correct_b = np.array([targets == run for run in runs_b])
-    differences = weighted_accuracy(targets, correct_b, weighting) - weighted_accuracy(targets, correct_a, weighting)
+    correct_a = np.array([targets == run for run in _as_runs(predictions_a)], dtype=np.float64)
+    correct_b = np.array([targets == run for run in _as_runs(predictions_b)], dtype=np.float64)
+    differences, image_var = paired_differences(targets, predictions_a, predictions_b, weighting)
     draws = stratified_resamples(targets, resamples, seed)
-    weights = class_weights(targets, weighting)
-    replicates = sum(w * (correct_b.astype(float)[:, indices].mean(axis=2) - correct_a.astype(float)[:, indices].mean(axis=2))
-                     for w, indices in zip(weights, draws)).mean(axis=0) * 100.0
-    image_var = image_variance(targets, correct_b.astype(float) - correct_a.astype(float), weighting)
-    return {"differences": differences.tolist(), "mean": float(np.mean(differences)),
+    replicates = sum(w * (correct_b[:, indices].mean(axis=2) - correct_a[:, indices].mean(axis=2))
+                     for w, indices in zip(class_weights(targets, weighting), draws)).mean(axis=0) * 100.0
+    return {"differences": differences.tolist(), "mean": float(np.mean(differences)), "image_var": image_var,
             "seeds_and_images": mean_interval(differences, image_var, level),
             "t": t_interval(differences, level),
             "images": percentile_interval(replicates, level),
+            "p_verdict": verdict_p(differences, image_var),
             "p_sign_flip": sign_flip_p(differences), "smallest_p": smallest_sign_flip_p(len(differences)),
-            "seeds_needed": seeds_needed(differences, level)}
+            "seeds_needed": seeds_needed(differences, image_var, level)}
 
 
-def seeds_needed(differences, level=0.95, most=1000):
-    """The fewest pairs n (at least 2) for which Student's t interval of a mean difference as large as the observed
-    one, with the observed standard deviation s, excludes 0: ``t_{n-1} s / sqrt(n) < |mean|``.  A rough guide, not a
-    guarantee: the mean and s of a few pairs are themselves uncertain.  None when the mean is 0 or more than
-    ``most`` pairs would be needed; 2 when every pair agrees exactly."""
-    from scipy.stats import t
+def paired_differences(targets, predictions_a, predictions_b, weighting="balanced"):
+    """B minus A (%) per pair of runs on the same images (``weighted_accuracy``), and the images' variance of their
+    mean (``image_variance`` of the difference in correctness)."""
+    targets = np.asarray(targets)
+    correct_a = np.array([targets == run for run in _as_runs(predictions_a)], dtype=np.float64)
+    correct_b = np.array([targets == run for run in _as_runs(predictions_b)], dtype=np.float64)
+    differences = weighted_accuracy(targets, correct_b, weighting) - weighted_accuracy(targets, correct_a, weighting)
+    return differences, image_variance(targets, correct_b - correct_a, weighting, single_image=1.0)
+
+
+def verdict_p(differences, image_var):
+    """The p-value of the verdict rule: the smallest alpha at which the ``1 - alpha`` seeds+images interval of the
+    mean difference (``mean_interval``; Student's t over the pairs lies inside it) excludes 0, found by bisection on
+    log alpha.  1 for a mean of 0, 0 when neither the pairs nor the images vary.  Vectorised over leading dimensions
+    (``differences``: ... x pairs, ``image_var``: ...)."""
+    from scipy.stats import norm, t
+    values = np.asarray(differences, dtype=np.float64)
+    mean, spread = np.abs(values.mean(axis=-1)), values.var(axis=-1, ddof=1) / values.shape[-1]
+    image_var = np.broadcast_to(np.asarray(image_var, dtype=np.float64), mean.shape)
+    low, high = np.full(mean.shape, math.log(1e-300)), np.zeros(mean.shape)  # log alpha: the root lies between
+    for _ in range(64):
+        middle = (low + high) / 2
+        alpha = np.exp(middle)
+        half = np.sqrt(t.isf(alpha / 2, values.shape[-1] - 1) ** 2 * spread + norm.isf(alpha / 2) ** 2 * image_var)
+        excludes = half < mean  # the interval at this alpha already excludes 0: the p-value is smaller
+        high, low = np.where(excludes, middle, high), np.where(excludes, low, middle)
+    p = np.where(mean == 0, 1.0, np.where((spread == 0) & (image_var == 0), 0.0, np.exp(high)))
+    return float(p) if p.ndim == 0 else p
+
+
+def holm(p_values, alpha=0.05):
+    """Holm's step-down correction of a family of comparisons: per comparison, the level it is held to,
+    ``alpha / (m - rank)`` (rank its place among the p-values, smallest first), and whether the family calls it
+    (its p and every smaller p below their levels).  The chance of calling any true null is at most ``alpha``
+    whatever the comparisons' dependence (Holm, 1979)."""
+    levels, called = [0.0] * len(p_values), [False] * len(p_values)
+    going = True
+    for rank, index in enumerate(np.argsort(p_values, kind="stable")):
+        levels[index] = alpha / (len(p_values) - rank)
+        going = going and p_values[index] < levels[index]
+        called[index] = going
+    return levels, called
+
+
+def seeds_needed(differences, image_var=0.0, level=0.95, most=1000):
+    """The fewest pairs n (at least 2) at which the verdict rule calls a mean difference d as large as the observed
+    one: the seeds+images interval excludes 0, ``t_{n-1}^2 s^2 / n + z^2 v < d^2``, with the observed standard
+    deviation s of the per-pair differences and the images' variance v (taken as fixed).  A rough guide, not a
+    guarantee: d, s and v of a few pairs are themselves uncertain.  ``math.inf`` when the images' part alone,
+    ``z sqrt(v)``, reaches |d|: no number of seeds can, more test images can; None when d is 0 or more than ``most``
+    pairs would be needed; 2 when every pair agrees exactly and the images allow it."""
+    from scipy.stats import norm, t
     values = np.asarray(differences, dtype=np.float64)
     mean, spread = abs(values.mean()), values.std(ddof=1) if len(values) > 1 else math.nan
     if mean == 0 or math.isnan(spread):
         return None
+    images_part = norm.ppf(0.5 + level / 2) ** 2 * image_var
+    if images_part >= mean ** 2:
+        return math.inf
     for n in range(2, most + 1):
-        if t.ppf(0.5 + level / 2, n - 1) * spread / math.sqrt(n) < mean:
+        if t.ppf(0.5 + level / 2, n - 1) ** 2 * spread ** 2 / n + images_part < mean ** 2:
             return n
     return None
 
@@ -299,6 +389,30 @@ def pairs_needed(alpha=0.05):
     while smallest_sign_flip_p(pairs) > alpha:
         pairs += 1
     return pairs
+
+
+def diverging(groups, floors=None, limit=5.0):
+    """Which values (e.g. seeds' validation accuracies) lie more than ``limit`` robust standard deviations from their
+    group's median: ``(flags per group, threshold distance per group)``.  The scale is 1.4826 times the median
+    absolute deviation of every value from its group's median, pooled over the groups (the median value of an odd
+    group, 0 by construction, left out when at least 4 deviations remain) and at least the group's ``floor``; a
+    group of fewer than 3 values is not judged (with 2, which one diverged cannot be told).  Pooling and the floor
+    keep a few seeds that happen to agree closely from making an ordinary seed look diverging (docs/evaluation.md
+    gives the rule's false alarms and its power)."""
+    groups = [np.asarray(values, dtype=np.float64) for values in groups]
+    floors = [0.0] * len(groups) if floors is None else floors
+    deviations, kept = [], []
+    for values in groups:
+        if len(values):
+            distance = np.abs(values - np.median(values))
+            deviations.append(distance)
+            kept.append(np.delete(distance, np.argsort(values)[len(values) // 2]) if len(values) % 2 else distance)
+    pooled = np.concatenate(kept) if sum(map(len, kept)) >= 4 else np.concatenate(deviations or [np.zeros(0)])
+    scale = 1.4826 * float(np.median(pooled)) if len(pooled) else 0.0
+    thresholds = [limit * max(scale, floor) for floor in floors]
+    flags = [(np.abs(values - np.median(values)) > threshold) & (len(values) >= 3) if len(values) else np.zeros(0, bool)
+             for values, threshold in zip(groups, thresholds)]
+    return [flag.tolist() for flag in flags], thresholds
 
 
 # ---------------------------------------------------------------- calibration
@@ -399,10 +513,27 @@ def test_prior(name, class_counts):
     return prior / prior.sum()
 
 
+def present_prior(targets, prior):
+    """The probabilities a test ``prior`` (one per class) gives the classes present in ``targets``, in class order.
+    A prior that puts mass on a class with no test image asks for an accuracy these images cannot estimate:
+    ``ValueError`` naming the classes and the mass, never a silent renormalisation over the classes present."""
+    prior = np.asarray(prior, dtype=np.float64)
+    present = np.unique(targets)
+    absent = np.setdiff1d(np.flatnonzero(prior > 0), present)
+    if len(absent):
+        shown = ", ".join(map(str, absent[:10])) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+        raise ValueError(f"the test prior puts {100 * prior[absent].sum() / prior.sum():.2f} % of its mass on "
+                         f"{len(absent)} class(es) with no test image (class index {shown}), whose accuracy these "
+                         "images cannot give; evaluate a split that has every class, or leave that prior out")
+    return prior[present]
+
+
 def prior_weights(targets, prior):
     """Per image, its importance weight ``prior_k / empirical_k`` for its class k: the test images as a sample of
-    the distribution with class prior ``prior`` (no image dropped)."""
+    the distribution with class prior ``prior`` (no image dropped; ``present_prior`` refuses a prior the images
+    cannot express)."""
     targets = np.asarray(targets)
+    present_prior(targets, prior)
     empirical = np.bincount(targets, minlength=len(prior)) / len(targets)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(empirical > 0, np.asarray(prior) / empirical, 0.0)
@@ -411,32 +542,28 @@ def prior_weights(targets, prior):
 
 def shifted_metrics(targets, probabilities, prior, class_counts=None, many_shot=100, few_shot=20, level=0.95):
     """Every metric of one evaluation under a test prior, by importance weights on the same images: top-1 (``acc``,
-    ``sum_k prior_k acc_k``) with its 95 % interval over the images, macro-F1 and ECE with the images weighted,
-    each shot group's accuracy weighted within the group, and balanced accuracy (which no prior changes)."""
-    from scipy.stats import norm
+    ``sum_k prior_k acc_k``) with its 95 % interval over the images (``images_interval``), macro-F1 and ECE with the
+    images weighted, and what no prior changes: balanced accuracy and the shot groups' accuracies, plain means of
+    their classes' recalls as SADE takes them (``group_accuracies``).  ``ValueError`` for a prior that puts mass on
+    a class with no test image (``present_prior``)."""
     from sklearn.metrics import f1_score
 
     targets, probabilities = np.asarray(targets), np.asarray(probabilities)
     predictions = probabilities.argmax(axis=1)
     correct = predictions == targets
     present = np.unique(targets)
-    weights_by_class = np.asarray(prior, dtype=np.float64)[present]
-    acc = float(weighted_accuracy(targets, correct, weights_by_class)[0])
-    half = norm.ppf(0.5 + level / 2) * math.sqrt(image_variance(targets, correct, weights_by_class))
+    weights_by_class = present_prior(targets, prior)
     sample_weight = prior_weights(targets, prior)
-    result = {"acc": acc, "acc_ci95": [acc - half, acc + half], "balanced_acc": balanced_accuracy(targets, predictions),
+    result = {"acc": float(weighted_accuracy(targets, correct, weights_by_class)[0]),
+              "acc_ci95": images_interval(targets, correct, weights_by_class, level),
+              "balanced_acc": balanced_accuracy(targets, predictions),
               "macro_f1": 100.0 * float(f1_score(targets, predictions, labels=present, average="macro",
                                                  sample_weight=sample_weight, zero_division=0)),
               "ece": expected_calibration_error(probabilities, targets, weights=sample_weight)}
     if class_counts is not None:
         recall = np.array([correct[targets == k].mean() if np.any(targets == k) else np.nan for k in range(len(prior))])
-        for group, members in shot_groups(class_counts, many_shot, few_shot).items():
-            members = np.intersect1d(members, present)
-            share = np.asarray(prior)[members]
-            result[f"{group}_acc"] = 100.0 * float(share @ recall[members] / share.sum()) if len(members) else math.nan
+        result.update(group_accuracies(recall, present, class_counts, many_shot, few_shot))
     return result
-
-
 
 
 # ---------------------------------------------------------------- how often the intervals hold what they promise

@@ -157,21 +157,45 @@ def valid_score(members, variant=None):
     return f"{scores['row']:.2f}"
 
 
-def paired_cell(base, members, variants=(None, None)):
-    """``members`` minus ``base``, paired by seed: the mean with its seeds+images and t intervals and the verdict, or
-    with one common seed the two networks' difference and its images-only interval."""
-    by_seed = {run_settings(run).get("seed"): run for run in base}
-    pairs = [(by_seed[run_settings(run).get("seed")], run) for run in members if run_settings(run).get("seed") in by_seed]
-    if not pairs:
-        return "-"
-    found = results.compare_pairs([a for a, _ in pairs], [b for _, b in pairs], variants=variants,
-                                  labels=("A", "B"))
-    if "seeds" not in found:
-        only = found["runs"][0]
-        return f"{only['difference']:+.2f} (1 seed, images {signed(only['interval'])})"
-    paired = found["seeds"]
-    return (f"{paired['mean']:+.2f} {signed(paired['seeds_and_images'])}, t {signed(paired['t'])}: "
-            f"{found['verdict']}")
+class Family:
+    """The paired comparisons one table shows, held together: each cell is a placeholder until ``resolve`` has run
+    Holm's correction over the table's comparisons with two or more seed pairs (``results.hold_together``), so a
+    verdict's level depends on every other comparison of the table, as a reader comparing them all needs."""
+
+    def __init__(self):
+        self.found = []
+
+    def cell(self, base, members, variants=(None, None)):
+        """``members`` minus ``base``, paired by seed: a placeholder for its cell, or "-" without a common seed."""
+        by_seed = {run_settings(run).get("seed"): run for run in base}
+        pairs = [(by_seed[run_settings(run).get("seed")], run) for run in members
+                 if run_settings(run).get("seed") in by_seed]
+        if not pairs:
+            return "-"
+        self.found.append(results.compare_pairs([a for a, _ in pairs], [b for _, b in pairs], variants=variants,
+                                                labels=("A", "B")))
+        return f"\x00{len(self.found) - 1}\x00"
+
+    def resolve(self, text):
+        """``text`` with every placeholder replaced by its cell: the mean with its seeds+images and t intervals and
+        the verdict at its Holm level, or with one common seed the two networks' difference and its images-only
+        interval; and a last line naming the family."""
+        judged = results.hold_together(self.found, holm=True)
+        for index, found in enumerate(judged):
+            if "seeds" not in found:
+                only = found["runs"][0]
+                cell = f"{only['difference']:+.2f} (1 seed, images {signed(only['interval'])})"
+            else:
+                paired = found["seeds"]
+                cell = (f"{paired['mean']:+.2f} {signed(paired['seeds_and_images'])}, t {signed(paired['t'])}: "
+                        f"{found['verdict']}")
+            text = text.replace(f"\x00{index}\x00", cell)
+        size = sum("seeds" in found for found in judged)
+        if size > 1:
+            text += (f"\nVerdicts held together by Holm's correction over this table's {size} comparisons with two "
+                     "seeds or more: the chance that any of them calls a difference that is not there stays at most "
+                     "5 %.\n")
+        return text
 
 
 @functools.cache
@@ -195,6 +219,7 @@ def interval_of(row):
 def methods_table(records, rows, bases=("ERM", "LA")):
     """method | seeds | valid | test balanced accuracy | its interval | many | medium | minus each base."""
     base_runs = {name: records.runs(Row(name, name)) for name in bases}
+    family = Family()
     lines = ["| method | seeds | valid bal. acc | bal. acc | 95% CI, seeds+images | many | medium | "
              + " | ".join(f"minus {name}: mean [seeds+images], t [..]" for name in bases) + " |",
              "|---|---|---|---|---|---|---|" + "---|" * len(bases)]
@@ -204,12 +229,12 @@ def methods_table(records, rows, bases=("ERM", "LA")):
             lines.append(f"| {row.label} | not run yet |" + " |" * (5 + len(bases)))
             continue
         found = summary(members)
-        pairs = ["-" if row.spec == name else paired_cell(base_runs[name], members) for name in bases]
+        pairs = ["-" if row.spec == name else family.cell(base_runs[name], members) for name in bases]
         lines.append(f"| {row.label} | {seeds_of(members)} | {valid_score(members)} | "
                      f"{results.format_cell(*found['balanced_acc'])} | {interval_of(found)} | "
                      f"{results.format_cell(*found['many_acc'])} | {results.format_cell(*found['medium_acc'])} | "
                      + " | ".join(pairs) + " |")
-    return "\n".join(lines) + "\n"
+    return family.resolve("\n".join(lines) + "\n")
 
 
 def adjustments_table(records, rows=ADJUSTED_ROWS):
@@ -217,6 +242,7 @@ def adjustments_table(records, rows=ADJUSTED_ROWS):
     lines = ["| objective | adjustment | seeds | as trained | adjusted | 95% CI, seeds+images | gain: mean "
              "[seeds+images], t [..] | tau chosen on valid | valid bal. acc, adjusted |",
              "|---|---|---|---|---|---|---|---|---|"]
+    family = Family()
     for row in rows:
         members = records.runs(row)
         for variant, name in results.VARIANTS.items():
@@ -228,10 +254,10 @@ def adjustments_table(records, rows=ADJUSTED_ROWS):
             lines.append(f"| {row.label} | {name} | {seeds_of(members)} | "
                          f"{results.format_cell(*trained['balanced_acc'])} | "
                          f"{results.format_cell(*adjusted['balanced_acc'])} | {interval_of(adjusted)} | "
-                         f"{paired_cell(members, members, (None, variant))} | "
+                         f"{family.cell(members, members, (None, variant))} | "
                          f"{', '.join('-' if tau is None else f'{tau:g}' for tau in taus)} | "
                          f"{valid_score(members, variant)} |")
-    return "\n".join(lines) + "\n"
+    return family.resolve("\n".join(lines) + "\n")
 
 
 def priors_table(records, rows=PRIOR_ROWS):
@@ -271,6 +297,7 @@ def schedule_table(records, rows=SCHEDULE_ROWS, seeds=(0, 1)):
     lines = ["| method | seeds | bal. acc, 15 epochs | bal. acc, 60 epochs | minus ERM, 15 epochs: mean "
              "[seeds+images], t [..] | minus ERM, 60 epochs | per seed, 15 then 60 | with 4x the schedule |",
              "|---|---|---|---|---|---|---|---|"]
+    family = Family()
     for label, _ in rows:
         common = set.intersection(*({run_settings(run).get("seed") for run in group[name]}
                                     for group in (short, long) for name in ("ERM", label)))
@@ -284,10 +311,10 @@ def schedule_table(records, rows=SCHEDULE_ROWS, seeds=(0, 1)):
             lines.append(f"| ERM | {seeds_of(b15)} | {cells[0]} | {cells[1]} | - | - | - | - |")
             continue
         d15, d60 = per_seed_differences(a15, b15), per_seed_differences(a60, b60)
-        lines.append(f"| {label} | {seeds_of(b15)} | {cells[0]} | {cells[1]} | {paired_cell(a15, b15)} | "
-                     f"{paired_cell(a60, b60)} | {'; '.join(f'{x:+.2f} then {y:+.2f}' for x, y in zip(d15, d60))} | "
+        lines.append(f"| {label} | {seeds_of(b15)} | {cells[0]} | {cells[1]} | {family.cell(a15, b15)} | "
+                     f"{family.cell(a60, b60)} | {'; '.join(f'{x:+.2f} then {y:+.2f}' for x, y in zip(d15, d60))} | "
                      f"{schedule_reading(d15, d60)} |")
-    return "\n".join(lines) + "\n"
+    return family.resolve("\n".join(lines) + "\n")
 
 
 def per_seed_differences(base, members):
@@ -319,12 +346,14 @@ def study_table(records, rows=STUDY_ROWS):
     rows_by_label = {row["label"]: row for row in found["rows"]}
     pairs = {pair["label_a"]: pair for pair in found["pairs"]}
     lines = ["| group | seeds | valid bal. acc | bal. acc | 95% CI, seeds+images | chosen minus it: mean "
-             "[seeds+images]: verdict |", "|---|---|---|---|---|---|"]
+             "[seeds+images]: verdict (Holm's correction over every pair of groups: its p, the level it is held to) |",
+             "|---|---|---|---|---|---|"]
     for label, score in found["scores"].items():
         row = rows_by_label[label]
         pair = pairs.get(label)
         versus = "(chosen on valid/)" if label == found["chosen"] else "-" if pair is None else (
-            f"{pair['seeds']['mean']:+.2f} {signed(pair['seeds']['seeds_and_images'])}: {pair['verdict']}")
+            f"{pair['seeds']['mean']:+.2f} {signed(pair['seeds']['seeds_and_images'])}: {pair['verdict']} "
+            f"(p {pair['seeds']['p_verdict']:.2g}, held to {pair['family']['level']:.2g})")
         lines.append(f"| {label} | {seeds_of(row['runs'])} | {score:.2f} | {results.format_cell(*row['balanced_acc'])} | "
                      f"{interval_of(row)} | {versus} |")
     return "\n".join(lines) + "\n"

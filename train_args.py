@@ -5,6 +5,7 @@ defaults: a run saved before a flag existed trained with that flag's default, so
 """
 import argparse
 import functools
+import shlex
 
 import criterion
 from augment import AUGMENTATIONS, MIX_RECIPES, MIXES, POLICIES, scaled_pauses
@@ -185,6 +186,41 @@ def defaults():
     return dict(_defaults())
 
 
+def saved_problems(settings):
+    """What is wrong with a run's saved arguments (``config.json``'s ``args``), checked against the flags they
+    claim to be: a value outside a flag's choices, of the wrong kind, or that its flag's type refuses.  An unknown
+    key is ignored (it belongs to a flag since removed); an empty list means they can be read."""
+    problems = []
+    for action in get_args_parser()._actions:
+        name = action.dest
+        if not action.option_strings or name not in settings or settings[name] is None:
+            continue
+        value = settings[name]
+        if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):
+            fits = isinstance(value, bool)
+        elif isinstance(value, bool) or isinstance(value, (dict, list)) != (action.nargs in ("+", "*")):
+            fits = False
+        else:
+            values = value if isinstance(value, list) else [value]
+            fits = all(isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in values)
+            if fits and action.choices is not None:
+                fits = all(item in action.choices for item in values)
+            if fits and callable(action.type):
+                try:
+                    for item in values:
+                        action.type(str(item))
+                except (argparse.ArgumentTypeError, ValueError, TypeError, UserError):
+                    fits = False
+        if not fits:
+            problems.append(f"{name}: {json_text(value)} is not a value of --{name}")
+    return problems
+
+
+def json_text(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def complete(settings):
     """A run's saved arguments over today's defaults, and its method settings resolved (``resolve``).  A run saved
     before a flag existed did what the project did then: a plain head (before ``--normed_head``), flips with every
@@ -325,7 +361,7 @@ def command_line(settings, script="1_train.py"):
             if value:
                 words.append(flag)
         elif isinstance(value, (list, tuple)):
-            words += [flag, *map(str, value)]
+            words += [flag, *(shlex.quote(str(item)) for item in value)]
         else:
-            words.append(f"{flag}={value}")
+            words.append(f"{flag}={shlex.quote(str(value))}")  # a name with a space (or worse) stays one word
     return " ".join(words)

@@ -118,6 +118,9 @@ def inside(root, text, what, name=False, resolve=False):
         raise UserError(f"{what}: {text!r} leads outside {root}")
     if name and ("/" in relative or relative.startswith(".")):
         raise UserError(f"{what}: {text!r} is not a plain name (no '/', no leading '.'); it names a folder in {root}")
+    if name and any(ord(character) < 32 or ord(character) == 127 for character in relative):
+        raise UserError(f"{what}: {text!r} holds a control character (a newline, a tab ...); a name is printed into "
+                        "logs and scripts, so give one without")
     path = Path(root) / relative
     if resolve:
         real, real_root = os.path.realpath(path), os.path.realpath(root)
@@ -126,6 +129,20 @@ def inside(root, text, what, name=False, resolve=False):
                             f"(or give --images the folder the links lead to)")
         return Path(real)
     return path
+
+
+def contained(root, path, what):
+    """``path`` when its real location (every symbolic link on the way followed) lies inside ``root``'s, else a
+    ``UserError`` naming the link: the roots themselves may be links (logs on another disk), but a link planted
+    inside one never leads a read of images or a write of results outside it.  ``path`` need not exist yet."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, real_root]) != real_root:
+        link = next((str(parent) for parent in [Path(path), *Path(path).parents]
+                     if parent.is_symlink() and Path(root) in [parent, *parent.parents][1:]), str(path))
+        raise UserError(f"{what}: {link} is a symbolic link to {os.path.realpath(link)}, outside {root}; this "
+                        f"project reads and writes only inside its folders (make {root} itself the link, or remove "
+                        "the link)")
+    return Path(path)
 
 
 def name_argument(what):
@@ -264,23 +281,29 @@ SPLIT_NAMES = ("train", "valid", "test")
 
 
 def made_by_this_project(folder):
-    """Whether ``folder`` is a dataset this project wrote: it holds ``DATASET_MARKER``, or (datasets written before
-    the marker) nothing but train/, valid/ and test/ folders and hidden files, train/ among them."""
+    """Whether ``folder`` is a dataset this project wrote: a real folder (not a link) holding ``DATASET_MARKER``, or
+    (datasets written before the marker) a train/ folder; ``foreign_entries`` says whether anything else is in it."""
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
         return False
-    if (folder / DATASET_MARKER).is_file():
-        return True
-    visible = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
-    return (folder / "train").is_dir() and all(entry.is_dir() and entry.name in SPLIT_NAMES for entry in visible)
+    return (folder / DATASET_MARKER).is_file() or (folder / "train").is_dir()
+
+
+def foreign_entries(folder):
+    """The entries of a dataset folder that this project does not write (hidden ones included: a ``.git`` is not
+    ours), sorted: ``--force`` deletes a folder only when there are none."""
+    ours = {*SPLIT_NAMES, ".cache", DATASET_MARKER}
+    return sorted(entry.name for entry in Path(folder).iterdir()
+                  if entry.name not in ours or (entry.name != DATASET_MARKER and not entry.is_dir())
+                  or entry.is_symlink())
 
 
 @contextlib.contextmanager
 def staged_folder(destination, force=False):
     """Yield an empty dataset folder beside ``destination`` that replaces it only when the block succeeds.
 
-    An existing ``destination`` is kept unless ``force``, and even then only a dataset this project made is
-    replaced (``made_by_this_project``); a failure or Ctrl-C leaves it untouched.  The swap is two renames (the old
+    An existing ``destination`` is kept unless ``force``, and even then only a dataset this project made, holding
+    nothing else, is replaced (``made_by_this_project``, ``foreign_entries``); a failure or Ctrl-C leaves it untouched.  The swap is two renames (the old
     folder aside, the new one in place), so ``destination`` is never half-deleted: a kill between them leaves the
     previous folder whole as ``.<name>.old-<pid>-*`` beside it.  The new folder gets ``DATASET_MARKER`` and the
     permissions the user's umask gives a new folder.
@@ -289,9 +312,16 @@ def staged_folder(destination, force=False):
     if os.path.lexists(destination):
         if not force:
             raise UserError(f"{destination} already exists; pass --force to replace it")
+        if destination.is_symlink():
+            raise UserError(f"{destination} is a symbolic link (to {os.path.realpath(destination)}); --force replaces "
+                            "only a folder this project made, never a link: remove the link or choose another name")
         if not made_by_this_project(destination):
-            raise UserError(f"{destination} is not a dataset this project made (no {DATASET_MARKER}, not only train/, "
-                            "valid/ and test/); --force replaces only those: move it away or choose another name")
+            raise UserError(f"{destination} is not a dataset this project made (no {DATASET_MARKER}, no train/); "
+                            "--force replaces only those: move it away or choose another name")
+        foreign = foreign_entries(destination)
+        if foreign:
+            raise UserError(f"{destination} holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which "
+                            "this project did not write; --force would delete them with it: move them away first")
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_folders(destination)

@@ -169,7 +169,10 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
     assert f"95% CI, test images only, the trained runs held fixed: [{low:+.2f}, {high:+.2f}]" in out
     assert ("exact sign-flip test over the 3 pairs: p = 0.25 (the smallest p 3 pairs allow: 0.25; 6 pairs can reach "
             "0.05)") in out
-    assert "seeds needed for Student's t to exclude 0 at this mean and spread: about 2 (3 is enough" in out
+    assert ("seeds needed for the seeds+images interval to exclude 0 at this mean, spread and images' variance: "
+            "about 2 (3 is enough") in out
+    assert f"verdict rule: p = {expected['p_verdict']:.3g}" in out
+    assert "-> CCE ccegamma=5 is better than ERM here: both intervals that include the seed spread exclude 0\n" in out
     assert out.count(" vs ") == 3
     assert "CCE ccegamma=5 minus ERM, paired on the same 30 test images" in out  # group labels
     table = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:3]}
@@ -177,7 +180,118 @@ def test_groups_of_seeds_are_paired_by_seed(tmp_path):
     assert f"[{seeds[0]:.2f}, {seeds[1]:.2f}]" in table["ERM"] and "n = 1" not in table["ERM"]
     alone = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
                 "--paired", cwd=tmp_path)
-    assert alone.returncode == 2 and "--paired compares two groups of runs; these runs form 1" in alone.stderr
+    assert alone.returncode == 2
+    assert "--paired compares groups of runs, each later one against the first; these runs form 1" in alone.stderr
+
+
+def seed_groups(tmp_path, misses):
+    """Fake groups of three seeds each on TARGETS: ``{objective: [misses of seed 0, 1, 2]}`` images of class 2
+    predicted wrong; returns the predictions by (objective, seed)."""
+    import numpy as np
+    predictions = {}
+    for objective, counts in misses.items():
+        for seed, count in enumerate(counts):
+            predicted = np.array(TARGETS)
+            predicted[20:20 + count] = 0
+            run_dir = fake_run(tmp_path, objective, f"2026-01-01-00-0{seed}-00", [50 + count], metrics(80, 80),
+                               seed=seed)
+            save_predictions(run_dir, TARGETS, predicted)
+            predictions[objective, seed] = predicted
+    return predictions
+
+
+def test_several_groups_are_paired_with_the_first_and_held_together_by_holm(tmp_path):
+    """--paired with three groups: each later group minus the first; --holm holds the two verdicts as one family
+    (stats.holm on their verdict-rule p-values, here 0.032 and 0.044: each below 0.05 alone, the smaller not below
+    0.05 / 2), names its size beside each verdict and in the markdown."""
+    import numpy as np
+    import stats
+    predictions = seed_groups(tmp_path, {"ERM": [6, 7, 8], "CCE": [1, 2, 5], "FL": [3, 5, 6]})
+    targets = np.array(TARGETS)
+    p_values = [stats.paired_over_seeds(targets, [predictions["ERM", s] for s in range(3)],
+                                        [predictions[objective, s] for s in range(3)])["p_verdict"]
+                for objective in ("CCE", "FL")]
+    levels, called = stats.holm(p_values)
+    assert max(p_values) < 0.05 and called == [False, False]
+    for flags in ([], ["--holm"]):
+        result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "CCE", "FL",
+                      "--datetime=all", "--paired", *flags, "--markdown=t.md", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        out, markdown = result.stdout, (tmp_path / "t.md").read_text()
+        assert "CCE ccegamma=5 minus ERM, paired" in out and "FL minus ERM, paired" in out
+        assert "| CCE ccegamma=5 minus ERM | 3 |" in markdown and "| FL minus ERM | 3 |" in markdown
+        if flags:
+            assert out.count("Holm's correction over the 2 comparisons shown") == 2
+            assert markdown.count("Holm's correction over the 2 comparisons shown") == 2
+            assert f"held to p < {levels[0]:.2g}" in out and f"held to p < {levels[1]:.2g}" in out
+            # 0.044 is below its level 0.05, but Holm's steps stopped at 0.032, not below 0.025
+            assert "is below its level 0.05, but Holm's steps stopped at a smaller p that was not below its own" in out
+            words = ["better" if call_ else "no difference shown" for call_ in called]
+        else:
+            assert out.count("one of 2 comparisons shown, each at p < 0.05, not corrected for the family") == 2
+            words = ["better" if p < 0.05 else "no difference shown" for p in p_values]
+        cells = {line.split("|")[1].strip(): line.split("|")[-3].strip() for line in markdown.splitlines()
+                 if " minus ERM |" in line}
+        assert [cells["CCE ccegamma=5 minus ERM"], cells["FL minus ERM"]] == words
+
+
+def test_hold_together_gives_each_verdict_its_holm_level_and_seeds_needed():
+    """Three comparisons (p 0.004, 0.03, 0.2) and two not shown (p 0.001, 0.5): Holm over the five calls 0.001 and
+    0.004 (below 0.05/5 and 0.05/4) and stops at 0.03 >= 0.05/3.  A called pair's seeds needed is counted at its
+    own level (never more than its pairs); an uncalled one's at 0.05/5, which calls it whatever the others do."""
+    import results
+    import stats
+
+    def pair(p_value, differences, image_var=0.01):
+        return {"seeds": {"p_verdict": p_value, "mean": float(sum(differences) / len(differences)),
+                          "differences": differences, "image_var": image_var}}
+    pairs = [pair(0.004, [2.0, 2.2, 2.1]), pair(0.03, [1.0, 1.6, 0.7]), pair(0.2, [0.2, 0.9, -0.3]), {"runs": []}]
+    results.hold_together(pairs, others=[0.001, 0.5])
+    assert [found["verdict"] for found in pairs[:3]] == ["better", "no difference shown", "no difference shown"]
+    assert [found["family"]["level"] for found in pairs[:3]] == pytest.approx([0.05 / 4, 0.05 / 3, 0.05 / 2])
+    assert pairs[0]["family"]["size"] == 5 and pairs[0]["family"]["shown"] == 3 and "family" not in pairs[3]
+    assert pairs[0]["seeds"]["seeds_needed"] == stats.seeds_needed([2.0, 2.2, 2.1], 0.01, 1 - 0.05 / 4) <= 3
+    assert pairs[1]["seeds"]["seeds_needed"] == stats.seeds_needed([1.0, 1.6, 0.7], 0.01, 1 - 0.05 / 5)
+    assert "Holm's correction over the 5 comparisons of the family (3 shown)" in results.family_words(pairs[0])
+    first, second = results.hold_together([pair(0.03, [1.0, 1.6, 0.7]), pair(0.04, [1.0, 1.6, 0.7])])
+    assert not first["family"]["stopped"] and second["family"]["stopped"]  # 0.04 < 0.05, after 0.03 >= 0.025
+    alone = results.hold_together([pair(0.03, [1.0, 1.6, 0.7])], holm=True)[0]
+    assert alone["verdict"] == "better" and results.family_words(alone) == "" and alone["family"]["level"] == 0.05
+    assert results.needed_cell({"seeds_needed": math.inf}) == "more test images, not seeds"
+    assert results.needed_cell({"seeds_needed": None}) == "> 1000"
+
+
+def test_a_diverging_seed_is_flagged_in_the_table_and_its_markdown(tmp_path):
+    """One ERM seed's best validation top-1 is 30 points under the others': compare.py names it under the table and
+    in the markdown; the CCE seeds, 0.2-0.4 points apart, are not flagged."""
+    import results
+    for seed, best in enumerate((80.0, 80.4, 50.0)):
+        fake_run(tmp_path, "ERM", f"2026-01-01-00-0{seed}-00", [40.0, best], seed=seed)
+    for seed, best in enumerate((81.0, 81.2, 80.8)):
+        fake_run(tmp_path, "CCE", f"2026-01-01-00-0{seed}-00", [40.0, best], seed=seed)
+    result = call("compare.py", "--dataset=tiny", "--model_index=41", "--datetime=all", "--markdown=t.md",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    flagged = [line for line in result.stdout.splitlines() if line.startswith("warning: diverging seed?")]
+    assert len(flagged) == 1 and "ERM: " in flagged[0]
+    assert "2026-01-01-00-02-00 has validation top-1 50.00" in flagged[0]
+    assert "30.00 points from its group's median 80.00" in flagged[0]
+    assert "**Warning**: diverging seed? ERM: " in (tmp_path / "t.md").read_text()
+    groups = results.group_runs(results.find_runs(tmp_path / "logs", dataset="tiny", model_index=41, datetime="all"))
+    assert [entry["value"] for entry in results.diverging_runs(groups)] == [50.0]
+
+
+def test_a_prior_the_test_images_cannot_express_is_one_error_line():
+    import numpy as np
+    import results
+    from conftest import script
+    from utils import UserError
+    counts, targets = [500, 100, 10], np.array([0, 0, 1, 1])
+    with pytest.raises(UserError, match="of its mass on 1 class"):
+        results.prior_on(targets, results.stats.test_prior("backward-50", counts))
+    with pytest.raises(UserError, match="--test_prior forward-50: the test prior puts 1.72 % of its mass"):
+        script("2_test").shifted_priors("all", counts, targets)  # refused before any evaluation, even a little mass
+    assert list(script("2_test").shifted_priors("uniform", counts, [0, 1, 2])) == ["uniform"]
 
 
 def test_options_the_objective_reads_split_groups_and_the_others_do_not(tmp_path):

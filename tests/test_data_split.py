@@ -11,11 +11,11 @@ data_split = script("data_split")
 
 
 def make_raw(root, counts):
-    for name, n in counts.items():
+    for k, (name, n) in enumerate(counts.items()):
         folder = root / "c_original_dataset" / "raw" / name
         folder.mkdir(parents=True)
-        for i in range(n):
-            Image.new("RGB", (4, 4), (i % 256, 0, 0)).save(folder / f"{i}.png")
+        for i in range(n):  # every image different: one image twice is refused (data_split.check_distinct)
+            Image.new("RGB", (4, 4), (i % 256, i // 256, k)).save(folder / f"{i}.png")
         (folder / ".DS_Store").write_bytes(b"x")
     return root / "c_original_dataset" / "raw"
 

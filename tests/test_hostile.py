@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -473,9 +474,10 @@ def test_a_list_line_never_reaches_outside_images(tmp_path, line, copy):
     assert not (tmp_path / "a_datasets").exists() or not list((tmp_path / "a_datasets").iterdir())
 
 
-def test_a_copy_never_follows_a_link_out_of_images(tmp_path):
-    """A link inside the image folder that leads out of it: a link to it is the user's own layout and is kept as a
-    link; copying it would pull the outside file into the dataset, so --copy refuses."""
+@pytest.mark.parametrize("copy", [False, True])
+def test_no_link_inside_images_brings_a_file_from_outside(tmp_path, copy):
+    """A link planted inside the image folder that leads out of it: linking to it would read an outside file into
+    the dataset as surely as copying it, so both modes refuse it, naming the line."""
     from test_split_lists import make_lists
     paths = make_lists(tmp_path)
     secret = outside_file(tmp_path)
@@ -483,9 +485,72 @@ def test_a_copy_never_follows_a_link_out_of_images(tmp_path):
     with open(paths["train"], "a") as file:
         file.write("train/c00/evil.jpg 0\n")
     argv = ["--from_list", "--train_list=train.txt", "--valid_list=valid.txt", "--test_list=test.txt", "--images=images"]
-    one_error_line(call("data_split.py", *argv, "--out_name=copied", "--copy", cwd=tmp_path), "--copy: 'train/c00/evil.jpg' is a link to")
-    assert not (tmp_path / "a_datasets" / "copied").exists()
-    assert call("data_split.py", *argv, "--out_name=linked", cwd=tmp_path).returncode == 0
+    flag = "--copy" if copy else "--images"
+    one_error_line(call("data_split.py", *argv, "--out_name=made", *(["--copy"] if copy else []), cwd=tmp_path),
+                   f"{flag}: 'train/c00/evil.jpg' is a link to")
+    assert not (tmp_path / "a_datasets" / "made").exists()
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_hard_link_to_a_test_image_is_the_same_image(tmp_path, copy):
+    from test_split_lists import make_lists
+    paths = make_lists(tmp_path)
+    test_image = next(line.split()[0] for line in open(paths["test"]))
+    os.link(tmp_path / "images" / test_image, tmp_path / "images" / "train" / "c00" / "hard.jpg")
+    with open(paths["train"], "a") as file:
+        file.write("train/c00/hard.jpg 0\n")
+    result = call("data_split.py", "--from_list", "--train_list=train.txt", "--valid_list=valid.txt",
+                  "--test_list=test.txt", "--images=images", "--out_name=made", *(["--copy"] if copy else []),
+                  cwd=tmp_path)
+    line = one_error_line(result, "are the same file")
+    assert "train/c00/hard.jpg" in line and test_image in line and "hard link" in line
+
+
+@pytest.mark.parametrize("alias", ["symbolic link", "hard link", "copy", "link outside"])
+def test_a_raw_split_counts_one_image_once_and_reads_only_its_folder(tmp_path, alias):
+    """c_original_dataset/<name>/: two names for one file (a link, a hard link), the same bytes twice, or a link
+    that leads outside the folder are each one error line, and nothing is written."""
+    make_raw(tmp_path)
+    folder = tmp_path / "c_original_dataset" / "raw" / "cat"
+    image = sorted(path for path in folder.iterdir() if path.suffix in (".png", ".jpg"))[0]
+    target = tmp_path / "c_original_dataset" / "raw" / "dog" / f"alias{image.suffix}"
+    if alias == "symbolic link":
+        os.symlink(image, target)
+    elif alias == "hard link":
+        os.link(image, target)
+    elif alias == "copy":
+        shutil.copyfile(image, target)
+    else:
+        os.symlink(outside_file(tmp_path), target.with_suffix(".jpg"))
+    result = call("data_split.py", "--dataset=raw", cwd=tmp_path)
+    expected = {"symbolic link": "same file", "hard link": "same file", "copy": "same bytes",
+                "link outside": "is a symbolic link to"}[alias]
+    one_error_line(result, expected)
+    assert not (tmp_path / "a_datasets" / "raw").exists()
+
+
+@pytest.mark.parametrize("foreign", ["train only and .git", "marker and notes", "a link"])
+def test_force_never_deletes_what_this_project_did_not_write(tmp_path, foreign):
+    make_raw(tmp_path)
+    assert call("data_split.py", "--dataset=raw", cwd=tmp_path).returncode == 0
+    made = tmp_path / "a_datasets" / "raw"
+    if foreign == "train only and .git":
+        (made / ".cce-dataset").unlink()
+        shutil.rmtree(made / "valid")
+        shutil.rmtree(made / "test")
+        (made / ".git").mkdir()
+        (made / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    elif foreign == "marker and notes":
+        (made / "notes.txt").write_text("mine\n")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "keep.txt").write_text("keep\n")
+        shutil.rmtree(made)
+        os.symlink(tmp_path / "elsewhere", made)
+    before = snapshot(tmp_path)
+    line = one_error_line(call("data_split.py", "--dataset=raw", "--force", cwd=tmp_path))
+    assert ("symbolic link" in line) if foreign == "a link" else ("did not write" in line)
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("spelling", ["train/c00/./train_0_0.jpg", "train//c00/train_0_0.jpg", "train/c00/alias.jpg"])
@@ -614,7 +679,16 @@ def test_a_killed_2_test_leaves_no_temporary_file(trained):
     run_dir = run_dir_of(trained)
     process = subprocess.Popen([sys.executable, str(ROOT / "2_test.py"), *RUN, "--resamples=200000"], cwd=trained,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # into the bootstrap, with files being written around it
+    # Into the bootstrap, with files being written around it: wait until the script has taken over SIGTERM (on a
+    # loaded machine importing torch alone can take longer than a fixed sleep), then a few seconds more.
+    status = Path(f"/proc/{process.pid}/status")
+    deadline = time.time() + 120
+    while status.exists() and time.time() < deadline and process.poll() is None:
+        caught = next((line.split()[1] for line in status.read_text().splitlines() if line.startswith("SigCgt:")), "0")
+        if int(caught, 16) & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.2)
+    time.sleep(4)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode in (0, 130) and "Traceback" not in stderr
@@ -660,6 +734,47 @@ def test_an_edited_metrics_file_is_named_even_without_its_checksum(trained):
     (run_dir / "test_metrics.json").write_text(json.dumps(metrics))
     line = one_error_line(call("compare.py", "--runs", run_dir, cwd=trained), "does not agree with its predictions")
     assert "balanced_acc: 99.9 in the file" in line
+
+
+@pytest.mark.parametrize("key, value", [("few_acc", 99.0), ("many_acc", 99.0), ("medium_acc", 99.0),
+                                        ("acc", float("nan")), ("balanced_acc", None)])
+def test_every_shown_number_of_a_metrics_file_is_checked(trained, key, value):
+    """The shot-group accuracies too, and a NaN or a missing accuracy where the predictions give one."""
+    run_dir = evaluated(trained)
+    text = (run_dir / "test_metrics.json").read_text()
+    metrics = json.loads(text)
+    metrics[key] = value
+    (run_dir / "test_metrics.json").write_text(json.dumps(metrics))  # NaN written bare, as a hand edit would
+    for command in (("compare.py", "--runs", run_dir), ("report.py", "--runs", run_dir, "--out=r.html")):
+        one_error_line(call(*command, cwd=trained), f"{key}: {value} in the file")
+
+
+def test_metrics_without_their_predictions_are_shown_as_unchecked(trained):
+    run_dir = evaluated(trained)
+    (run_dir / "test_predictions.npz").unlink()
+    result = call("compare.py", "--runs", run_dir, cwd=trained)
+    assert result.returncode == 0 and "has no predictions beside it, so its numbers are shown unchecked" in result.stderr
+
+
+@pytest.mark.parametrize("field, value", [("mix", '"bogus"'), ("augment", '{"a": 1}'), ("epochs", '"many"'),
+                                          ("drw", "1"), ("lrstep", '"11 2 2"')])
+def test_a_config_field_of_the_wrong_kind_is_one_line(trained, field, value):
+    run_dir = evaluated(trained)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["args"][field] = json.loads(value)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    for command in (("compare.py", "--runs", run_dir), ("report.py", "--runs", run_dir, "--out=r.html")):
+        one_error_line(call(*command, cwd=trained), f"config.json is damaged ({field}:")
+
+
+def test_a_config_environment_that_is_not_a_record_is_not_shown(trained):
+    run_dir = evaluated(trained)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["environment"] = "hand-written"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    result = call("report.py", "--runs", run_dir, "--out=r.html", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "not recorded" in (trained / "r.html").read_text()
 
 
 def test_select_on_valid_refuses_a_run_without_validation_rows(trained):
@@ -754,3 +869,132 @@ def test_minus_zero_tau_is_zero(trained):
 def test_help_works(script, tmp_path):
     result = run(script, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "usage:" in result.stdout and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- values written into generated scripts (Slurm)
+
+def plan_sh(cwd, **variables):
+    env = {**os.environ, "PYTHON": sys.executable, **variables}
+    return subprocess.run(["bash", str(ROOT / "3_run.sh")], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("variables", [
+    {"PLAN": "study", "DATASET": "x\ntouch P;#"},
+    {"PLAN": "demo", "DATASET_NAME": "x\ntouch P;#"},
+    {"PLAN": "demo", "SEEDS": "0 $(touch P)"},
+    {"PLAN": "demo", "SEEDS": "0\ntouch P"},
+    {"PLAN": "demo", "SLURM_MEM": "16G\ntouch P"},
+    {"PLAN": "demo", "SLURM_ACCOUNT": "lab\n#SBATCH --wrap=touch P"},
+    {"PLAN": "demo", "SLURM_EXTRA": "--qos=high;touch${IFS}P"},
+    {"PLAN": "demo", "SLURM_TIME": "1:00:00 --wrap=touch"},
+], ids=["study name", "dataset name", "seed substitution", "seed newline", "memory", "account", "extra", "time"])
+def test_nothing_put_in_a_generated_script_runs(tmp_path, variables):
+    """Every value written into a Slurm script is validated: one error line, no script written, nothing run."""
+    make_dataset(tmp_path / "a_datasets", name="digits-lt")
+    result = plan_sh(tmp_path, SCHEDULER="slurm", DRY_RUN="1", OBJECTIVES="ERM", **variables)
+    one_error_line(result)
+    assert not (tmp_path / "P").exists() and not (tmp_path / "logs" / "SimpleCNN").exists()
+
+
+def test_a_dry_run_executes_nothing_it_wrote_and_the_scripts_submit_what_they_say(tmp_path):
+    """A dataset with a space in its name: the dry run writes the scripts and prints their sbatch commands without
+    running submit.sh; the scripts parse (bash -n), and submit.sh, run with a stand-in sbatch that records its
+    arguments, submits exactly those, with outputs inside the scripts' folder."""
+    make_dataset(tmp_path / "a_datasets", name="my data")
+    (tmp_path / "bin").mkdir()
+    calls = tmp_path / "calls"
+    stand_in = tmp_path / "bin" / "sbatch"
+    stand_in.write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> '{calls}'\necho >> '{calls}'\necho 4242\n")
+    stand_in.chmod(0o755)
+    path = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
+    planned = plan_sh(tmp_path, PLAN="demo", DATASET_NAME="my data", SEEDS="0 1", OBJECTIVES="ERM CRT",
+                      SCHEDULER="slurm", DRY_RUN="1", PATH=path)
+    assert planned.returncode == 0, planned.stderr
+    assert not calls.exists()  # nothing submitted, submit.sh not run
+    assert "sbatch --dependency=aftercorr:1001 row-2.sbatch" in planned.stderr
+    (folder,) = (tmp_path / "logs" / "SimpleCNN" / "my data" / "slurm").iterdir()
+    for script in folder.iterdir():
+        if script.suffix in (".sh", ".sbatch"):
+            subprocess.run(["bash", "-n", str(script)], check=True)
+    row = (folder / "row-1.sbatch").read_text()
+    assert "#SBATCH --output=row-1-%A_%a.out" in row and "#SBATCH --job-name=cce-my_data-1-ERM" in row
+    submitted = subprocess.run(["bash", str(folder / "submit.sh")], env={**os.environ, "PATH": path},
+                               capture_output=True, text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    assert calls.read_text().splitlines() == ["--parsable|row-1.sbatch|", "--parsable|--dependency=aftercorr:4242|row-2.sbatch|",
+                                              "--parsable|--dependency=afterany:4242:4242|collect.sbatch|"]
+
+
+def test_a_dataset_name_with_a_space_runs_a_whole_plan(tmp_path):
+    """3_run.sh keeps a run folder whole (runs.py find answers in tab-separated fields): a second stage finds its
+    first, both are evaluated and compared; the report's reproduce commands quote the name."""
+    make_dataset(tmp_path / "a_datasets", name="my data")
+    result = plan_sh(tmp_path, PLAN="demo", DATASET_NAME="my data", EPOCHS="1", SEEDS="0", OBJECTIVES="ERM CRT",
+                     REPORT="report.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted((tmp_path / "logs" / "SimpleCNN" / "my data" / "ERM").iterdir())
+    assert len(runs) == 2 and all((run / "test_metrics.json").is_file() for run in runs)
+    import html
+    assert html.escape("--dataset='my data'") in (tmp_path / "report.html").read_text()
+
+
+# ---------------------------------------------------------------- links planted inside the project's folders
+
+def test_a_link_planted_in_logs_never_leads_a_write_outside(trained):
+    """The roots may be links; a link inside logs/ that leads out of it is refused, naming it, by training,
+    evaluation and resuming, and the folder it leads to is not touched."""
+    outside = trained.parent / "elsewhere"
+    run = run_dir_of(trained)
+    shutil.copytree(run, outside / run.name)
+    before = snapshot(outside)
+    shutil.rmtree(run)
+    os.symlink(outside / run.name, run)  # a run folder that is a link
+    for command in (("2_test.py", *RUN), ("1_train.py", f"--resume={run.relative_to(trained)}", "--epochs=3")):
+        one_error_line(call(*command, cwd=trained), "is a symbolic link to")
+    objective = run.parent.parent / "CCE"  # an objective folder that is a link
+    shutil.rmtree(objective)
+    os.symlink(outside, objective)
+    one_error_line(call("1_train.py", *TRAINED_FLAGS, "--objective=CCE", "--epochs=1", cwd=trained),
+                   f"{objective.relative_to(trained)} is a symbolic link to")
+    assert snapshot(outside) == before
+
+
+def test_a_link_planted_as_a_dataset_cache_is_neither_read_nor_written(trained):
+    outside = trained.parent / "elsewhere-cache"
+    outside.mkdir()
+    cache = trained / "a_datasets" / "tiny" / ".cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    os.symlink(outside, cache)
+    result = call("1_train.py", *TRAINED_FLAGS, "--objective=ERM", "--epochs=1", "--disk_cache", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "is a symbolic link to" in result.stderr and "its cache is not used" in result.stderr
+    assert not list(outside.iterdir())
+
+
+# ---------------------------------------------------------------- the low items of #34
+
+@pytest.mark.parametrize("flag", ["--markdown", "--plot", "--out"])
+def test_an_output_inside_a_run_folder_is_refused(trained, flag):
+    run_dir = evaluated(trained)
+    before = snapshot(run_dir)
+    target = run_dir / ("test_metrics.json" if flag != "--plot" else "valid.csv")
+    script = "report.py" if flag == "--out" else "compare.py"
+    one_error_line(call(script, "--runs", run_dir, f"{flag}={target}", cwd=trained), "would be written into the run folder")
+    assert snapshot(run_dir) == before
+
+
+def test_a_study_of_a_dataset_study_py_refuses_is_one_line(tmp_path):
+    make_dataset(tmp_path / "a_datasets", name="bad")
+    shutil.rmtree(tmp_path / "a_datasets" / "bad" / "valid")
+    result = plan_sh(tmp_path, PLAN="study", DATASET="bad", DRY_RUN="1")
+    one_error_line(result)
+    assert "unbound variable" not in result.stderr
+
+
+def test_an_empty_test_class_is_reported_before_training(workdir):
+    for image in (workdir / "a_datasets" / "tiny" / "test" / "dog").iterdir():
+        image.unlink()
+    result = call("1_train.py", *FAST, "--epochs=1", "--objective=ERM", cwd=workdir)
+    one_error_line(result, "test/dog has no images")
+    assert not list((workdir / "logs").rglob("config.json"))

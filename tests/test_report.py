@@ -62,6 +62,33 @@ def test_the_report_is_one_self_contained_page(studied):
             for path in (root / "logs" / "SimpleCNN" / "tiny" / "ERM").glob("*/test_metrics.json")]
     assert len(taus) == 2 and ("ERM + post-hoc adjustment" in page) == any(tau != 0 for tau in taus)
     assert "verdict: valid/ chooses" in printed
+    assert "held together by Holm's correction over a family of" in html.unescape(page)
+    assert "(verdicts: held together by Holm's correction over a family of" in printed
+
+
+def test_the_report_names_its_family_its_correction_and_a_diverging_seed():
+    """The verdicts of the page are one family: every pair of its groups (valid/ chose the group compared with the
+    others among all of them), held together by Holm's correction; each pair shows the level it is held to and the
+    seeds needed at it; a diverging seed is named in the verdict and under the table."""
+    import report
+    import results
+    import stats
+    from test_stats import toy_predictions
+    targets, a = toy_predictions(seed=1)
+    runs = [toy_predictions(seed=s, accuracy=(0.9, 0.7, 0.5))[1] for s in (2, 3, 4)]
+    pair = {"label_a": "ERM", "label_b": "LA", "runs": [None] * 3,
+            "seeds": stats.paired_over_seeds(targets, [a] * 3, runs, resamples=50)}
+    results.hold_together([pair], others=[0.5, 0.9])
+    found = {"rows": [{"label": "LA", "n": 3, "balanced_acc": (70.0, 1.0), "intervals": None}],
+             "scores": {"LA": 71.0}, "chosen": "LA", "pairs": [pair],
+             "diverging": [{"label": "LA", "run": "logs/x/2", "value": 40.0, "median": 70.0, "threshold": 5.0}]}
+    verdict, table = html.unescape(report._verdict_html(found)), html.unescape(report._pairs_html(found))
+    assert "held together by Holm's correction over a family of 3 comparisons, every pair of groups" in verdict
+    assert f"held to {pair['family']['level']:.2g}" in verdict and pair["family"]["level"] == 0.05 / 3
+    assert "diverging seed? LA: logs/x/2 has validation top-1 40.00" in verdict
+    assert f"<td>{pair['family']['level']:.3g}</td><td>{results.needed_cell(pair['seeds'])}</td>" in table
+    assert pair["seeds"]["seeds_needed"] == stats.seeds_needed(pair["seeds"]["differences"],
+                                                               pair["seeds"]["image_var"], 1 - 0.05 / 3)
 
 
 def test_the_reports_numbers_are_compare_s(studied):

@@ -155,18 +155,28 @@ def test_t_interval_formula():
 
 
 def test_seed_intervals_of_identical_runs_are_the_image_variance_alone():
-    """With every seed's predictions the same, the seed spread is 0: the interval is the mean +- z sqrt(v), v the
-    images' variance, which equals the stratified bootstrap's variance of the same mean."""
+    """With every seed's predictions the same, the seed spread is 0: the interval is the mean +- z sqrt(v + z^2 /
+    N_eff^2), v the images' variance (the stratified bootstrap's variance of the same mean, each class's part times
+    n_k / (n_k - 1)) and z^2 pseudo-errors among the effective number of images."""
     from scipy.stats import norm
     targets, predictions = toy_predictions()
     correct = np.array([targets == predictions] * 4)
     v = stats.image_variance(targets, correct)
+    sizes = np.array([30, 12, 5])
+    n_eff = 1 / np.sum((1 / 3) ** 2 / sizes)
+    assert stats.effective_images(targets) == pytest.approx(n_eff)
+    z = norm.ppf(0.975)
     interval = stats.seed_intervals(targets, [predictions] * 4)["balanced_acc"]
     centre = stats.balanced_accuracy(targets, predictions)
-    assert interval == pytest.approx([centre - norm.ppf(0.975) * np.sqrt(v), centre + norm.ppf(0.975) * np.sqrt(v)])
+    half = z * np.sqrt(v + z ** 2 * (100 / n_eff) ** 2)
+    assert interval == pytest.approx([centre - half, centre + half])
     draws = stats.stratified_resamples(targets, 20000, seed=1)
     bootstrap = stats._replicates(targets, [predictions], draws)[1][0]
-    assert v == pytest.approx(bootstrap.var(), rel=0.05)
+    right = targets == predictions
+    by_class = [right[targets == k] for k in range(3)]
+    unbiased = sum(np.var(values, ddof=1) / len(values) for values in by_class) / 9 * 100 ** 2
+    plug_in = sum(np.var(values) / len(values) for values in by_class) / 9 * 100 ** 2
+    assert v == pytest.approx(unbiased) and plug_in == pytest.approx(bootstrap.var(), rel=0.05)
     result = stats.paired_over_seeds(targets, [predictions] * 3, [predictions] * 3)
     assert result["differences"] == [0.0] * 3 and result["p_sign_flip"] == 1.0 and result["seeds_needed"] is None
     assert stats.seed_intervals(targets, [predictions]) is None  # one run: no seed spread to measure
@@ -183,7 +193,7 @@ def test_seed_intervals_stay_within_0_and_100():
     low, high = stats.seed_intervals(targets, runs)["acc"]
     correct = np.array([targets == run for run in runs])
     raw = stats.mean_interval(stats.weighted_accuracy(targets, correct, "top1"),
-                              stats.image_variance(targets, correct, "top1"))
+                              stats.accuracy_variance(targets, correct, "top1"))
     assert raw[1] > 100 and high == 100.0 and low == pytest.approx(raw[0])
     wrong = [(targets + 1) % 4, (targets + 1) % 4, np.where(np.arange(100) == 0, targets, (targets + 1) % 4)]
     assert stats.seed_intervals(targets, wrong)["acc"][0] == 0.0
@@ -198,14 +208,22 @@ def test_mean_interval_formula_by_hand():
     assert stats.mean_interval([80.0], v) is None
 
 
-def test_image_variance_is_the_weighted_sum_of_class_variances():
+def test_image_variance_is_the_weighted_sum_of_unbiased_class_variances():
+    """Per class the unbiased (ddof 1) variance of the images' mean correctness: a class of 4 test images with
+    values 1, .5, 0, 0 has mean 3/8 and variance (25 + 1 + 9 + 9) / 64 / 3 = 11/48, not the plug-in 11/64 that
+    made balanced accuracy on 4-image classes undercover (issue 33)."""
     targets = np.array([0, 0, 0, 0, 1, 1])
     correct = np.array([[1, 1, 0, 0, 1, 0], [1, 0, 0, 0, 1, 1]], dtype=float)  # two runs
-    mean = correct.mean(axis=0)  # per image: 1, .5, 0, 0, 1, .5
-    by_hand = (0.5 ** 2 * mean[:4].var() / 4 + 0.5 ** 2 * mean[4:].var() / 2) * 100 ** 2
+    # per image: 1, .5, 0, 0 (class 0: mean 3/8, variance 11/48) and 1, .5 (class 1: mean 3/4, variance 1/8)
+    by_hand = (0.5 ** 2 * (11 / 48) / 4 + 0.5 ** 2 * (1 / 8) / 2) * 100 ** 2
     assert stats.image_variance(targets, correct) == pytest.approx(by_hand)
-    top1 = ((4 / 6) ** 2 * mean[:4].var() / 4 + (2 / 6) ** 2 * mean[4:].var() / 2) * 100 ** 2
+    top1 = ((4 / 6) ** 2 * (11 / 48) / 4 + (2 / 6) ** 2 * (1 / 8) / 2) * 100 ** 2
     assert stats.image_variance(targets, correct, "top1") == pytest.approx(top1)
+    # a class with one test image has no spread to measure: the largest variance of a value in 0..1, 1/4
+    single = np.array([0, 0, 1])
+    assert stats.image_variance(single, [1.0, 0.0, 1.0]) == pytest.approx((0.25 * 0.5 / 2 + 0.25 * 0.25) * 100 ** 2)
+    assert stats.image_variance(single, [1.0, 0.0, 1.0], single_image=1.0) == pytest.approx(
+        (0.25 * 0.5 / 2 + 0.25 * 1.0) * 100 ** 2)
 
 
 COVERAGE_GRID = [(n, spread, images, shared, difference) for n in (2, 3, 5, 8) for spread in (0.2, 1.0, 3.0)
@@ -277,6 +295,125 @@ def test_seeds_needed_and_smallest_p_on_hand_made_numbers():
     targets, a = toy_predictions(seed=1)
     _, b = toy_predictions(seed=2, accuracy=(0.9, 0.7, 0.5))
     assert stats.paired_over_seeds(targets, [a] * 3, [b] * 3)["smallest_p"] == 0.25
+
+
+def pairs_like(differences, n):
+    """n per-pair differences with the mean and sample standard deviation of ``differences``."""
+    base = np.resize([-1.0, 1.0], n) if n % 2 == 0 else np.concatenate([[0.0], np.resize([-1.0, 1.0], n - 1)])
+    base = base / np.std(base, ddof=1)
+    return np.mean(differences) + np.std(differences, ddof=1) * base
+
+
+@pytest.mark.parametrize("differences, image_var", [([2.0, 2.7, 3.4], 1.5), ([1.0, 2.0, 0.5], 0.09),
+                                                    ([0.3, 1.9, 0.8, 1.2], 0.02), ([2.0, 2.0], 0.5)])
+def test_seeds_needed_is_the_number_at_which_the_verdict_rule_holds(differences, image_var):
+    """At the number printed, pairs with the observed mean and spread have a seeds+images interval (and so a t
+    interval) that excludes 0, and one pair fewer does not: the verdict rule itself, not Student's t alone."""
+    n = stats.seeds_needed(differences, image_var)
+    assert stats.mean_interval(pairs_like(differences, n), image_var)[0] > 0
+    assert stats.t_interval(pairs_like(differences, n))[0] > 0
+    if n > 2:
+        assert stats.mean_interval(pairs_like(differences, n - 1), image_var)[0] <= 0
+
+
+def test_seeds_needed_on_the_cases_of_issue_33():
+    """2.0, 2.7, 3.4 with v = 1.5: t alone is satisfied by 3 pairs (the old answer, 'about 3'), yet the verdict at 3
+    pairs is 'no difference shown'; by hand t_3^2 0.49 / 4 + 1.96^2 1.5 = 7.00 < 2.7^2 = 7.29 <= t_2^2 0.49 / 3 +
+    1.96^2 1.5 = 8.79: 4.  0.9, 1.0, 1.1 with v = 0.5: the images' part alone, 1.96^2 0.5 = 1.92, exceeds 1.0^2:
+    no number of seeds (math.inf), where the old rule said 2."""
+    from scipy.stats import norm, t
+    tight = [2.0, 2.7, 3.4]
+    assert stats.seeds_needed(tight) == 3  # Student's t alone, the old number
+    assert stats.mean_interval(tight, 1.5)[0] < 0  # and yet the seeds+images interval at 3 pairs holds 0
+    assert t.ppf(0.975, 3) ** 2 * 0.49 / 4 + norm.ppf(0.975) ** 2 * 1.5 < 2.7 ** 2
+    assert t.ppf(0.975, 2) ** 2 * 0.49 / 3 + norm.ppf(0.975) ** 2 * 1.5 >= 2.7 ** 2
+    assert stats.seeds_needed(tight, 1.5) == 4
+    assert stats.seeds_needed([0.9, 1.0, 1.1]) == 2 and stats.seeds_needed([0.9, 1.0, 1.1], 0.5) == math.inf
+    assert stats.seeds_needed([0.9, 1.0, 1.1], 0.5, level=0.99) == math.inf
+    assert stats.seeds_needed([0.0, 0.0, 0.0], 0.5) is None  # no difference to show
+
+
+def test_verdict_p_is_the_level_at_which_the_seeds_and_images_interval_touches_0():
+    differences, image_var = [2.0, 2.7, 3.4], 1.5
+    p = stats.verdict_p(differences, image_var)
+    assert stats.mean_interval(differences, image_var, level=1 - p)[0] == pytest.approx(0.0, abs=1e-9)
+    assert 0.05 < p < 0.1  # the 95 % interval holds 0 (test above), the 90 % one does not
+    assert stats.mean_interval(differences, image_var, level=0.9)[0] > 0
+    many = stats.verdict_p([[2.0, 2.7, 3.4], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], [1.5, 0.2, 0.0])
+    assert many[0] == pytest.approx(p) and many[1] == 1.0 and many[2] == 0.0
+
+
+def test_holm_on_a_hand_example():
+    """p 0.01, 0.04, 0.03, 0.005 at 5 %: sorted 0.005 < 0.05/4 and 0.01 < 0.05/3 are called, 0.03 >= 0.05/2 stops
+    the steps, so 0.04, below 0.05/1, is not called either."""
+    levels, called = stats.holm([0.01, 0.04, 0.03, 0.005])
+    assert levels == pytest.approx([0.05 / 3, 0.05, 0.05 / 2, 0.05 / 4])
+    assert called == [True, False, False, True]
+    assert stats.holm([0.04]) == ([0.05], [True]) and stats.holm([]) == ([], [])
+
+
+def test_the_interval_at_100_percent_is_never_zero_width_and_stays_in_0_100():
+    """No run errs: the errors' variance is 0 and the old interval was [100, 100]; now z^2 pseudo-errors among the
+    N effective images give [100 - 100 z^2 / N, 100] (Wilson's bound for 0 errors is 100 - 100 z^2 / (N + z^2))."""
+    from scipy.stats import norm
+    z2 = norm.ppf(0.975) ** 2
+    targets = np.repeat(np.arange(4), 25)
+    low, high = stats.seed_intervals(targets, [targets] * 3)["acc"]
+    assert (low, high) == pytest.approx((100 - 100 * z2 / 100, 100.0))
+    low, high = stats.seed_intervals(targets, [(targets + 1) % 4] * 3)["balanced_acc"]
+    assert (low, high) == pytest.approx((0.0, 100 * z2 / 100))
+    assert stats.images_interval(targets, targets == targets, "top1") == pytest.approx([100 - z2, 100.0])
+    one_wrong = targets.copy()
+    one_wrong[0] = 1
+    for runs in ([targets, targets], [one_wrong, targets, targets]):
+        for low, high in stats.seed_intervals(targets, runs).values():
+            assert 0 <= low < high <= 100
+    prior = np.array([0.7, 0.1, 0.1, 0.1])
+    low, high = stats.shifted_metrics(targets, np.eye(4)[one_wrong], prior)["acc_ci95"]
+    assert 0 <= low < high == 100.0  # the images-only interval under a prior is cut too
+
+
+def test_a_prior_on_a_class_without_test_images_is_refused():
+    """backward-50 puts most of its mass on the class with the fewest training images; a test split without that
+    class cannot give the accuracy under it: refused, naming the mass, never renormalised over the others."""
+    counts = [500, 100, 10]
+    targets = np.array([0, 0, 1, 1])  # class 2 has no test image
+    prior = stats.test_prior("backward-50", counts)
+    mass = 100 * prior[2]
+    with pytest.raises(ValueError, match=f"{mass:.2f} % of its mass on 1 class"):
+        stats.present_prior(targets, prior)
+    with pytest.raises(ValueError, match="no test image"):
+        stats.shifted_metrics(targets, np.eye(3)[targets], prior, class_counts=counts)
+    assert stats.present_prior(np.array([0, 1, 2]), prior) == pytest.approx(prior)
+    assert stats.present_prior(targets, [0.5, 0.5, 0.0]) == pytest.approx([0.5, 0.5])  # no mass lost: fine
+
+
+def test_shot_groups_under_a_prior_are_plain_means_of_their_classes_as_sade_takes_them():
+    """SADE's test_all_cifar.py takes many-shot accuracy as acc[many_shot].mean(): the plain mean of the group's
+    per-class accuracies, whatever the prior.  Classes 0 and 1 are many-shot (3/4 and 1/2 right), class 2 few-shot
+    (2/2): many 62.5 %, not the prior-weighted (0.7 * 0.75 + 0.1 * 0.5) / 0.8 = 71.875 %."""
+    targets = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 0, 0, 1, 1, 0, 2, 2])
+    shifted = stats.shifted_metrics(targets, np.eye(3)[predicted], [0.7, 0.1, 0.2], class_counts=[300, 300, 10])
+    assert shifted["many_acc"] == pytest.approx(62.5) and shifted["few_acc"] == pytest.approx(100.0)
+    assert math.isnan(shifted["medium_acc"])
+    plain = stats.classification_metrics(targets, predicted, 3, class_counts=[300, 300, 10])
+    assert (plain["many_acc"], plain["few_acc"]) == pytest.approx((62.5, 100.0))
+
+
+def test_a_diverging_seed_is_flagged_by_a_robust_rule():
+    """Deviations from the group medians 80.0, 81.0 and 80.0: 0.5, 10; 0.4, 0.4; 0.2, 0.2 once the median runs of
+    the odd groups (0 by construction) are left out; their median 0.4 times 1.4826 is the scale, 5 of it 2.97
+    points: the run at 70.0 is flagged, nothing else (a group of two runs is never judged: which one diverged?).
+    A floor of 2.5 points (the valid images' noise) raises the first group's threshold to 12.5."""
+    groups = [[80.0, 80.5, 70.0], [81.0, 81.4, 80.6], [80.2, 79.8]]
+    flags, thresholds = stats.diverging(groups)
+    assert flags == [[False, False, True], [False, False, False], [False, False]]
+    assert thresholds == pytest.approx([5 * 1.4826 * 0.4] * 3)
+    flags, thresholds = stats.diverging(groups, floors=[2.5, 0.0, 0.0])
+    assert flags[0] == [False, False, False] and thresholds[0] == pytest.approx(12.5)
+    assert stats.diverging([[80.0, 80.2, 79.9, 80.1]])[0] == [[False] * 4]  # ordinary seeds
+    assert stats.diverging([[80.0, 80.3, 70.0]])[0] == [[False, False, True]]  # one group: all three deviations
 
 
 def test_paired_over_seeds_images_interval_is_the_paired_bootstrap():
