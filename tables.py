@@ -468,11 +468,16 @@ def get_args_parser():
 
 
 def main(args):
+    texts = {}
+    for name in args.documents:  # every block named is a table here, checked before any work
+        path = Path(name) if Path(name).is_absolute() else HERE / name
+        texts[name] = path, path.read_text()
+        unknown = [match.group(2) for match in BLOCK.finditer(texts[name][1]) if match.group(2) not in TABLES]
+        if unknown:
+            raise UserError(f"{name}: <!-- table: {unknown[0]} --> is no table of tables.py ({', '.join(TABLES)})")
     records = Records(args.records, ALL_ROWS)
     stale = []
-    for name in args.documents:
-        path = Path(name) if Path(name).is_absolute() else HERE / name
-        text = path.read_text()
+    for name, (path, text) in texts.items():
         new = regenerate(text, records, name)
         blocks = {match.group(2): match.group(3) for match in BLOCK.finditer(text)}
         changed = [block for block, body in ((m.group(2), m.group(3)) for m in BLOCK.finditer(new))

@@ -168,7 +168,8 @@ def files_under(path):
 
 # The tests that drive whole plans take a minute each: with pytest-xdist's workers (pytest.ini) they start first,
 # so that the short tests fill the other workers around them instead of waiting behind them at the end.
-SLOW_FIRST = ("test_report.py", "test_run_sh.py::test_plan_end_to_end", "test_run_sh.py::test_a_complete_run",
+SLOW_FIRST = ("test_report.py", "test_hostile.py::test_a_dataset_name_with_a_space", "test_run_sh.py::test_a_run_stopped",
+              "test_run_sh.py::test_plan_end_to_end", "test_run_sh.py::test_a_complete_run", "test_tables.py",
               "test_resume.py", "test_docs.py::test_every_documented", "test_recipes.py", "test_distributed.py")
 
 

@@ -173,8 +173,10 @@ def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypat
     assert len(list(run.parent.iterdir())) == 1
 
 
-def test_a_run_stopped_in_its_first_epoch_is_trained_anew(tmp_path, monkeypatch):
-    """A run killed before its first epoch ended has nothing to resume: the plan starts the row again."""
+def test_a_run_stopped_in_its_first_epoch_is_trained_anew_once_by_two_plans_at_once(tmp_path, monkeypatch):
+    """A run killed before its first epoch ended has nothing to resume: the plan starts the row again.  Two plans
+    with that row and seed, started together: one trains it while the other waits for its lock, then finds it done;
+    the record is written once (RECORDS)."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
     planned = run_sh(tmp_path, DRY_RUN="1", EPOCHS="1", SEEDS="0", OBJECTIVES="ERM")
     (command,) = _training_lines(planned.stdout)
@@ -185,25 +187,16 @@ def test_a_run_stopped_in_its_first_epoch_is_trained_anew(tmp_path, monkeypatch)
 
     monkeypatch.setattr(train, "train_one_epoch", interrupted)
     assert call("1_train.py", *shlex.split(command)[2:], cwd=tmp_path).returncode == 130
-    again = run_sh(tmp_path, EPOCHS="1", SEEDS="0", OBJECTIVES="ERM", REPORT="")
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "training SimpleCNN" in again.stdout and "resuming" not in again.stdout
-    stopped, trained = sorted((tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir())
-    assert (trained / "test_metrics.json").is_file() and not (stopped / "last.pth").exists()
-
-
-def test_two_plans_at_once_train_each_run_once_and_record_it(tmp_path):
-    """Two plans with the same row and seed, started together: one trains it while the other waits for its lock,
-    then finds it done; the record is written once (RECORDS)."""
-    make_dataset(tmp_path / "a_datasets", name="digits-lt")
     env = {**os.environ, "PYTHON": sys.executable, "EPOCHS": "1", "SEEDS": "0", "OBJECTIVES": "ERM", "REPORT": "",
            "RECORDS": "results"}
     plans = [subprocess.Popen(["bash", str(ROOT / "3_run.sh")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [plan.communicate(timeout=600) for plan in plans]
     assert [plan.returncode for plan in plans] == [0, 0], [err[-1000:] for _, err in outputs]
-    (run,) = (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir()
     assert sum("training SimpleCNN" in out for out, _ in outputs) == 1
-    assert sum("done already" in out for out, _ in outputs) == 1
-    record = tmp_path / "results" / "SimpleCNN" / "digits-lt" / "ERM" / run.name
+    assert sum("done already" in out for out, _ in outputs) == 1 and not any("resuming" in out for out, _ in outputs)
+    stopped, trained = sorted((tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir())
+    assert (trained / "test_metrics.json").is_file() and not (stopped / "last.pth").exists()
+    record = tmp_path / "results" / "SimpleCNN" / "digits-lt" / "ERM" / trained.name
     assert (record / "record.json").is_file() and not list(record.glob("*.pth"))
+    assert not (tmp_path / "results" / "SimpleCNN" / "digits-lt" / "ERM" / stopped.name).exists()

@@ -23,16 +23,16 @@ def test_the_committed_tables_are_what_the_committed_records_give():
     assert "README.md: every table is what the records give" in result.stdout
 
 
-def test_an_edited_number_is_caught_and_regenerated(tmp_path):
-    document = tmp_path / "page.md"
-    body = tables.TABLES["readme"](tables.Records(ROOT / "results", tables.OBJECTIVE_ROWS))
+def test_an_edited_number_is_caught_and_regenerated(tmp_path, capsys):
+    records = tables.Records(ROOT / "results", tables.OBJECTIVE_ROWS)
+    body = tables.TABLES["readme"](records)
     edited = body.replace("|", "| 99.99 ±", 1) if "±" in body else body + "| an invented row |\n"
-    document.write_text(f"# A page\n\n<!-- table: readme -->\n{edited}<!-- end -->\n\nprose after\n")
-    checked = tables_py("--check", document)
-    assert checked.returncode == 1 and "readme" in checked.stdout
-    assert tables_py(document).returncode == 0
-    assert document.read_text() == f"# A page\n\n<!-- table: readme -->\n{body}<!-- end -->\n\nprose after\n"
-    assert tables_py("--check", document).returncode == 0
+    document = tmp_path / "page.md"
+    page = "# A page\n\n<!-- table: readme -->\n{}<!-- end -->\n\nprose after\n"
+    document.write_text(page.format(edited))
+    checked = tables.main(tables.get_args_parser().parse_args(["--check", str(document)]))
+    assert checked == 1 and "readme" in capsys.readouterr().out and document.read_text() == page.format(edited)
+    assert tables.regenerate(document.read_text(), records) == page.format(body)
 
 
 def test_an_unknown_table_is_one_error_line(tmp_path):
