@@ -10,14 +10,24 @@ import records
 from conftest import FAST, call, run_dir_of
 
 
-@pytest.fixture
-def evaluated(trained):
-    """The trained working folder with ERM and LA evaluated on test (and their test-time adjustments)."""
+@pytest.fixture(scope="module")
+def evaluated_once(trained_once, tmp_path_factory):
+    """The session's trained runs with ERM and LA evaluated on test (and their test-time adjustments), once for
+    this file's tests; never changed (``evaluated`` gives each test a copy)."""
+    root = tmp_path_factory.mktemp("evaluated") / "w"
+    shutil.copytree(trained_once[0], root)
     for objective in ("ERM", "LA"):
         result = call("2_test.py", "--model_index=41", "--dataset=tiny", f"--objective={objective}",
-                      "--datetime=latest", "--posthoc_tau=auto", "--tau_norm=auto", cwd=trained)
+                      "--datetime=latest", "--posthoc_tau=auto", "--tau_norm=auto", cwd=root)
         assert result.returncode == 0, result.stderr
-    return trained
+    return root
+
+
+@pytest.fixture
+def evaluated(evaluated_once, tmp_path):
+    """A private copy of ``evaluated_once``."""
+    shutil.copytree(evaluated_once, tmp_path / "w", symlinks=True)
+    return tmp_path / "w"
 
 
 def export(root, *runs):
