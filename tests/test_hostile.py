@@ -229,10 +229,27 @@ def evaluated(trained):
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def evaluated_once(trained_once, tmp_path_factory):
+    """The session's trained runs with ERM evaluated on test, once for this file (never changed)."""
+    root = tmp_path_factory.mktemp("evaluated") / "w"
+    shutil.copytree(trained_once[0], root)
+    evaluated(root)
+    return root
+
+
+@pytest.fixture
+def trained_evaluated(evaluated_once, tmp_path):
+    """A private copy of ``evaluated_once``: the trained working folder with ERM evaluated."""
+    shutil.copytree(evaluated_once, tmp_path / "w", symlinks=True)
+    return tmp_path / "w"
+
+
 @pytest.mark.parametrize("damage", ["empty npz", "garbage npz", "npz without probs", "garbage json", "json list",
                                     "npz from another evaluation"])
-def test_damaged_results_are_named_with_how_to_regenerate_them(trained, damage):
-    run_dir = evaluated(trained)
+def test_damaged_results_are_named_with_how_to_regenerate_them(trained_evaluated, damage):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     npz, metrics = run_dir / "test_predictions.npz", run_dir / "test_metrics.json"
     if damage == "empty npz":
         npz.write_bytes(b"")
@@ -253,15 +270,17 @@ def test_damaged_results_are_named_with_how_to_regenerate_them(trained, damage):
     assert str(run_dir.relative_to(trained)) in line and "run python 2_test.py on" in line
 
 
-def test_metrics_json_is_strict_json(trained):
-    run_dir = evaluated(trained)
+def test_metrics_json_is_strict_json(trained_evaluated):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     text = (run_dir / "test_metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["many_acc"] is None  # tiny has no many-shot class: null
     json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}"))
 
 
-def test_a_group_never_mixes_tested_and_untested_runs(trained):
-    evaluated(trained)  # the session's ERM run, evaluated on test/
+def test_a_group_never_mixes_tested_and_untested_runs(trained_evaluated):
+    trained = trained_evaluated
+    # the session's ERM run is evaluated on test/ (trained_evaluated)
     assert call("1_train.py", *TRAINED_FLAGS, "--seed=5", cwd=trained).returncode == 0  # its twin, not evaluated
     result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all",
                   cwd=trained)
@@ -369,11 +388,12 @@ def test_staging_folders_of_killed_rebuilds_are_cleaned(tmp_path):
     assert hidden == [f".raw.staging-{os.getpid()}-live99"]
 
 
-def test_a_kill_between_2_test_s_two_files_is_detected(trained, monkeypatch):
+def test_a_kill_between_2_test_s_two_files_is_detected(trained_evaluated, monkeypatch):
     """Each result file is replaced atomically; a kill between the predictions and the metrics leaves a new
     predictions file beside the old metrics, which compare.py recognises rather than mixing them."""
+    trained = trained_evaluated
     import importlib
-    run_dir = evaluated(trained)
+    run_dir = run_dir_of(trained)
     old_metrics = (run_dir / "test_metrics.json").read_bytes()
 
     def killed(*args, **kwargs):
@@ -726,8 +746,9 @@ def test_a_binary_valid_csv_is_one_line(trained):
     one_error_line(call("compare.py", "--dataset=tiny", "--model_index=41", cwd=trained), "is not a CSV log")
 
 
-def test_an_edited_metrics_file_is_named_even_without_its_checksum(trained):
-    run_dir = evaluated(trained)
+def test_an_edited_metrics_file_is_named_even_without_its_checksum(trained_evaluated):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     metrics.pop("predictions_sha256")
     metrics["balanced_acc"] = 99.9
@@ -738,9 +759,10 @@ def test_an_edited_metrics_file_is_named_even_without_its_checksum(trained):
 
 @pytest.mark.parametrize("key, value", [("few_acc", 99.0), ("many_acc", 99.0), ("medium_acc", 99.0),
                                         ("acc", float("nan")), ("balanced_acc", None)])
-def test_every_shown_number_of_a_metrics_file_is_checked(trained, key, value):
+def test_every_shown_number_of_a_metrics_file_is_checked(trained_evaluated, key, value):
     """The shot-group accuracies too, and a NaN or a missing accuracy where the predictions give one."""
-    run_dir = evaluated(trained)
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     text = (run_dir / "test_metrics.json").read_text()
     metrics = json.loads(text)
     metrics[key] = value
@@ -749,8 +771,9 @@ def test_every_shown_number_of_a_metrics_file_is_checked(trained, key, value):
         one_error_line(call(*command, cwd=trained), f"{key}: {value} in the file")
 
 
-def test_metrics_without_their_predictions_are_shown_as_unchecked(trained):
-    run_dir = evaluated(trained)
+def test_metrics_without_their_predictions_are_shown_as_unchecked(trained_evaluated):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     (run_dir / "test_predictions.npz").unlink()
     result = call("compare.py", "--runs", run_dir, cwd=trained)
     assert result.returncode == 0 and "has no predictions beside it, so its numbers are shown unchecked" in result.stderr
@@ -758,8 +781,9 @@ def test_metrics_without_their_predictions_are_shown_as_unchecked(trained):
 
 @pytest.mark.parametrize("field, value", [("mix", '"bogus"'), ("augment", '{"a": 1}'), ("epochs", '"many"'),
                                           ("drw", "1"), ("lrstep", '"11 2 2"')])
-def test_a_config_field_of_the_wrong_kind_is_one_line(trained, field, value):
-    run_dir = evaluated(trained)
+def test_a_config_field_of_the_wrong_kind_is_one_line(trained_evaluated, field, value):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     config = json.loads((run_dir / "config.json").read_text())
     config["args"][field] = json.loads(value)
     (run_dir / "config.json").write_text(json.dumps(config))
@@ -767,8 +791,9 @@ def test_a_config_field_of_the_wrong_kind_is_one_line(trained, field, value):
         one_error_line(call(*command, cwd=trained), f"config.json is damaged ({field}:")
 
 
-def test_a_config_environment_that_is_not_a_record_is_not_shown(trained):
-    run_dir = evaluated(trained)
+def test_a_config_environment_that_is_not_a_record_is_not_shown(trained_evaluated):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     config = json.loads((run_dir / "config.json").read_text())
     config["environment"] = "hand-written"
     (run_dir / "config.json").write_text(json.dumps(config))
@@ -975,8 +1000,9 @@ def test_a_link_planted_as_a_dataset_cache_is_neither_read_nor_written(trained):
 # ---------------------------------------------------------------- the low items of #34
 
 @pytest.mark.parametrize("flag", ["--markdown", "--plot", "--out"])
-def test_an_output_inside_a_run_folder_is_refused(trained, flag):
-    run_dir = evaluated(trained)
+def test_an_output_inside_a_run_folder_is_refused(trained_evaluated, flag):
+    trained = trained_evaluated
+    run_dir = run_dir_of(trained)
     before = snapshot(run_dir)
     target = run_dir / ("test_metrics.json" if flag != "--plot" else "valid.csv")
     script = "report.py" if flag == "--out" else "compare.py"
