@@ -66,6 +66,8 @@ except UserError as error:
     sys.exit(f'error: {error}')" "$HERE" "$1" "$2" || exit 2
 }
 [ -z "$STUDIED" ] || check_name DATASET "$STUDIED"
+source "$HERE/slurm_plan.sh"  # the Slurm functions; their values are checked before any work
+if [ "${SCHEDULER:-local}" = slurm ] || [ "${LAUNCH:-}" = slurm ]; then check_slurm_values; fi
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
@@ -359,7 +361,6 @@ if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every
     [ ${#RUNS[@]} -gt 0 ] || { echo "error: no evaluated run of this plan to compare" >&2; exit 2; }
     compare_and_report
 elif [ "$SCHEDULER" = slurm ]; then
-    source "$HERE/slurm_plan.sh"
     submit_plan
 elif [ "$SCHEDULER" = local ]; then
     index=0

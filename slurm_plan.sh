@@ -114,8 +114,7 @@ row_index_of() {  # the index of the row a --init_from=row:NAME names, or nothin
     done
 }
 
-submit_plan() {
-    check_slurm_values
+submit_plan() {  # (3_run.sh has checked the SLURM_* values: check_slurm_values)
     FOLDER="$PWD/logs/$MODEL_NAME/$DATASET/slurm/$(date +%Y-%m-%d-%H-%M-%S)"
     mkdir -p "$FOLDER"
     plan_variables > "$FOLDER/plan.env"
