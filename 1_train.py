@@ -11,7 +11,6 @@ import random
 import signal
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -20,135 +19,34 @@ import torch
 from tqdm import tqdm
 
 import criterion
+import methods
 from b_models.heads import add_class_scales, find_classifier, max_norm_radius, project_to_max_norm
 from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching,
                        load_run_weights)
 from augment import Mixer, policy, scaled_pauses
-from loader import BatchStream, default_eval_resize, load_splits, train_stats
-from methods import METHODS
+from loader import BatchStream, load_splits, train_stats
 from optimisation import build_optimisation, build_optimiser, sam_step
-from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, best_checkpoint_path, create_run_dir, find_run_dir,
-                  list_runs, load_run_checkpoint, model_folder, run_is_complete, run_parent, run_settings,
-                  saved_arguments, tagged_runs)
+from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, create_run_dir, find_run_dir, load_run_checkpoint,
+                  method_network, model_folder, resolve_init, saved_arguments)
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
-from train_args import check_method_flags, get_args_parser, resolve
-from utils import UserError, WriteError, contained, parse_int_list, run_cli
+from train_args import check, get_args_parser, warn_unread
+from utils import UserError, WriteError, contained, run_cli
 
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
 
 
 def check_args(args):
-    """Validate what argparse cannot and fill the defaults that depend on other flags; raise ``UserError``."""
-    if args.model_index is None or args.dataset is None:
-        raise UserError("--model_index and --dataset are required (or --resume <run folder>)")
-    model_folder(args.model_index)  # an unknown index is an error naming the valid ones
-    objective = criterion.get_objective(args.objective)
-    args.lrstep = parse_int_list(args.lrstep)
-    if not args.lrstep or min(args.lrstep) <= 0:
-        raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
-    check_method_flags(args)
-    vars(args).update(resolve(vars(args)))  # the defaults that depend on other flags: what config.json records
-    if args.pretrained not in (None, "imagenet"):
-        if not Path(args.pretrained).is_file():
-            raise UserError(f"--pretrained: no file {args.pretrained} (give a state dict file, or no value for "
-                            "torchvision's ImageNet weights)")
-        args.pretrained = str(Path(args.pretrained).resolve())
-    if args.augment == "rrc_flip" and args.eval_resize is None:
-        args.eval_resize = default_eval_resize(args.height, args.width)
-    if args.eval_resize is not None and args.eval_resize < max(args.height, args.width):
-        raise UserError(f"--eval_resize {args.eval_resize} is smaller than the {args.height}x{args.width} centre it "
-                        "crops; give at least the larger of --height and --width")
-    if args.mix and not objective.mixes:
-        raise UserError(f"--mix does not work with {args.objective} (python criterion.py: its entry has mixes=False)")
-    if args.method:
-        clashes = [flag for flag, on in (("--mix", args.mix), ("--sam_rho", args.sam_rho), ("--lws", args.lws),
-                                         ("--freeze_backbone", args.freeze_backbone),
-                                         (f"--objective {args.objective}", objective.complement_step)) if on]
-        if clashes:
-            raise UserError(f"--method {args.method} trains the whole network with views of its own: it does not go "
-                            f"with {', '.join(clashes)}")
-        if args.method == "glmc" and args.objective != "ERM":
-            raise UserError("--method glmc has a loss of its own (cross entropy on mixed, re-weighted targets): give "
-                            "--objective ERM")
-    if args.init_from is not None and not args.init_from.strip():
-        raise UserError("--init_from is empty; give a run folder, tag:LABEL or latest[:OBJECTIVE] (or leave it out "
-                        "to train from scratch)")
-    for flag in ("reinit_head", "lws"):
-        if getattr(args, flag) and not args.init_from:
-            raise UserError(f"--{flag} changes the classifier of a trained network: give --init_from RUN")
-    for flag in ("reinit_head", "maxnorm"):
-        if args.lws and getattr(args, flag):
-            raise UserError(f"--lws learns one scale per class of the trained classifier and keeps it as it is: "
-                            f"--{flag} does not go with it")
-    if args.cutout and args.cutout >= min(args.height, args.width):
-        raise UserError(f"--cutout {args.cutout} is not smaller than the {args.height}x{args.width} image: it would "
-                        "blank (almost) every image; DeVries & Taylor cut 16 of 32 (CIFAR-10), 8 of 32 (CIFAR-100)")
-    if args.eval_resize is not None and args.eval_resize > 4 * max(args.height, args.width):
-        raise UserError(f"--eval_resize {args.eval_resize} is over 4 times the {args.height}x{args.width} input; the "
-                        "usual ratio is 256/224 (give at most 4 times the larger of --height and --width)")
-    if args.maxnorm and args.normed_head:
-        raise UserError("--maxnorm bounds the norms of a linear classifier's class vectors; a cosine head "
-                        "(--normed_head) has unit norms already")
+    """The flags checked and their dependent defaults filled (``train_args.check``), the run ``--init_from`` names
+    found (``runs.resolve_init``), the warnings about flags the run does not read, and the seed drawn when not
+    given; raises ``UserError``."""
+    check(args)
     if args.init_from:
-        if args.init_from.startswith("tag:") and args.seed is None:
-            raise UserError(f"--init_from {args.init_from} finds the first stage with this run's seed: give --seed")
         args.init_from = str(resolve_init(args))
-    if "drw" in objective.options and args.drw:
-        if args.drw_epoch >= args.epochs:
-            warnings.warn(f"--drw starts at epoch {args.drw_epoch + 1}, after the last of the {args.epochs} epochs: "
-                          "this run has no re-weighting; set --drw_epoch")
-    warn_unread_options(args, objective)
+    warn_unread(args)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
     return args
-
-
-def resolve_init(args):
-    """The best checkpoint of the run ``--init_from`` names: a run folder; ``tag:LABEL``, the complete run of this
-    model and dataset tagged LABEL (``--tag``) with this run's seed (how a plan's second stage finds its own seed's
-    first stage); or ``latest[:OBJECTIVE]``, the newest complete run of this model and dataset with that objective
-    (default: this run's) that did not itself start from another run."""
-    folder = model_folder(args.model_index)
-    if args.init_from.startswith("tag:"):
-        tag = args.init_from.partition(":")[2]
-        found = [run for run in tagged_runs(args.logs_dir, folder, args.dataset, tag, args.seed) if run_is_complete(run)]
-        if not found:
-            raise UserError(f"--init_from {args.init_from}: no complete run tagged {tag!r} with seed {args.seed} under "
-                            f"{Path(args.logs_dir) / folder / args.dataset}; train that first stage first")
-        run_dir = found[-1]
-    elif args.init_from == "latest" or args.init_from.startswith("latest:"):
-        objective = args.init_from.partition(":")[2] or args.objective
-        if objective not in criterion.OBJECTIVES:
-            raise UserError(f"--init_from {args.init_from}: unknown objective {objective!r}")
-        candidates = [run_parent(args.logs_dir, folder, args.dataset, objective) / name
-                      for name in reversed(list_runs(args.logs_dir, folder, args.dataset, objective))]
-        first_stage = [run for run in candidates if not run_settings(run).get("init_from") and run_is_complete(run)]
-        if not first_stage:
-            raise UserError(f"--init_from {args.init_from}: no complete run under "
-                            f"{run_parent(args.logs_dir, folder, args.dataset, objective)} to start from (a first stage "
-                            "that stopped early is not one)")
-        run_dir = first_stage[0]
-    else:
-        run_dir = Path(args.init_from)
-        if not run_dir.is_dir():
-            raise UserError(f"--init_from: {run_dir} is not a run folder (or give 'latest' or 'latest:OBJECTIVE')")
-    path = best_checkpoint_path(run_dir)
-    if path is None:
-        raise UserError(f"--init_from: {run_dir} has no <acc>.pth checkpoint (the run stopped before its first "
-                        "epoch ended)")
-    return path.resolve()
-
-
-def warn_unread_options(args, objective):
-    """One warning per objective option set on the command line that this objective does not read."""
-    read = objective.reads(vars(args))
-    for name, option in criterion.OPTIONS.items():
-        if name not in read and getattr(args, name) not in (option.default, None):
-            gate = option.only_with if option.only_with in objective.options else None
-            reason = f"without --{gate}" if gate else f"by {objective.name}"
-            warnings.warn(f"--{name} has no effect: it is not read {reason} (python criterion.py lists which "
-                          "objective reads which option)")
 
 
 # ---------------------------------------------------------------- one epoch
@@ -174,7 +72,7 @@ class Training:
     args: argparse.Namespace
     runtime: Runtime
     mixer: Optional[Mixer] = None  # --mix
-    method: Optional[object] = None  # --method (methods.py), with its partner batches for GLMC
+    method: Optional[methods.Method] = None  # --method (methods/), with its partner batches if it asks for them
     partner: Optional[BatchStream] = None
     minority: Optional[BatchStream] = None  # CMO's stream of pasted images
     head: Optional[torch.nn.Module] = None  # the classifier, projected by --maxnorm
@@ -203,9 +101,8 @@ def train_one_epoch(training, stream, epoch):
 
         def compute_loss():
             with runtime.autocast():
-                if t.method is not None:  # a two-view method: its own loss, logits and the labels they score
-                    extra = (partner,) if partner is not None else (t.loss_fn,)
-                    loss, logits, scored = t.method.loss(t.model, images, labels, *extra, epoch)
+                if t.method is not None:  # a method (methods/): its own loss, logits and the labels they score
+                    loss, logits, scored = t.method.loss(t.model, images, labels, t.loss_fn, epoch, partner)
                     outputs.append((logits, scored))
                     return loss
                 logits = t.model(images)
@@ -304,6 +201,7 @@ def build_model(args, num_classes, runtime, init=None, resumed=None):
         model = build_network(args.model_index, num_classes, args.normed_head, head_scale(args),
                               pretrained="imagenet" if pretrained == "imagenet" else None,
                               transform_input=source.get("transform_input"))
+        model = method_network(model, vars(args), num_classes)
         if pretrained not in (None, "imagenet"):
             skipped = load_matching(model, pretrained)
             if skipped and runtime.is_main:
@@ -352,14 +250,8 @@ def pauses(args):
 
 
 def build_method(args, model, num_classes, class_counts, runtime):
-    """The two-view method of ``--method`` (``methods.py``), its heads on the training device."""
-    classifier = find_classifier(model)[1]
-    if not hasattr(classifier, "in_features"):
-        raise UserError(f"--method {args.method} needs a linear classifier over features; this network classifies with "
-                        "a convolution")
-    kind = METHODS[args.method]
-    method = (kind(classifier, num_classes, classifier.in_features, args, class_counts, seed=args.seed + runtime.rank)
-              if args.method == "glmc" else kind(classifier, num_classes, classifier.in_features, args))
+    """The method of ``--method`` (``methods/``), its heads on the training device."""
+    method = methods.get(args.method)(model, num_classes, class_counts, args, seed=args.seed + runtime.rank)
     method.heads.to(runtime.device)
     return method
 
@@ -367,6 +259,8 @@ def build_method(args, model, num_classes, class_counts, runtime):
 def load_init(args, classes):
     """The checkpoint ``--init_from`` resolved to, checked against this run's classes."""
     init = load_run_checkpoint(args.init_from)
+    methods.one_classifier(init.get("args", {}), f"--init_from {args.init_from}: a second stage trains or re-uses "
+                           "one classifier")
     if list(init["classes"]) != list(classes):
         raise UserError(f"--init_from {args.init_from} was trained on the classes {', '.join(init['classes'])}, "
                         f"not {', '.join(classes)}")
@@ -482,8 +376,8 @@ def train(args, runtime):
     partner = None
     if method is not None:
         train_stream.set_views(method.views)
-        if args.method == "glmc":  # GLMC's partner batches, drawn with per-image weights n_k^-q
-            partner = train_stream.with_sampler(args.glmc_resample, args.seed + 2)
+        if method.partner is not None:  # partner batches (GLMC's), drawn with per-image weights n_k^-q
+            partner = train_stream.with_sampler(getattr(args, method.partner), args.seed + 2)
     groups = parameter_groups(args, raw_model, method.heads if method is not None else None)
     optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype, groups)
     second = build_optimiser(args, model, len(train_stream)) if complement is not None else (None, None)

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 import figures
+import methods
 import stats
 from b_models.heads import class_weight_norms, find_classifier
 from loader import BatchStream, load_splits
+from methods import one_classifier
 from runs import (CONFUSION_MATRIX, PER_CLASS, PRIOR_SHIFT, RELIABILITY, add_hparam_metrics, add_run_arguments, file_sha256, metrics_file, open_run,
                   predictions_file)
 from runtime import Runtime
@@ -163,21 +165,25 @@ def main(args):
         try:
             if state.get("lws"):
                 raise ValueError("this run's classifier is scaled per class (LWS); tau-norm normalises a plain one")
+            one_classifier(state["args"], "tau-norm normalises the class vectors of one classifier")
             classifier = find_classifier(model)[1]
             norms = class_weight_norms(classifier).cpu().numpy()
             bias = classifier.bias.detach().float().cpu().numpy() if getattr(classifier, "bias", None) is not None else None
-        except ValueError as error:
+        except (ValueError, UserError) as error:
             if args.tau_norm != "auto":
                 raise UserError(f"--tau_norm: {error}") from None
             warnings.warn(f"--tau_norm auto: left out, {error}")  # a plan evaluates every row alike
             args.tau_norm = None
 
-    def logits_of(chosen):
+    def stream_of(chosen):
         stream = BatchStream(chosen, height, width, args.batchsize or state["args"]["batchsize"], train=False,
                              device=runtime.device, cache_mb=args.cache_mb, workers=args.workers,
                              channels_last=runtime.channels_last, eval_resize=state["args"].get("eval_resize"))
         stream.set_normalization(state["mean"], state["std"])
-        logits, targets = infer(model, stream, runtime, args.tta)
+        return stream
+
+    def logits_of(chosen):
+        logits, targets = infer(model, stream_of(chosen), runtime, args.tta)
         assert np.array_equal(targets, chosen.labels), "predictions out of file order"
         return logits, targets
 
@@ -214,11 +220,24 @@ def main(args):
         details, adjusted_predictions["tau_norm"], _ = summarise(normalised, targets, classes, state, args.resamples,
                                                                  args.seed)
         summary["tau_norm"] = {"tau": tau_norm, "tau_chosen_on": chosen_on, "valid_balanced_acc": valid_score, **details}
+    method = methods.get(state["args"].get("method"))
+    evaluations = method.evaluations(state["args"]) if method is not None and args.tta is None else {}
+    for name, evaluation in evaluations.items():  # a method's own evaluations (SADE's test-time aggregation)
+        learned_logits, learned = evaluation(model, stream_of(split), runtime, state["args"])
+        details, adjusted_predictions[name], _ = summarise(learned_logits * scale, targets, classes, state,
+                                                           args.resamples, args.seed)
+        summary[name] = {**learned, **details}
     if priors:
         summary["test_priors"] = {name: {**stats.shifted_metrics(targets, probabilities, prior, state["class_counts"],
                                                                  *shot_limits(state)),
                                          **_shifted_posthoc(summary, logits, targets, prior, state)}
                                   for name, prior in priors.items()}
+        for name, evaluation in evaluations.items():  # learned again for each test prior, as on its own test set
+            for prior_name, prior in priors.items():
+                learned_logits, learned = evaluation(model, stream_of(split), runtime, state["args"], prior)
+                shifted, _ = softmax_rows(learned_logits * scale)
+                summary["test_priors"][prior_name][name] = {**learned, **stats.shifted_metrics(
+                    targets, shifted, prior, state["class_counts"], *shot_limits(state))}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
     evaluation = split.name if args.tta is None else f"{split.name}_{args.tta}"  # test_flip_*: beside the plain one

@@ -88,6 +88,9 @@ MISLAS1=""; MISLAS2="--lws_classifier_lr=0.5,--las_head=0.3,--las_tail=0.0,--bn_
 BCL="--normed_head,--normed_scale=30"  # alpha, beta, temperature and the projection heads: their code's defaults
 GLMC="--glmc_label_weighting=1.2,--glmc_consistency=4,--glmc_resample=0"
 GLMC_OPTIMISER=",--lr=0.01,--weight_decay=5e-3,--batchsize=64,--schedule=cosine_each_epoch,--no-warmup"
+# The multi-expert methods (Wang et al.'s RIDE, Zhang et al.'s SADE): three experts; RIDE's per-expert term is
+# LDAM-DRW; SADE's NormedLinear x30.  Their CIFAR optimiser (Nesterov, weight decay 5e-4) where the plan is CIFAR's.
+RIDE="--method=ride"; SADE="--method=sade,--normed_head,--normed_scale=30"
 CMO_PAUSES=""     # CMO's off-epochs (4 and 3) as absolute epochs, as in its 200-epoch recipe
 PLAN_ROWS=""      # rows a plan adds to the baselines (the official values beside the ones chosen on valid/)
 case "$PLAN" in
@@ -136,6 +139,8 @@ case "$PLAN" in
             MISLAS2="--lws_classifier_lr=0.2,--las_head=0.4,--las_tail=0.1,--bn_stats=update"
         fi
         BCL="$BCL,--batchsize=256,--weight_decay=5e-4,--schedule=cosine"
+        RIDE="$RIDE,--nesterov,--weight_decay=5e-4"  # their lr steps x0.01 at 160 and 180, as the plan's
+        SADE="$SADE,--nesterov,--weight_decay=5e-4,--lrdecay=0.1"  # theirs x0.1
         # Exact published train counts (n_max 5000 / 500); valid/ comes from the official test set.
         PREPARE=("$HERE/data_split.py" --from_torchvision "$NAME" --root "$ROOT" --imbalance_ratio 100
                  --valid_source test --out_name "$PLAN") ;;
@@ -187,6 +192,8 @@ BASELINES="ERM
     LAS:--init_from=row:${MISLAS1%%=*},--lws,--sampler=class_aware,--schedule=cosine_each_epoch,--no-warmup,--epochs=10,$MISLAS2
     LA:--method=bcl,$BCL
     ERM:--method=glmc,$GLMC$GLMC_OPTIMISER
+    LDAM:--drw,$RIDE
+    ERM:$SADE
     ${PLAN_ROWS//\$GLMC/$GLMC}"
 if [ "$PLAN" = fmnist-lt ]; then  # the CPU plan also runs both batch-norm modes of cRT and LWS
     BASELINES="$BASELINES

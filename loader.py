@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
-from augment import apply_policy, augment_batch, crop_padding, cutout, sim_view
+from augment import apply_policy, augment_batch, crop_padding, cutout
 from utils import UserError, contained, inside, save_atomic, write_json_atomic
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -528,10 +528,10 @@ class BatchStream:
         self.generator.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.rank)  # own crops per process
 
     def set_views(self, views):
-        """Yield several augmented views of each image: ``train`` (this stream's augmentation) or ``sim`` (BCL's
-        contrastive view, ``augment.sim_view``); with more than one, a batch's images are a list of views."""
-        self.views = tuple(views)
-        self._sim = sim_view(self.height, self.width) if "sim" in self.views else None
+        """Yield several views of each image: ``"train"`` (this stream's augmentation; none in an evaluation
+        stream) or a factory ``(height, width) -> transform`` of one uint8 image (a method's own view, e.g.
+        ``augment.sim_view``); with more than one, a batch's images are a list of views."""
+        self.views = tuple(view if view == "train" else view(self.height, self.width) for view in views)
 
     def set_policy(self, transform):
         """A per-image transform of uint8 images (``augment.policy``) applied after the crop and flip."""
@@ -566,16 +566,16 @@ class BatchStream:
             yield (views[0] if len(views) == 1 else views), labels
 
     def _view(self, images, kind):
-        """One augmented, normalised view of a uint8 batch."""
-        if kind == "sim":
-            images = apply_policy(images, self._sim)
+        """One augmented, normalised view of a uint8 batch: ``kind`` is "train" or a method's transform."""
+        if kind != "train":
+            images = apply_policy(images, kind)
         else:
             if self.padding or self.flip:
                 images = augment_batch(images, self.padding, self.flip, self.generator)
             if self.policy is not None:
                 images = apply_policy(images, self.policy)
         images = normalise(images, self.mean, self.std)
-        if self.cutout and kind != "sim":
+        if self.cutout and kind == "train":
             images = cutout(images, self.cutout, self.generator)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)

@@ -27,7 +27,8 @@ def build_optimiser(args, model, iters_per_epoch, groups=None):
     if args.optimizer == "adamw":
         optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
     else:
-        optimizer = torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+        optimizer = torch.optim.SGD(parameters, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                                    nesterov=bool(getattr(args, "nesterov", False)))
     warmup_epochs = WARMUP_EPOCHS if args.warmup else 0
     if args.schedule == "cosine":
         factor = functools.partial(cosine_factor, iters_per_epoch=iters_per_epoch, epochs=args.epochs,

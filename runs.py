@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import criterion
+import methods
 import stats
 import train_args
 from get_model import build_network, model_name
@@ -164,6 +165,42 @@ def model_folder(model_index):
         return model_name(model_index)
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def resolve_init(args):
+    """The best checkpoint of the run ``--init_from`` names: a run folder; ``tag:LABEL``, the complete run of this
+    model and dataset tagged LABEL (``--tag``) with this run's seed (how a plan's second stage finds its own seed's
+    first stage); or ``latest[:OBJECTIVE]``, the newest complete run of this model and dataset with that objective
+    (default: this run's) that did not itself start from another run."""
+    folder = model_folder(args.model_index)
+    if args.init_from.startswith("tag:"):
+        tag = args.init_from.partition(":")[2]
+        found = [run for run in tagged_runs(args.logs_dir, folder, args.dataset, tag, args.seed) if run_is_complete(run)]
+        if not found:
+            raise UserError(f"--init_from {args.init_from}: no complete run tagged {tag!r} with seed {args.seed} under "
+                            f"{Path(args.logs_dir) / folder / args.dataset}; train that first stage first")
+        run_dir = found[-1]
+    elif args.init_from == "latest" or args.init_from.startswith("latest:"):
+        objective = args.init_from.partition(":")[2] or args.objective
+        if objective not in criterion.OBJECTIVES:
+            raise UserError(f"--init_from {args.init_from}: unknown objective {objective!r}")
+        candidates = [run_parent(args.logs_dir, folder, args.dataset, objective) / name
+                      for name in reversed(list_runs(args.logs_dir, folder, args.dataset, objective))]
+        first_stage = [run for run in candidates if not run_settings(run).get("init_from") and run_is_complete(run)]
+        if not first_stage:
+            raise UserError(f"--init_from {args.init_from}: no complete run under "
+                            f"{run_parent(args.logs_dir, folder, args.dataset, objective)} to start from (a first stage "
+                            "that stopped early is not one)")
+        run_dir = first_stage[0]
+    else:
+        run_dir = Path(args.init_from)
+        if not run_dir.is_dir():
+            raise UserError(f"--init_from: {run_dir} is not a run folder (or give 'latest' or 'latest:OBJECTIVE')")
+    path = best_checkpoint_path(run_dir)
+    if path is None:
+        raise UserError(f"--init_from: {run_dir} has no <acc>.pth checkpoint (the run stopped before its first "
+                        "epoch ended)")
+    return path.resolve()
 
 
 def best_checkpoint_path(run_dir):
@@ -407,8 +444,15 @@ class TrainedRun:
         model = build_network(self.state["model_index"], len(self.classes), self.state.get("normed_head", False),
                               self.state.get("head_scale", 1.0), lws=self.state.get("lws", False),
                               transform_input=self.state.get("transform_input"))
+        model = method_network(model, self.settings, len(self.classes))
         model.load_state_dict(self.state["model"])
         return runtime.prepare(model).eval()
+
+
+def method_network(model, settings, num_classes):
+    """The network a run's method trains (``methods.Method.network``), from the registry's ``model``."""
+    method = methods.get(settings.get("method"))
+    return model if method is None else method.network(model, settings, num_classes)
 
 
 def open_run(logs_dir, model_index, dataset, objective, datetime_name, checkpoint="best"):

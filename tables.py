@@ -53,6 +53,8 @@ RANDAUGMENT = "--augment=randaugment,--randaugment_magnitude="
 BCL = "LA:--method=bcl,--normed_head,--normed_scale=30"
 MISLAS = ("LAS:--init_from=row:mixup,--lws,--sampler=class_aware,--schedule=cosine_each_epoch,--no-warmup,--epochs=10,"
           "--lws_classifier_lr=0.5,--las_head=0.3,--las_tail=0.0,--bn_stats=frozen")
+RIDE = "LDAM:--drw,--method=ride"
+SADE = "ERM:--method=sade,--normed_head,--normed_scale=30"
 SIXTY = (("EPOCHS", "60"), ("LRSTEP", "44 8 8"))
 
 OBJECTIVE_ROWS = (
@@ -77,11 +79,12 @@ METHOD_ROWS = (
     Row("LA + RandAugment (m 9)", f"LA:{RANDAUGMENT}9"),
     Row("MiSLAS (mixup, then LAS)", MISLAS), Row("BCL", BCL),
     Row("GLMC (its optimiser: lr 0.01, wd 5e-3, batch 64, cosine)", GLMC + GLMC_OPTIMISER),
-    Row("GLMC (the plan's optimiser)", GLMC))
+    Row("GLMC (the plan's optimiser)", GLMC),
+    Row("RIDE (3 experts, LDAM-DRW each)", RIDE), Row("SADE (3 experts)", SADE))
 # Rows a second stage refers to by name (--init_from=row:NAME) must be in the same call of 3_run.sh.
 NAMED = (Row("mixup", MIXUP),)
 ADJUSTED_ROWS = OBJECTIVE_ROWS[:6]  # the objectives that do not move the logits themselves
-PRIOR_ROWS = (*(OBJECTIVE_ROWS[i] for i in (0, 1, 2, 6, 7, 8)), METHOD_ROWS[0])
+PRIOR_ROWS = (*(OBJECTIVE_ROWS[i] for i in (0, 1, 2, 6, 7, 8)), METHOD_ROWS[0], Row("SADE (3 experts)", SADE))
 STUDY_ROWS = (Row("ERM", "ERM"), Row("LA", "LA"), Row("BS", "BS"), Row("LDAM-DRW", "LDAM:--drw"),
               Row("cRT", CRT), Row("CCE", "CCE"))
 GRID_ROWS = (

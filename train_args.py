@@ -6,9 +6,13 @@ defaults: a run saved before a flag existed trained with that flag's default, so
 import argparse
 import functools
 import shlex
+import warnings
+from pathlib import Path
 
 import criterion
+import methods
 from augment import AUGMENTATIONS, MIX_RECIPES, MIXES, POLICIES, scaled_pauses
+from get_model import model_name
 from loader import SAMPLERS, default_eval_resize
 from optimisation import SCHEDULES
 from utils import ArgumentParser, UserError, name_argument, number, parse_int_list, positive, seed_number
@@ -34,6 +38,8 @@ def get_args_parser():
     parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=False,
                         help="linear lr warm-up over the first 5 epochs")
     parser.add_argument("--momentum", type=number(float, 0, 1), default=0.9, help="SGD's momentum")
+    parser.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=False,
+                        help="SGD with Nesterov momentum (RIDE's and SADE's code)")
     parser.add_argument("--weight_decay", type=number(float, 0), default=None,
                         help="default: 5e-4 with SGD, 0.05 with AdamW")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum, or AdamW")
@@ -138,25 +144,12 @@ def get_args_parser():
     regular.add_argument("--sam_bn_stats", choices=("both", "first"), default=None,
                          help="with --sam_rho: which of SAM's two forward passes update the batch-norm running "
                               "statistics: both (default, as Rangwani et al.'s code) or the first only")
-    methods = parser.add_argument_group("two-view methods (docs/recipes.md)")
-    methods.add_argument("--method", choices=("bcl", "glmc"), default=None,
-                         help="bcl: balanced contrastive learning (Zhu et al., 2022) beside the objective; glmc: global "
-                              "and local mixture consistency (Du et al., 2023; with ERM)")
-    methods.add_argument("--bcl_alpha", type=number(float, 0), default=1.0, help="BCL: weight of the objective")
-    methods.add_argument("--bcl_beta", type=number(float, 0), default=0.35, help="BCL: weight of the contrastive loss")
-    methods.add_argument("--bcl_temperature", type=positive(float), default=0.07, help="BCL: temperature")
-    methods.add_argument("--projection_hidden", type=positive(int), default=None,
-                         help="BCL: the projection heads' hidden size (default: the network's feature size, as "
-                              "their code's Linear(dim_in, dim_in))")
-    methods.add_argument("--projection_out", type=positive(int), default=1024,
-                         help="BCL: the projection heads' output size (their code's --feat_dim 1024; CIFAR "
-                              "re-implementations use 128)")
-    methods.add_argument("--glmc_label_weighting", type=number(float, 0), default=1.2,
-                         help="GLMC: gamma of the re-balanced head's label weights n_k^-gamma")
-    methods.add_argument("--glmc_consistency", type=number(float, 0), default=4.0,
-                         help="GLMC: weight of the mixed-consistency term")
-    methods.add_argument("--glmc_resample", type=number(float, 0), default=0.0,
-                         help="GLMC: the partner batch's per-image weights n_k^-q (0: uniform)")
+    group = parser.add_argument_group("methods (methods/; docs/recipes.md)")
+    group.add_argument("--method", choices=list(methods.METHODS), default=None,
+                       help="; ".join(f"{name}: {method.about}" for name, method in methods.METHODS.items())
+                       .replace("%", "%%"))
+    for name, (_, options) in methods.flags().items():
+        group.add_argument(f"--{name}", **{**options, "help": options.get("help", "").replace("%", "%%")})
     system = parser.add_argument_group("files and speed")
     system.add_argument("--data_dir", default="a_datasets")
     system.add_argument("--logs_dir", default="logs")
@@ -285,10 +278,13 @@ def resolve(settings):
     else:
         settings.update(maxnorm_threshold=None, maxnorm_every=None)
     settings["sam_bn_stats"] = (settings.get("sam_bn_stats") or "both") if settings.get("sam_rho") else None
-    if settings.get("method") != "bcl":
-        settings.update(bcl_alpha=None, bcl_beta=None, bcl_temperature=None, projection_hidden=None, projection_out=None)
-    if settings.get("method") != "glmc":
-        settings.update(glmc_label_weighting=None, glmc_consistency=None, glmc_resample=None)
+    if settings.get("optimizer") == "adamw":
+        settings["nesterov"] = None
+    for name, (method, _) in methods.flags().items():  # a method's flags: None in a run without it
+        if settings.get("method") != method.name:
+            settings[name] = None
+    if methods.get(settings.get("method")) is not None:
+        methods.get(settings["method"]).resolve(settings)
     if not settings.get("lws"):
         settings["lws_classifier_lr"] = None
     reads_drw = objective is not None and "drw" in objective.options
@@ -318,10 +314,8 @@ _METHOD_FLAGS = (
     ("randaugment_magnitude", lambda a: a.augment == "randaugment", "--augment randaugment"),
     ("policy_fill", lambda a: a.augment in POLICIES, "--augment autoaugment, randaugment or trivialaugment"),
     ("lws_classifier_lr", lambda a: a.lws, "--lws"),
-    *((name, lambda a: a.method == "bcl", "--method bcl")
-      for name in ("bcl_alpha", "bcl_beta", "bcl_temperature", "projection_hidden", "projection_out")),
-    *((name, lambda a: a.method == "glmc", "--method glmc")
-      for name in ("glmc_label_weighting", "glmc_consistency", "glmc_resample")),
+    *((name, lambda a, method=method: a.method == method.name, f"--method {method.name}")
+      for name, (method, _) in methods.flags().items()),
 )
 
 
@@ -341,6 +335,77 @@ def check_method_flags(args):
         scaled = "" if args.mix_off_reference is None else f" (scaled from {args.mix_off_reference} epochs)"
         raise UserError(f"--mix_off_first {args.mix_off_first} and --mix_off_last {args.mix_off_last}{scaled} leave "
                         f"none of the {args.epochs} epochs to mix in")
+
+
+def check(args):
+    """Every check of a training run's flags that argparse cannot make, and the defaults that depend on other flags
+    filled in (``resolve``); a ``UserError`` for the first problem.  ``--init_from`` is checked here and found by
+    ``runs.resolve_init``; the seed, when not given, is drawn by ``1_train.py``."""
+    if args.model_index is None or args.dataset is None:
+        raise UserError("--model_index and --dataset are required (or --resume <run folder>)")
+    try:
+        model_name(args.model_index)  # an unknown index is an error naming the valid ones
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    objective = criterion.get_objective(args.objective)
+    args.lrstep = parse_int_list(args.lrstep)
+    if not args.lrstep or min(args.lrstep) <= 0:
+        raise UserError(f"--lrstep lengths must be positive numbers of epochs, got {args.lrstep}")
+    check_method_flags(args)
+    if args.nesterov and (args.optimizer != "sgd" or args.momentum == 0):
+        raise UserError("--nesterov is SGD's Nesterov momentum: it needs --optimizer sgd and a --momentum above 0")
+    vars(args).update(resolve(vars(args)))  # the defaults that depend on other flags: what config.json records
+    if args.pretrained not in (None, "imagenet"):
+        if not Path(args.pretrained).is_file():
+            raise UserError(f"--pretrained: no file {args.pretrained} (give a state dict file, or no value for "
+                            "torchvision's ImageNet weights)")
+        args.pretrained = str(Path(args.pretrained).resolve())
+    if args.eval_resize is not None and args.eval_resize < max(args.height, args.width):
+        raise UserError(f"--eval_resize {args.eval_resize} is smaller than the {args.height}x{args.width} centre it "
+                        "crops; give at least the larger of --height and --width")
+    if args.mix and not objective.mixes:
+        raise UserError(f"--mix does not work with {args.objective} (python criterion.py: its entry has mixes=False)")
+    if args.method:
+        methods.get(args.method).check(args, objective)
+    if args.init_from is not None and not args.init_from.strip():
+        raise UserError("--init_from is empty; give a run folder, tag:LABEL or latest[:OBJECTIVE] (or leave it out "
+                        "to train from scratch)")
+    for flag in ("reinit_head", "lws"):
+        if getattr(args, flag) and not args.init_from:
+            raise UserError(f"--{flag} changes the classifier of a trained network: give --init_from RUN")
+    for flag in ("reinit_head", "maxnorm"):
+        if args.lws and getattr(args, flag):
+            raise UserError(f"--lws learns one scale per class of the trained classifier and keeps it as it is: "
+                            f"--{flag} does not go with it")
+    if args.cutout and args.cutout >= min(args.height, args.width):
+        raise UserError(f"--cutout {args.cutout} is not smaller than the {args.height}x{args.width} image: it would "
+                        "blank (almost) every image; DeVries & Taylor cut 16 of 32 (CIFAR-10), 8 of 32 (CIFAR-100)")
+    if args.eval_resize is not None and args.eval_resize > 4 * max(args.height, args.width):
+        raise UserError(f"--eval_resize {args.eval_resize} is over 4 times the {args.height}x{args.width} input; the "
+                        "usual ratio is 256/224 (give at most 4 times the larger of --height and --width)")
+    if args.maxnorm and args.normed_head:
+        raise UserError("--maxnorm bounds the norms of a linear classifier's class vectors; a cosine head "
+                        "(--normed_head) has unit norms already")
+    if args.init_from and args.init_from.startswith("tag:") and args.seed is None:
+        raise UserError(f"--init_from {args.init_from} finds the first stage with this run's seed: give --seed")
+    return args
+
+
+def warn_unread(args):
+    """Warnings for flags that a run does not read: DRW that starts after the last epoch, and each objective option
+    set on the command line that this objective does not read."""
+    objective = criterion.get_objective(args.objective)
+    if "drw" in objective.options and args.drw:
+        if args.drw_epoch >= args.epochs:
+            warnings.warn(f"--drw starts at epoch {args.drw_epoch + 1}, after the last of the {args.epochs} epochs: "
+                          "this run has no re-weighting; set --drw_epoch")
+    read = objective.reads(vars(args))
+    for name, option in criterion.OPTIONS.items():
+        if name not in read and getattr(args, name) not in (option.default, None):
+            gate = option.only_with if option.only_with in objective.options else None
+            reason = f"without --{gate}" if gate else f"by {objective.name}"
+            warnings.warn(f"--{name} has no effect: it is not read {reason} (python criterion.py lists which "
+                          "objective reads which option)")
 
 
 def command_line(settings, script="1_train.py"):

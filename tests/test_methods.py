@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import augment
 import criterion
 import loader
 import methods
@@ -83,7 +84,7 @@ def test_glmc_loss_is_the_hand_computed_sum(monkeypatch):
     model = Tiny()
     args = argparse.Namespace(epochs=10, glmc_label_weighting=1.2, glmc_consistency=4.0)
     counts = [50, 10, 2]
-    glmc = methods.GLMC(model.fc, 3, 5, args, counts)
+    glmc = methods.glmc.GLMC(model, 3, counts, args)
     glmc.set_epoch(0)
     weights = torch.tensor(counts, dtype=torch.float64) ** -1.2
     assert glmc.label_weights.tolist() == pytest.approx((weights / weights.sum() * 3).tolist(), rel=1e-6)
@@ -104,9 +105,9 @@ def test_glmc_loss_is_the_hand_computed_sum(monkeypatch):
             return self.rng.integers(high)
 
     glmc.rng = FixedLambda(5)
-    loss, _, _ = glmc.loss(model, views, labels, (partner, others), epoch=3)
+    loss, _, _ = glmc.loss(model, views, labels, None, epoch=3, partner=(partner, others))
     mixed = lam * views[0] + (1 - lam) * partner[0]
-    cut = methods.glmc_cutmix(views[1], partner[1], lam, FixedLambda(5))
+    cut = methods.glmc.glmc_cutmix(views[1], partner[1], lam, FixedLambda(5))
     share = 1 - (3 / 10) ** 2
     onehot = lambda y: F.one_hot(y, 3).float()  # noqa: E731
     plain_t = lam * onehot(labels) + (1 - lam) * onehot(others)
@@ -131,7 +132,7 @@ def test_glmc_cutmix_box_is_their_ceil_box():
     images, others = torch.zeros(1, 1, 10, 10), torch.ones(1, 1, 10, 10)
     areas = set()
     for _ in range(300):
-        pasted = methods.glmc_cutmix(images, others, 0.64, rng)  # ceil(10 * 0.6) = 6: rows cy-3 .. cy+3
+        pasted = methods.glmc.glmc_cutmix(images, others, 0.64, rng)  # ceil(10 * 0.6) = 6: rows cy-3 .. cy+3
         rows, cols = torch.nonzero(pasted[0, 0], as_tuple=True)
         assert rows.max() - rows.min() + 1 <= 6 and cols.max() - cols.min() + 1 <= 6
         areas.add(int(pasted.sum()))
@@ -145,7 +146,7 @@ def test_two_views_of_an_image_differ_and_repeat_under_a_seed(workdir):
         stream = loader.BatchStream(split, 16, 16, 24, train=True, device="cpu", augment="crop_flip", seed=seed,
                                     progress=False)
         stream.set_normalization([0.5] * 3, [0.25] * 3)
-        stream.set_views(("train", "sim"))
+        stream.set_views(("train", augment.sim_view))
         stream.set_epoch(0)
         torch.manual_seed(seed)
         (first, second), labels = next(iter(stream))

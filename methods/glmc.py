@@ -1,11 +1,5 @@
-"""Training methods whose step is more than a loss on one batch: BCL (two contrastive views and class prototypes beside
-the classifier) and GLMC (a mixup and a CutMix view, a re-balanced head and a consistency term).
-
-Each is a class the training loop asks three things of: the views of each image it needs (``views``), the modules it
-trains beside the network (``heads``: projection heads, a second classifier; saved in ``last.pth`` for ``--resume``,
-never in the checkpoint that is evaluated), and the loss of one batch (``loss``), which also returns the logits and
-labels the running accuracy is counted on.  Their hyper-parameters and their sources are in docs/recipes.md.
-"""
+"""Global and local mixture consistency cumulative learning (Du et al., CVPR 2023, ``ynu-yangpeng/GLMC``): values
+and their sources in docs/recipes.md."""
 import math
 
 import numpy as np
@@ -14,43 +8,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import criterion
-from b_models.heads import FeatureTap, ProjectionHead, classifier_weight
+from b_models.heads import FeatureTap, ProjectionHead
+from methods.base import Method, linear_classifier
+from utils import number
 
 
-class BCL:
-    """Balanced contrastive learning (Zhu et al., CVPR 2022, ``FlamieZhu/Balanced-Contrastive-Learning``).
-
-    Three views of each image go through the network in one batch: the first (the run's augmentation) is
-    classified with the run's objective (the authors': LA, tau 1); the other two (``sim``) are projected by an MLP
-    head and, with one prototype per class (the classifier's class vectors through a second head of the same
-    shape), give ``criterion.balanced_contrastive_loss``.  The loss is ``alpha * objective + beta * BalSCL``."""
-
-    views = ("train", "sim", "sim")
-
-    def __init__(self, classifier, num_classes, feature_dim, args):
-        hidden, out = args.projection_hidden or feature_dim, args.projection_out  # their hidden layer: dim_in
-        self.classifier = classifier
-        self.heads = nn.ModuleDict({"projection": ProjectionHead(feature_dim, out, hidden),
-                                    "prototypes": ProjectionHead(feature_dim, out, hidden)})
-        self.alpha, self.beta, self.temperature = args.bcl_alpha, args.bcl_beta, args.bcl_temperature
-
-    def loss(self, model, views, labels, loss_fn, epoch):
-        batch = len(labels)
-        with FeatureTap(self.classifier) as tap:
-            logits = model(torch.cat(views))
-        embedded = F.normalize(self.heads["projection"](tap.features), dim=1)  # all three views, as their code
-        contrastive = embedded[batch:].view(2, batch, -1).transpose(0, 1)
-        prototypes = F.normalize(self.heads["prototypes"](classifier_weight(self.classifier)), dim=1)
-        classified = logits[:batch]
-        total = self.alpha * loss_fn(classified, labels) + self.beta * criterion.balanced_contrastive_loss(
-            prototypes.to(contrastive.dtype), contrastive, labels, self.temperature)
-        return total, classified, labels
-
-
-class GLMC:
-    """Global and local mixture consistency cumulative learning (Du et al., CVPR 2023, ``ynu-yangpeng/GLMC``).
-
-    Two views of each image (the run's augmentation twice) and of a partner batch drawn with per-image weights
+class GLMC(Method):
+    """Two views of each image (the run's augmentation twice) and of a partner batch drawn with per-image weights
     ``n_k^-q`` (``--glmc_resample``; 0 draws uniformly): the first views are mixed (mixup), the second cut and
     pasted (CutMix), both with one ``lam ~ Beta(1, 1)`` and labels in proportion ``lam``.  The network's own
     classifier is GLMC's re-balanced head (the one evaluated), trained on targets re-weighted by ``w_k ∝
@@ -59,10 +23,24 @@ class GLMC:
     ``a_e = 1 - (e / E)^2``, the consistency SimSiam's negative cosine between the two mixed views through a
     projection and a predictor (``--glmc_consistency`` c)."""
 
+    name = "glmc"
+    about = "global and local mixture consistency (Du et al., 2023): cross entropy on mixed, re-weighted targets"
+    flags = {
+        "glmc_label_weighting": dict(type=number(float, 0), default=1.2,
+                                     help="GLMC: gamma of the re-balanced head's label weights n_k^-gamma"),
+        "glmc_consistency": dict(type=number(float, 0), default=4.0, help="GLMC: weight of the mixed-consistency term"),
+        "glmc_resample": dict(type=number(float, 0), default=0.0,
+                              help="GLMC: the partner batch's per-image weights n_k^-q (0: uniform)"),
+    }
     views = ("train", "train")
+    own_loss = True
+    partner = "glmc_resample"
 
-    def __init__(self, classifier, num_classes, feature_dim, args, class_counts, seed=0):
-        self.classifier, self.num_classes, self.epochs = classifier, num_classes, args.epochs
+    def __init__(self, model, num_classes, class_counts, args, seed=0):
+        super().__init__(model, num_classes, class_counts, args, seed)
+        self.classifier = linear_classifier(model, self.name)
+        feature_dim = self.classifier.in_features
+        self.num_classes, self.epochs = num_classes, args.epochs
         self.heads = nn.ModuleDict({"plain": nn.Linear(feature_dim, num_classes),
                                     "projection": ProjectionHead(feature_dim, 128),
                                     "predictor": ProjectionHead(128, 128)})
@@ -75,8 +53,8 @@ class GLMC:
         self.rng = np.random.default_rng([self.seed, epoch, 11])
         self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 13 + 7)
 
-    def loss(self, model, views, labels, partner, epoch):
-        (first, second), (partner_views, partner_labels) = views, partner
+    def loss(self, model, images, labels, loss_fn, epoch, partner=None):
+        (first, second), (partner_views, partner_labels) = images, partner
         count = min(len(labels), len(partner_labels))
         first, second, labels = first[:count], second[:count], labels[:count]
         other_first, other_second, other = partner_views[0][:count], partner_views[1][:count], partner_labels[:count]
@@ -113,6 +91,3 @@ def glmc_cutmix(images, others, lam, rng):
     mixed = images.clone()
     mixed[:, :, top:bottom, left:right] = others[:, :, top:bottom, left:right]
     return mixed
-
-
-METHODS = {"bcl": BCL, "glmc": GLMC}

@@ -1,0 +1,89 @@
+"""A method is one file: a toy method written into a copy of the project, with one line added to the registry,
+trains, is evaluated (with an evaluation of its own) and compared; no other file of the copy changes."""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+from conftest import FAST, ROOT, project_files
+
+TOY = '''"""A toy method: the objective on the mean logits of two views of each image, scaled by --toy_weight."""
+from methods.base import Method
+from utils import positive
+
+
+class Toy(Method):
+    name = "toy"
+    about = "the objective on the mean logits of two views (a test)"
+    flags = {"toy_weight": dict(type=positive(float), default=1.0, help="toy: factor on the loss")}
+    views = ("train", "train")
+
+    def __init__(self, model, num_classes, class_counts, args, seed=0):
+        super().__init__(model, num_classes, class_counts, args, seed)
+        self.weight = args.toy_weight
+
+    def loss(self, model, images, labels, loss_fn, epoch, partner=None):
+        logits = (model(images[0]) + model(images[1])) / 2
+        return self.weight * loss_fn(logits, labels), logits, labels
+
+    @classmethod
+    def evaluations(cls, settings):
+        def halved(model, stream, runtime, settings, class_prior=None):
+            import torch
+
+            with torch.no_grad():
+                logits = torch.cat([model(images) for images, _ in stream]) / 2
+            return logits.numpy(), {"factor": 0.5}
+
+        return {"halved": halved}
+'''
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_toy_method_is_one_file_and_one_registry_line(workdir, tmp_path):
+    copy = tmp_path / "copy"
+    originals = {}
+    for path in project_files(".py"):
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] == "tests":
+            continue
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy / relative)
+        originals[relative] = digest(path)
+    (copy / "methods" / "toy.py").write_text(TOY)
+    registry = copy / "methods" / "__init__.py"
+    lines = registry.read_text().splitlines(keepends=True)
+    at = lines.index("REGISTRY = (\n")
+    registry.write_text("".join(lines[:at + 1] + ['    "toy",\n'] + lines[at + 1:]))
+
+    def run(name, *argv):
+        result = subprocess.run([sys.executable, str(copy / name), *map(str, argv)], cwd=workdir,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    assert "--toy_weight" in run("1_train.py", "--help").stdout
+    for extra in (["--toy_weight=2"], ["--seed=1", "--toy_weight=2"]):
+        run("1_train.py", *FAST, "--epochs=1", "--method=toy", *extra)
+    run("1_train.py", *FAST, "--epochs=1")  # the same objective without the method
+    parent = workdir / "logs" / "SimpleCNN" / "tiny" / "ERM"
+    names = sorted(folder.name for folder in parent.iterdir())
+    settings = [json.loads((parent / name / "config.json").read_text())["args"] for name in names]
+    assert [(s["method"], s["toy_weight"]) for s in settings] == [("toy", 2.0), ("toy", 2.0), (None, None)]
+    for name in names:
+        run("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", f"--datetime={name}")
+    metrics = json.loads((parent / names[0] / "test_metrics.json").read_text())
+    assert metrics["halved"]["factor"] == 0.5  # the method's own evaluation, beside the plain one
+    assert metrics["halved"]["acc"] == metrics["acc"]  # halved logits predict the same classes
+    out = run("compare.py", "--dataset=tiny", "--model_index=41", "--objectives", "ERM", "--datetime=all").stdout
+    rows = {line.split("  ")[0].strip(): line.split() for line in out.splitlines()[1:3]}
+    assert set(rows) == {"ERM", "ERM TOY"} or set(rows) == {"ERM", "ERM + TOY"}, out
+    assert [row for label, row in rows.items() if "TOY" in label][0][2] == "2"  # two seeds grouped
+    changed = [str(relative) for relative, sha in originals.items() if digest(copy / relative) != sha]
+    assert changed == ["methods/__init__.py"]
+    added = set(registry.read_text().splitlines()) - set((ROOT / "methods" / "__init__.py").read_text().splitlines())
+    assert added == {'    "toy",'}
