@@ -167,6 +167,8 @@ case "$PLAN" in
         exit 2 ;;
 esac
 STAGE2="--schedule=cosine_epoch,--no-warmup"
+# The multi-expert rows where their network can be built (b_models/experts.py: SimpleCNN and the CIFAR ResNets)
+case "$MODEL" in 41|42|43|44|45|46) EXPERT_ROWS="LDAM:--drw,$RIDE ERM:$SADE" ;; *) EXPERT_ROWS="" ;; esac
 # Weight balancing's stage 1 is the plan's ERM row when WB1 is "ERM", else a named row of its own before stage 2.
 if [ "$WB1" = ERM ]; then WB1=""; WB_START="row:ERM"; else WB_START="row:${WB1%%=*}"; fi
 if [ -z "$MISLAS1" ]; then MISLAS1_ROW=""; MISLAS1="mixup"; else MISLAS1_ROW="$MISLAS1"; fi
@@ -192,8 +194,7 @@ BASELINES="ERM
     LAS:--init_from=row:${MISLAS1%%=*},--lws,--sampler=class_aware,--schedule=cosine_each_epoch,--no-warmup,--epochs=10,$MISLAS2
     LA:--method=bcl,$BCL
     ERM:--method=glmc,$GLMC$GLMC_OPTIMISER
-    LDAM:--drw,$RIDE
-    ERM:$SADE
+    $EXPERT_ROWS
     ${PLAN_ROWS//\$GLMC/$GLMC}"
 if [ "$PLAN" = fmnist-lt ]; then  # the CPU plan also runs both batch-norm modes of cRT and LWS
     BASELINES="$BASELINES
@@ -304,8 +305,10 @@ unlock_run() {
 }
 
 run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; appends its run to RUNS
-    local seed="$1" spec="$2" found="" status run objective
+    local seed="$1" spec="$2" found="" status run objective eval_flags="$EVAL_FLAGS"
     row_command "$seed" "$spec"
+    # SADE's test-time aggregation learns its weights for each test prior: its rows are evaluated under all eleven
+    case ",$spec," in *,--method=sade,*) eval_flags="$eval_flags --test_prior=all" ;; esac
     objective="${ROW_COMMAND[2]#--objective=}"
     [ "$DRY_RUN" = 1 ] || lock_run "$seed" "$spec"
     [ "$DRY_RUN" = 1 ] || found="$(find_run "$seed" "$spec")"
@@ -323,13 +326,13 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
     esac
     if [ "$DRY_RUN" = 1 ]; then
         show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
-            --datetime="<run of tag $(row_tag "$spec"), seed $seed>" $EVAL_FLAGS
+            --datetime="<run of tag $(row_tag "$spec"), seed $seed>" $eval_flags
         return
     fi
     found="$(find_run "$seed" "$spec")"; IFS=$'\t' read -r status run _ <<< "$found"
     if [ "$status" != evaluated ]; then
         "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
-            --datetime="$(basename "$run")" $EVAL_FLAGS
+            --datetime="$(basename "$run")" $eval_flags
     fi
     [ -z "${RECORDS:-}" ] || "$PYTHON" "$HERE/records.py" export "$run" --to "$RECORDS"
     unlock_run

@@ -35,6 +35,7 @@ class Row:
     spec: str  # the row as 3_run.sh's OBJECTIVES writes it, e.g. "LDAM:--drw"
     plan: str = "fmnist-lt"
     env: tuple = ()  # more plan variables, e.g. (("EPOCHS", "60"), ("LRSTEP", "44 8 8"))
+    variant: str = None  # a method's own evaluation of the runs (2_test.py), e.g. SADE's "aggregated"
 
 
 # ---------------------------------------------------------------- the rows of the Fashion-MNIST-LT plan
@@ -84,7 +85,8 @@ METHOD_ROWS = (
 # Rows a second stage refers to by name (--init_from=row:NAME) must be in the same call of 3_run.sh.
 NAMED = (Row("mixup", MIXUP),)
 ADJUSTED_ROWS = OBJECTIVE_ROWS[:6]  # the objectives that do not move the logits themselves
-PRIOR_ROWS = (*(OBJECTIVE_ROWS[i] for i in (0, 1, 2, 6, 7, 8)), METHOD_ROWS[0], Row("SADE (3 experts)", SADE))
+PRIOR_ROWS = (*(OBJECTIVE_ROWS[i] for i in (0, 1, 2, 6, 7, 8)), METHOD_ROWS[0], Row("SADE (3 experts, mean)", SADE),
+              Row("SADE + test-time aggregation", SADE, variant="aggregated"))
 STUDY_ROWS = (Row("ERM", "ERM"), Row("LA", "LA"), Row("BS", "BS"), Row("LDAM-DRW", "LDAM:--drw"),
               Row("cRT", CRT), Row("CCE", "CCE"))
 GRID_ROWS = (
@@ -273,10 +275,21 @@ def priors_table(records, rows=PRIOR_ROWS):
         if not members:
             lines.append(f"{row.label:<{width}} {'-':>5}  not run yet")
             continue
-        (shifted,) = results.prior_shift([("row", members)]).values()
-        lines.append(f"{row.label:<{width}} {len(members):>5} "
-                     + " ".join(f"{shifted[name]['acc']:7.2f}" for name in names))
+        if row.variant is None:
+            (shifted,) = results.prior_shift([("row", members)]).values()
+            accuracies = [shifted[name]["acc"] for name in names]
+        else:  # learned again under each prior: its metrics, as 2_test.py --test_prior all wrote them
+            accuracies = [sum(_prior_metrics(run, name, row.variant) for run in members) / len(members)
+                          for name in names]
+        lines.append(f"{row.label:<{width}} {len(members):>5} " + " ".join(f"{acc:7.2f}" for acc in accuracies))
     return "\n".join(lines + ["```"]) + "\n"
+
+
+def _prior_metrics(run, prior, variant):
+    """A run's top-1 under one test prior after its method's own evaluation ``variant``, or nan when its test
+    evaluation did not run under that prior."""
+    shifted = ((read_metrics(run, "test") or {}).get("test_priors") or {}).get(prior) or {}
+    return float((shifted.get(variant) or {}).get("acc", math.nan))
 
 
 def grid_table(records, rows=GRID_ROWS, seeds=(0, 1, 2)):
@@ -376,7 +389,8 @@ def readme_table(records):
 
 
 # Side by side with the authors' code: (method, this project's row, its seed, the authors' run folder under the records)
-SIDE_BY_SIDE = (("GLMC", Row("GLMC", GLMC + GLMC_OPTIMISER), 0, "authors/glmc/fmnist-lt-seed0"),)
+SIDE_BY_SIDE = (("GLMC", Row("GLMC", GLMC + GLMC_OPTIMISER), 0, "authors/glmc/fmnist-lt-seed0"),
+                ("RIDE", Row("RIDE (3 experts, LDAM-DRW each)", RIDE), 0, "authors/ride/fmnist-lt-seed0"))
 
 
 def authors_run(folder):

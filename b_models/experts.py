@@ -19,6 +19,8 @@ class MultiExpert(nn.Module):
     classifier).  ``forward(x)`` is the mean of the expert logits, what is evaluated (``ride_resnet_cifar.py:196``);
     ``forward(x, experts=True)`` the expert logits stacked, ``[batch, experts, classes]``, what the losses read."""
 
+    several_classifiers = True  # b_models.heads.find_classifier refuses it: no one layer classifies
+
     def __init__(self, shared, branches, heads):
         super().__init__()
         self.shared, self.branches, self.heads = shared, nn.ModuleList(branches), nn.ModuleList(heads)

@@ -9,7 +9,8 @@
 #   STREAMS=1 bash results/campaign.sh   # one stream
 #   python tables.py                     # then: the tables of docs/results.md and the README from the records
 #
-# Each job is one plan call for one seed; the streams take the jobs in order.
+# Each job is one plan call for one seed, or a run of an authors' code (AUTHORS: a command); the streams take the
+# jobs in order.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STREAMS="${STREAMS:-2}"
@@ -19,15 +20,21 @@ SCHEDULE_ROWS='ERM LA mixup=ERM:--mix=mixup,--mix_alpha=1,--mix_prob=1 ERM:--mix
 GRID_ROWS='LDAM:--drw,--sam_rho=0.2,--sam_bn_stats=both ERM:--augment=randaugment,--randaugment_magnitude=15
     ERM:--mix=mixup,--mix_alpha=0.2,--mix_prob=1 ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5
     ERM:--weight_decay=5e-3'
+# The authors' code beside this project's rows (bench/authors/; their clone and its dependencies outside the
+# repository: RIDE_CODE, RIDE_DEPS); a job of its own after seed 0's rows, skipped when its output exists.
+RIDE_OUT=results/authors/ride/fmnist-lt-seed0
+AUTHORS=("AUTHORS: [ -e $RIDE_OUT/run.json ] || PYTHONPATH=\"\${RIDE_DEPS:-/work/official/RIDE-deps}\" OMP_NUM_THREADS=1 \
+    python \"$HERE/bench/authors/ride.py\" --code \"\${RIDE_CODE:-/work/official/RIDE}\" --dataset fmnist-lt --seed 0 \
+    --out $RIDE_OUT")
 JOBS=()
 for seed in 0 1 2; do
     JOBS+=("SEEDS=$seed" "SEEDS=$seed OBJECTIVES=baselines")
+    [ "$seed" != 0 ] || JOBS+=("${AUTHORS[@]}")
 done
 for seed in 0 1; do
     JOBS+=("SEEDS=$seed $SIXTY OBJECTIVES='$SCHEDULE_ROWS'")
 done
 JOBS+=("SEEDS=0 OBJECTIVES='$GRID_ROWS'" "SEEDS=1 OBJECTIVES='LDAM:--drw,--sam_rho=0.2,--sam_bn_stats=both'")
-
 mkdir -p logs
 QUEUE="$(mktemp "${TMPDIR:-/tmp}/cce-campaign.XXXXXX")"
 trap 'rm -f "$QUEUE" "$QUEUE.lock"' EXIT
@@ -47,8 +54,10 @@ stream() {  # take jobs until none is left
     local index
     while index="$(next_job)"; do
         echo "stream $1: job $((index + 1))/${#JOBS[@]}: ${JOBS[$index]}"
-        eval "env PLAN=fmnist-lt OMP_NUM_THREADS=1 REPORT= RECORDS=results ${JOBS[$index]} bash \"$HERE/3_run.sh\"" \
-            || echo "stream $1: job $((index + 1)) failed; the next call of this script tries it again" >&2
+        case "${JOBS[$index]}" in
+            AUTHORS:*) eval "${JOBS[$index]#AUTHORS:}" ;;
+            *) eval "env PLAN=fmnist-lt OMP_NUM_THREADS=1 REPORT= RECORDS=results ${JOBS[$index]} bash \"$HERE/3_run.sh\"" ;;
+        esac || echo "stream $1: job $((index + 1)) failed; the next call of this script tries it again" >&2
     done
 }
 
