@@ -444,7 +444,7 @@ class TrainedRun:
         model = build_network(self.state["model_index"], len(self.classes), self.state.get("normed_head", False),
                               self.state.get("head_scale", 1.0), lws=self.state.get("lws", False),
                               transform_input=self.state.get("transform_input"))
-        model = method_network(model, self.settings, len(self.classes))
+        model = method_network(model, self.state.get("args") or {}, len(self.classes))
         model.load_state_dict(self.state["model"])
         return runtime.prepare(model).eval()
 
