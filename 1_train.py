@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 import criterion
 import methods
-from b_models.heads import add_class_scales, find_classifier, max_norm_radius, project_to_max_norm
-from get_model import (IMAGENET_MEAN, IMAGENET_STD, build_network, check_input_size, classifier_parameters, load_matching,
-                       load_run_weights)
+import second_stage
+from b_models.heads import find_classifier, max_norm_radius, project_to_max_norm
+from get_model import (architecture_config, build_network, check_input_size, chosen_model, load_matching,
+                       load_run_weights, pretrained_normalisation)
 from augment import Mixer, policy, scaled_pauses
 from loader import BatchStream, load_splits, train_stats
 from optimisation import build_optimisation, build_optimiser, sam_step
@@ -198,9 +199,9 @@ def build_model(args, num_classes, runtime, init=None, resumed=None):
     pretrained = args.pretrained if fresh else None
     try:
         source = resumed or init or {}  # a resumed run, or the run it starts from, has its own input transform
-        model = build_network(args.model_index, num_classes, args.normed_head, head_scale(args),
+        model = build_network(chosen_model(args), num_classes, args.normed_head, head_scale(args),
                               pretrained="imagenet" if pretrained == "imagenet" else None,
-                              transform_input=source.get("transform_input"))
+                              transform_input=source.get("transform_input"), config=source.get("model_config"))
         model = method_network(model, vars(args), num_classes)
         if pretrained not in (None, "imagenet"):
             skipped = load_matching(model, pretrained)
@@ -211,36 +212,14 @@ def build_model(args, num_classes, runtime, init=None, resumed=None):
             load_run_weights(model, init["model"], keep_classifier=not args.reinit_head)
             if args.reinit_head:
                 find_classifier(model)[1].reset_parameters()
-        scales = add_class_scales(model, num_classes) if args.lws else None
-        check_input_size(model, args.height, args.width, args.model_index)
+        second_stage.set_trainable(model, args, num_classes)  # LWS's scales; what a second stage freezes
+        check_input_size(model, args.height, args.width, chosen_model(args), source.get("model_config"))
     except ValueError as error:
         raise UserError(str(error)) from None
-    if scales is not None or args.freeze_backbone:
-        trainable = {id(p) for p in ([scales.scales] if scales is not None else classifier_parameters(model))}
-        if scales is not None and args.lws_classifier_lr:  # MiSLAS: the classifier is fine-tuned beside the scales
-            trainable |= {id(p) for p in scales.classifier.parameters()}
-        for parameter in model.parameters():
-            parameter.requires_grad_(id(parameter) in trainable)
     model = runtime.prepare(model)
     if runtime.distributed and args.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model, model_folder(args.model_index)
-
-
-def parameter_groups(args, model, heads=None):
-    """What the optimiser trains, in groups with their lr factors, or None for one group of every trainable parameter:
-    MiSLAS's classifier at ``--lws_classifier_lr`` beside the LWS scales, and a method's heads beside the network."""
-    if not (heads is not None or (args.lws and args.lws_classifier_lr)):
-        return None
-    network = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": network}]
-    if args.lws and args.lws_classifier_lr:
-        classifier = {id(p) for p in find_classifier(model)[1].parameters()}
-        groups = [{"params": [p for p in network if id(p) not in classifier]},  # the logged lr is the first group's
-                  {"params": [p for p in network if id(p) in classifier], "lr_factor": args.lws_classifier_lr}]
-    if heads is not None:
-        groups.append({"params": list(heads.parameters())})
-    return groups
+    return model, model_folder(chosen_model(args))
 
 
 def pauses(args):
@@ -287,7 +266,7 @@ def build_streams(args, runtime, splits, normalisation=None):
     if normalisation is not None:  # a resumed run's, or those the network it starts from was trained with
         mean, std = map(list, normalisation)
     elif args.pretrained:  # the statistics the pretrained weights were trained with
-        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+        mean, std = map(list, pretrained_normalisation(chosen_model(args)))
     else:
         mean, std = train_stats(train, args.height, args.width)
     for stream in (train, valid):
@@ -310,10 +289,11 @@ def resolve_resume(args):
     """Replace ``args`` by the saved arguments of the run to resume; return (args, run_dir, state)."""
     requested_epochs = args.epochs
     if args.resume == "latest":
-        if args.model_index is None or args.dataset is None:
-            raise UserError("--resume latest needs --model_index, --dataset and --objective to find the run")
+        if chosen_model(args) is None or args.dataset is None:
+            raise UserError("--resume latest needs --model_index (or --model), --dataset and --objective to find the "
+                            "run")
         check_args(args)
-        run_dir = find_run_dir(args.logs_dir, model_folder(args.model_index), args.dataset, args.objective, "latest")
+        run_dir = find_run_dir(args.logs_dir, model_folder(chosen_model(args)), args.dataset, args.objective, "latest")
     else:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
@@ -378,7 +358,7 @@ def train(args, runtime):
         train_stream.set_views(method.views)
         if method.partner is not None:  # partner batches (GLMC's), drawn with per-image weights n_k^-q
             partner = train_stream.with_sampler(getattr(args, method.partner), args.seed + 2)
-    groups = parameter_groups(args, raw_model, method.heads if method is not None else None)
+    groups = second_stage.parameter_groups(args, raw_model, method.heads if method is not None else None)
     optimizer, scheduler, scaler = build_optimisation(args, model, len(train_stream), runtime.amp_dtype, groups)
     second = build_optimiser(args, model, len(train_stream)) if complement is not None else (None, None)
     head = find_classifier(raw_model)[1] if args.maxnorm else None
@@ -405,7 +385,8 @@ def train(args, runtime):
         about = {"classes": list(classes), "class_counts": train_stream.class_counts, "image_size": [args.height, args.width],
                  "mean": list(mean), "std": list(std), "model_index": args.model_index, "model_name": model_name,
                  "normed_head": bool(args.normed_head), "head_scale": head_scale(args), "lws": bool(args.lws),
-                 "transform_input": getattr(raw_model, "transform_input", None),
+                 "transform_input": getattr(raw_model, "transform_input", None), "model_spec": args.model,
+                 "model_config": architecture_config(raw_model),
                  "objective": args.objective, "args": vars(args), "environment": environment_record(runtime.device)}
         if init is not None:  # where this run started
             about["init_from"] = {"checkpoint": args.init_from, "epoch": init["epoch"], "valid_acc": init["acc"]}
@@ -460,7 +441,8 @@ def train(args, runtime):
     runtime.barrier()  # no process tears down the group while rank 0 still writes
     if recorder is not None:
         print(f"done: best valid acc {recorder.best_acc:.2f} at epoch {recorder.best_epoch + 1}; checkpoint "
-              f"{recorder.best_path}; evaluate with: python 2_test.py --model_index={args.model_index} "
+              f"{recorder.best_path}; evaluate with: python 2_test.py "
+              f"{f'--model={args.model}' if args.model else f'--model_index={args.model_index}'} "
               f"--dataset={args.dataset} --objective={args.objective} --datetime={run_dir.name}", flush=True)
     return 0
 

@@ -21,6 +21,7 @@ import figures
 import methods
 import stats
 from b_models.heads import class_weight_norms, find_classifier
+from get_model import chosen_model
 from loader import BatchStream, load_splits
 from methods import one_classifier
 from runs import (CONFUSION_MATRIX, PER_CLASS, PRIOR_SHIFT, RELIABILITY, add_hparam_metrics, add_run_arguments, file_sha256, metrics_file, open_run,
@@ -140,7 +141,7 @@ def summarise(logits, targets, classes, state, resamples, seed):
 
 
 def main(args):
-    run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime, args.checkpoint)
+    run = open_run(args.logs_dir, chosen_model(args), args.dataset, args.objective, args.datetime, args.checkpoint)
     state = run.state
     split, splits = choose_split(args, state)
     for flag, value in (("--posthoc_tau", args.posthoc_tau), ("--tau_norm", args.tau_norm)):

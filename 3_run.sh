@@ -167,7 +167,7 @@ case "$PLAN" in
         exit 2 ;;
 esac
 STAGE2="--schedule=cosine_epoch,--no-warmup"
-# The multi-expert rows where their network can be built (b_models/experts.py: SimpleCNN and the CIFAR ResNets)
+# The multi-expert rows where their network can be built (methods/experts.py: SimpleCNN and the CIFAR ResNets)
 case "$MODEL" in 41|42|43|44|45|46) EXPERT_ROWS="LDAM:--drw,$RIDE ERM:$SADE" ;; *) EXPERT_ROWS="" ;; esac
 # Weight balancing's stage 1 is the plan's ERM row when WB1 is "ERM", else a named row of its own before stage 2.
 if [ "$WB1" = ERM ]; then WB1=""; WB_START="row:ERM"; else WB_START="row:${WB1%%=*}"; fi

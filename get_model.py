@@ -5,6 +5,9 @@ appending one line to ``MODELS``.  ``python get_model.py`` prints the table:
 index, name, parameters, the smallest input size, and whether torchvision has
 ImageNet weights for it.  Weights are only ever loaded on request
 (``build_network(..., pretrained=...)``, ``1_train.py --pretrained``).
+
+Beside the indices, any timm model and CLIP image encoder by name (``--model timm:NAME``, ``--model clip:NAME``;
+``b_models/foundation.py``): a ``model_id`` below is an index or such a spec.
 """
 import importlib
 import re
@@ -15,12 +18,13 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
+from b_models import foundation
 from b_models.he_cifar_resnets import ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
 from b_models.heads import add_class_scales, cosine_head, find_classifier, fresh_classifier, replace_classifier
 from b_models.simple_cnn import SimpleCNN
 from b_models.small_image_resnets import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.squeezenet import SqueezeNet
-from utils import UserError, load_checkpoint
+from utils import UserError, load_checkpoint, load_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,8 +36,12 @@ class Network:
     name: str
     build: Callable[[int], nn.Module]
     min_size: int = 4  # smallest height and width it takes
-    exact_size: Optional[int] = None  # the only size it takes (ViT)
+    exact_size: Optional[int] = None  # the only size it takes (ViT; a (height, width) pair when not square)
     imagenet: bool = False  # torchvision has ImageNet weights for it
+    # A backbone by name (b_models/foundation.py): built with its library's named weights, which expect this mean/std.
+    pretrained: Optional[Callable[[int], nn.Module]] = None
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
 
 
 def _torchvision_models():
@@ -85,17 +93,25 @@ MODELS = dict(enumerate([
 ]))
 
 
-def network(model_index):
-    """The registry entry of ``model_index``, or a ``ValueError`` naming the valid indices."""
-    if model_index not in MODELS:
-        raise ValueError(f"unknown model index {model_index}; valid indices are 0-{max(MODELS)} "
+def network(model_id, config=None):
+    """The registry entry of ``model_id``, or a ``ValueError`` naming the valid indices; a backbone by name is
+    described by its library (``config``: a CLIP run's recorded architecture)."""
+    if isinstance(model_id, str):
+        return Network(**foundation.describe(model_id, config))
+    if model_id not in MODELS:
+        raise ValueError(f"unknown model index {model_id}; valid indices are 0-{max(MODELS)} "
                          "(run 'python get_model.py' for the table)")
-    return MODELS[model_index]
+    return MODELS[model_id]
 
 
-def get_model(model_index):
-    """The constructor ``f(num_classes) -> nn.Module`` of ``model_index``; ``f.__name__`` is its log name."""
-    entry = network(model_index)
+def chosen_model(args):
+    """The network a command line names: ``--model`` (a backbone by name), else ``--model_index``."""
+    return getattr(args, "model", None) or args.model_index
+
+
+def get_model(model_id):
+    """The constructor ``f(num_classes) -> nn.Module`` of ``model_id``; ``f.__name__`` is its log name."""
+    entry = network(model_id)
 
     def constructor(num_classes):
         return entry.build(num_classes)
@@ -104,28 +120,42 @@ def get_model(model_index):
     return constructor
 
 
-def model_name(model_index):
-    """The log-folder name of ``model_index`` (e.g. ``ResNet34``)."""
-    return network(model_index).name
+def model_name(model_id):
+    """The log-folder name of ``model_id`` (e.g. ``ResNet34``, ``timm-resnet18``), without importing a library."""
+    return foundation.folder_name(model_id) if isinstance(model_id, str) else network(model_id).name
+
+
+def architecture_config(model):
+    """The architecture a named backbone in ``model`` was built from (a CLIP tower's config), or None: recorded in
+    every checkpoint so the run is rebuilt without the file it came from."""
+    return next((module.model_config for module in model.modules() if hasattr(module, "model_config")), None)
+
+
+def pretrained_normalisation(model_id):
+    """The mean/std the pretrained weights of ``model_id`` expect: ImageNet's for torchvision's, the library's for a
+    backbone by name (timm's ``pretrained_cfg``, the CLIP tag's)."""
+    entry = network(model_id)
+    return entry.mean, entry.std
 
 
 # ---------------------------------------------------------------- building, with weights and heads
 
-def build_network(model_index, num_classes, normed_head=False, head_scale=1.0, pretrained=None, lws=False,
-                  transform_input=None):
-    """Network ``model_index`` for ``num_classes``.
+def build_network(model_id, num_classes, normed_head=False, head_scale=1.0, pretrained=None, lws=False,
+                  transform_input=None, config=None):
+    """Network ``model_id`` for ``num_classes``.
 
     ``pretrained``: ``"imagenet"`` (torchvision's default weights, through its weights
-    API and the torch hub cache) or the path of a state dict; the classifier stays
+    API and the torch hub cache; a backbone by name: its library's named weights, from
+    its local cache) or the path of a state dict; the classifier stays
     new.  With ``normed_head`` the classifier is a ``NormedLinear``; with ``lws`` it is
     wrapped in per-class scales (``ClassScales``), as a run with ``--lws`` saved it.
     ``transform_input``: Inception-v3's and GoogLeNet's input rescaling, which their
     ImageNet weights need; a plain attribute, not a weight, so a checkpoint records it
-    apart and the network is rebuilt with it (None: as built).
+    apart and the network is rebuilt with it (None: as built).  ``config``: a named backbone's recorded architecture.
     """
-    entry = network(model_index)
+    entry = network(model_id, config)
     if pretrained == "imagenet":
-        model = _imagenet_network(entry, num_classes)
+        model = entry.pretrained(num_classes) if entry.pretrained else _imagenet_network(entry, num_classes)
     else:
         model = entry.build(num_classes)
         if pretrained is not None:
@@ -210,11 +240,13 @@ def _renamed_densenet_keys(state):
 def load_matching(model, path):
     """Load the entries of a state dict file whose names and shapes fit ``model``; return the names skipped.
 
-    The file may hold a plain state dict or a checkpoint of this project (``model``) or
-    of other tools (``state_dict``).  Raises ``ValueError`` when nothing fits.
+    The file (safetensors, or torch.save's read with ``weights_only``) may hold a plain
+    state dict or a checkpoint of this project (``model``) or of other tools
+    (``state_dict``); one of a module of ``model`` alone (a CLIP tower's weights without
+    ``visual.``) loads into that module.  Raises ``ValueError`` when nothing fits.
     """
     try:
-        state = load_checkpoint(path)
+        state = load_weights(path)
     except UserError as error:
         raise ValueError(str(error)) from None
     for key in ("model", "state_dict", "model_state_dict"):
@@ -223,7 +255,12 @@ def load_matching(model, path):
     state = {name.removeprefix("module."): value for name, value in state.items()
              if isinstance(name, str) and torch.is_tensor(value)}
     own = model.state_dict()
-    fitting = {name: value for name, value in state.items() if name in own and own[name].shape == value.shape}
+    for prefix in ("", *(f"{name}." for name, _ in model.named_children())):
+        fitting = {prefix + name: value for name, value in state.items()
+                   if prefix + name in own and own[prefix + name].shape == value.shape}
+        if fitting:
+            state = {prefix + name: value for name, value in state.items()}
+            break
     if not fitting:
         raise ValueError(f"no weight in {path} fits {type(model).__name__} (names or shapes differ everywhere)")
     model.load_state_dict(fitting, strict=False)
@@ -238,14 +275,15 @@ def classifier_parameters(model):
 
 # ---------------------------------------------------------------- sizes and the table
 
-def check_input_size(model, height, width, model_index=None):
+def check_input_size(model, height, width, model_id=None, config=None):
     """Raise ``ValueError`` if ``model`` cannot classify ``height x width`` images."""
     name = type(model).__name__
-    if model_index is not None:
-        entry = network(model_index)
-        if entry.exact_size and (height, width) != (entry.exact_size, entry.exact_size):
-            raise ValueError(f"{entry.name} takes {entry.exact_size}x{entry.exact_size} images only, not "
-                             f"{height}x{width}; pass --height={entry.exact_size} --width={entry.exact_size}")
+    if model_id is not None:
+        entry = network(model_id, config)
+        exact = entry.exact_size if isinstance(entry.exact_size, tuple) else (entry.exact_size,) * 2
+        if entry.exact_size and (height, width) != exact:
+            raise ValueError(f"{entry.name} takes {exact[0]}x{exact[1]} images only, not "
+                             f"{height}x{width}; pass --height={exact[0]} --width={exact[1]}")
         if min(height, width) < entry.min_size:
             raise ValueError(f"{entry.name} cannot take {height}x{width} images (it needs at least "
                              f"{entry.min_size}x{entry.min_size}); use a larger --height/--width or a small-image "

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from get_model import chosen_model
 from loader import IMAGE_EXTENSIONS, Sizing, is_image_file, normalise, try_decode
 from runs import add_run_arguments, open_run
 from runtime import Runtime
@@ -87,7 +88,7 @@ def spreadsheet_text(text):
 
 
 def main(args):
-    run = open_run(args.logs_dir, args.model_index, args.dataset, args.objective, args.datetime)
+    run = open_run(args.logs_dir, chosen_model(args), args.dataset, args.objective, args.datetime)
     paths = find_images(args.images)
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")

@@ -7,7 +7,6 @@ Each run is read from its folder: ``test_metrics.json`` (or ``valid_metrics.json
 ``valid.csv`` and ``train.csv`` written by 1_train.py, and the run's arguments (``config.json``, or the
 checkpoint of runs older than that file).  Intervals and paired tests need ``<split>_predictions.npz``.
 """
-import difflib
 import itertools
 import json
 import math
@@ -19,9 +18,10 @@ import numpy as np
 
 import criterion
 import stats
-import train_args
-from runs import (CHECKPOINTS, CONFIG, TRAIN_CSV, VALID_CSV, checked_metrics, find_run_dir, list_runs, load_predictions,
-                  model_folder, read_csv, read_metrics, run_facts, run_parent, run_settings, verify_record)
+from b_models.foundation import spec_argument
+from get_model import chosen_model
+from runs import (CHECKPOINTS, CONFIG, TRAIN_CSV, VALID_CSV, checked_metrics, find_runs, load_predictions, read_csv,
+                  read_metrics, run_facts, run_objective, run_settings)
 from utils import UserError, name_argument, output_file
 
 METRICS = (("acc", "top-1"), ("balanced_acc", "bal. acc"), ("macro_f1", "macro-F1"),
@@ -36,7 +36,10 @@ def add_selection_arguments(parser):
     """The flags that choose runs and their results (``compare.py``, ``report.py``)."""
     parser.add_argument("--runs", nargs="+", default=[], help="run folders")
     parser.add_argument("--dataset", type=name_argument("--dataset"), help="with --model_index: pick runs by name")
-    parser.add_argument("--model_index", type=int)
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--model_index", type=int)
+    model.add_argument("--model", type=spec_argument, metavar="timm:NAME|clip:NAME",
+                       help="a backbone by name, instead of --model_index")
     parser.add_argument("--objectives", nargs="+", default=[], choices=list(criterion.OBJECTIVES),
                         help="objectives to pick (default with --dataset: all that have runs)")
     parser.add_argument("--datetime", default="latest",
@@ -68,77 +71,9 @@ def result_output(text, flag):
 
 def selected_runs(args):
     """``find_runs`` with the flags of ``add_selection_arguments``."""
-    return find_runs(args.logs_dir, args.runs, args.dataset, args.model_index, args.objectives, args.datetime,
+    return find_runs(args.logs_dir, args.runs, args.dataset, chosen_model(args), args.objectives, args.datetime,
                      args.seeds, args.where)
 
-
-def find_runs(logs_dir, runs=(), dataset=None, model_index=None, objectives=(), datetime="latest", seeds=(), where=()):
-    """The run folders named by ``compare.py``'s selection flags (``--runs``, ``--dataset`` ... ``--where``)."""
-    runs = [Path(run) for run in runs]
-    if dataset is not None or objectives:
-        if dataset is None or model_index is None:
-            raise UserError("--objectives and --dataset need both --dataset and --model_index")
-        name = model_folder(model_index)
-        objectives = objectives or [o for o in criterion.OBJECTIVES if list_runs(logs_dir, name, dataset, o)]
-        if not objectives:
-            raise UserError(f"no runs under {Path(logs_dir) / name / dataset}")
-        for objective in objectives:
-            if datetime == "all":
-                found = list_runs(logs_dir, name, dataset, objective)
-                if not found:
-                    find_run_dir(logs_dir, name, dataset, objective, "latest")  # raises, naming the folder
-                runs += [run_parent(logs_dir, name, dataset, objective) / run for run in found]
-            else:
-                runs.append(find_run_dir(logs_dir, name, dataset, objective, datetime))
-    if not runs:
-        raise UserError("name runs with --runs, or with --dataset and --model_index")
-    missing = [str(run) for run in runs if not (run / VALID_CSV).is_file()]
-    if missing:
-        raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
-    runs = list(dict.fromkeys(runs))
-    for run in runs:
-        verify_record(run)  # a record (records.py) edited since its export is named, not compared
-    if seeds:
-        runs = [run for run in runs if run_settings(run).get("seed") in seeds]
-        if not runs:
-            raise UserError(f"no run has seed {' or '.join(map(str, seeds))}")
-    if where:
-        alternatives = {}  # (objective, key) -> the values allowed: one key given twice is either value
-        for objective, key, value in map(parse_condition, where):
-            alternatives.setdefault((objective, key), []).append(value)
-        runs = [run for run in runs if all(objective not in (None, run_objective(run))
-                                           or any(_matches(run_settings(run), key, value) for value in values)
-                                           for (objective, key), values in alternatives.items())]
-        if not runs:
-            raise UserError(f"no run has {' and '.join(where)}")
-    return runs
-
-
-def parse_condition(text):
-    """``--where [OBJECTIVE:]KEY=VALUE``: the value read as JSON when it is (0.005, true, null), else as text; with
-    an objective, the condition applies to that objective's runs only."""
-    condition, equals, value = text.partition("=")
-    objective, colon, key = condition.rpartition(":")
-    if not equals or not key:
-        raise UserError(f"--where takes [OBJECTIVE:]KEY=VALUE (a setting of config.json's args), got {text!r}")
-    if colon and objective not in criterion.OBJECTIVES:
-        raise UserError(f"--where {text}: {objective!r} is not an objective; choose one of {', '.join(criterion.OBJECTIVES)}")
-    if key not in train_args.defaults():
-        close = difflib.get_close_matches(key, list(train_args.defaults()), n=1)
-        raise UserError(f"--where {text}: {key!r} is not a setting of a run" + (f" (did you mean {close[0]}?)" if close
-                                                                               else " (1_train.py --help lists them)"))
-    try:
-        value = json.loads(value)
-    except ValueError:
-        pass
-    return (objective if colon else None), key, value
-
-
-def _matches(settings, key, value):
-    """Whether a run's argument ``key`` is ``value`` (a run older than the flag has its default, ``run_settings``):
-    equal and of the same kind, so ``seed=false`` does not match seed 0 nor ``drw=1`` match true."""
-    saved = settings.get(key)
-    return saved == value and isinstance(saved, bool) == isinstance(value, bool)
 
 # ---------------------------------------------------------------- one run
 
@@ -183,11 +118,6 @@ def run_metrics(run, checkpoint="best", split=None, variant=None):
     if row is None:
         return {"split": "-", "minutes": minutes, **{key: math.nan for key, _ in METRICS}}
     return {"split": f"{checkpoint} valid", "minutes": minutes, **{key: _number(row.get(key)) for key, _ in METRICS}}
-
-
-def run_objective(run):
-    """The objective, from ``logs/<Model>/<dataset>/<objective>/<time>``."""
-    return run.parent.name
 
 
 # ---------------------------------------------------------------- groups

@@ -11,6 +11,7 @@ loading a trained one for evaluation, prediction and comparison.
 import argparse
 import csv
 import datetime
+import difflib
 import hashlib
 import json
 import math
@@ -28,7 +29,8 @@ import criterion
 import methods
 import stats
 import train_args
-from get_model import build_network, model_name
+from b_models.foundation import spec_argument
+from get_model import build_network, chosen_model, model_name
 from runtime import torch_minor
 from utils import (UserError, WriteError, atomic_write, contained, inside, load_checkpoint, name_argument, save_atomic,
                    write_json_atomic)
@@ -159,10 +161,10 @@ def tagged_runs(logs_dir, model, dataset, tag, seed=None):
     return sorted(found, key=lambda run: (run.name, str(run)))
 
 
-def model_folder(model_index):
-    """The log-folder name of a registry index, or a ``UserError``."""
+def model_folder(model_id):
+    """The log-folder name of a registry index or a backbone by name (``timm-resnet18``), or a ``UserError``."""
     try:
-        return model_name(model_index)
+        return model_name(model_id)
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -172,7 +174,7 @@ def resolve_init(args):
     model and dataset tagged LABEL (``--tag``) with this run's seed (how a plan's second stage finds its own seed's
     first stage); or ``latest[:OBJECTIVE]``, the newest complete run of this model and dataset with that objective
     (default: this run's) that did not itself start from another run."""
-    folder = model_folder(args.model_index)
+    folder = model_folder(chosen_model(args))
     if args.init_from.startswith("tag:"):
         tag = args.init_from.partition(":")[2]
         found = [run for run in tagged_runs(args.logs_dir, folder, args.dataset, tag, args.seed) if run_is_complete(run)]
@@ -203,6 +205,81 @@ def resolve_init(args):
     return path.resolve()
 
 
+def find_runs(logs_dir, runs=(), dataset=None, model_index=None, objectives=(), datetime="latest", seeds=(), where=()):
+    """The run folders named by ``compare.py``'s selection flags (``--runs``, ``--dataset`` ... ``--where``);
+    ``model_index``: an index or a backbone by name (``--model``)."""
+    runs = [Path(run) for run in runs]
+    if dataset is not None or objectives:
+        if dataset is None or model_index is None:
+            raise UserError("--objectives and --dataset need both --dataset and --model_index (or --model)")
+        name = model_folder(model_index)
+        objectives = objectives or [o for o in criterion.OBJECTIVES if list_runs(logs_dir, name, dataset, o)]
+        if not objectives:
+            raise UserError(f"no runs under {Path(logs_dir) / name / dataset}")
+        for objective in objectives:
+            if datetime == "all":
+                found = list_runs(logs_dir, name, dataset, objective)
+                if not found:
+                    find_run_dir(logs_dir, name, dataset, objective, "latest")  # raises, naming the folder
+                runs += [run_parent(logs_dir, name, dataset, objective) / run for run in found]
+            else:
+                runs.append(find_run_dir(logs_dir, name, dataset, objective, datetime))
+    if not runs:
+        raise UserError("name runs with --runs, or with --dataset and --model_index")
+    missing = [str(run) for run in runs if not (run / VALID_CSV).is_file()]
+    if missing:
+        raise UserError(f"not a training run folder (no valid.csv): {', '.join(missing)}")
+    runs = list(dict.fromkeys(runs))
+    for run in runs:
+        verify_record(run)  # a record (records.py) edited since its export is named, not compared
+    if seeds:
+        runs = [run for run in runs if run_settings(run).get("seed") in seeds]
+        if not runs:
+            raise UserError(f"no run has seed {' or '.join(map(str, seeds))}")
+    if where:
+        alternatives = {}  # (objective, key) -> the values allowed: one key given twice is either value
+        for objective, key, value in map(parse_condition, where):
+            alternatives.setdefault((objective, key), []).append(value)
+        runs = [run for run in runs if all(objective not in (None, run_objective(run))
+                                           or any(_matches(run_settings(run), key, value) for value in values)
+                                           for (objective, key), values in alternatives.items())]
+        if not runs:
+            raise UserError(f"no run has {' and '.join(where)}")
+    return runs
+
+
+def parse_condition(text):
+    """``--where [OBJECTIVE:]KEY=VALUE``: the value read as JSON when it is (0.005, true, null), else as text; with
+    an objective, the condition applies to that objective's runs only."""
+    condition, equals, value = text.partition("=")
+    objective, colon, key = condition.rpartition(":")
+    if not equals or not key:
+        raise UserError(f"--where takes [OBJECTIVE:]KEY=VALUE (a setting of config.json's args), got {text!r}")
+    if colon and objective not in criterion.OBJECTIVES:
+        raise UserError(f"--where {text}: {objective!r} is not an objective; choose one of {', '.join(criterion.OBJECTIVES)}")
+    if key not in train_args.defaults():
+        close = difflib.get_close_matches(key, list(train_args.defaults()), n=1)
+        raise UserError(f"--where {text}: {key!r} is not a setting of a run" + (f" (did you mean {close[0]}?)" if close
+                                                                               else " (1_train.py --help lists them)"))
+    try:
+        value = json.loads(value)
+    except ValueError:
+        pass
+    return (objective if colon else None), key, value
+
+
+def _matches(settings, key, value):
+    """Whether a run's argument ``key`` is ``value`` (a run older than the flag has its default, ``run_settings``):
+    equal and of the same kind, so ``seed=false`` does not match seed 0 nor ``drw=1`` match true."""
+    saved = settings.get(key)
+    return saved == value and isinstance(saved, bool) == isinstance(value, bool)
+
+
+def run_objective(run):
+    """The objective, from ``logs/<Model>/<dataset>/<objective>/<time>``."""
+    return run.parent.name
+
+
 def best_checkpoint_path(run_dir):
     """The ``<acc>.pth`` of a run folder (the highest, should there be several), or None."""
     best = [(float(m.group(1)), p) for p in Path(run_dir).iterdir() if (m := BEST_CHECKPOINT.match(p.name))]
@@ -211,7 +288,10 @@ def best_checkpoint_path(run_dir):
 
 def add_run_arguments(parser):
     """The flags that name a trained run (2_test.py, predict.py)."""
-    parser.add_argument("--model_index", type=int, required=True, help="the model index the run used")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model_index", type=int, help="the model index the run used")
+    model.add_argument("--model", type=spec_argument, metavar="timm:NAME|clip:NAME",
+                       help="the backbone by name the run used (instead of --model_index)")
     parser.add_argument("--dataset", required=True, type=name_argument("--dataset"), help="the dataset the run used")
     parser.add_argument("--objective", required=True, choices=list(criterion.OBJECTIVES),
                         help="the objective the run used")
@@ -387,7 +467,7 @@ def hparam_values(about):
     trained (objective, its options, method flags, seed), as numbers, booleans or text."""
     values = {"model": about.get("model_name"), "classes": len(about.get("classes", []))}
     for key, value in sorted(about.get("args", {}).items()):
-        if key in _BOOKKEEPING:
+        if key in _BOOKKEEPING or key == "model":  # --model: the network's name above says it
             continue
         if key == "init_from" and value:
             value = Path(value).parent.parent.name + "/" + Path(value).parent.name  # the objective and run it started from
@@ -441,9 +521,13 @@ class TrainedRun:
 
     def network(self, runtime):
         """The checkpoint's network, with its classifier head, on ``runtime``'s device in eval mode."""
-        model = build_network(self.state["model_index"], len(self.classes), self.state.get("normed_head", False),
-                              self.state.get("head_scale", 1.0), lws=self.state.get("lws", False),
-                              transform_input=self.state.get("transform_input"))
+        try:  # a backbone by name: its architecture from the recorded spec and config, no file needed
+            model = build_network(self.state.get("model_spec") or self.state["model_index"], len(self.classes),
+                                  self.state.get("normed_head", False), self.state.get("head_scale", 1.0),
+                                  lws=self.state.get("lws", False), transform_input=self.state.get("transform_input"),
+                                  config=self.state.get("model_config"))
+        except ValueError as error:
+            raise UserError(f"{self.checkpoint_path}: {error}") from None
         model = method_network(model, self.state.get("args") or {}, len(self.classes))
         model.load_state_dict(self.state["model"])
         return runtime.prepare(model).eval()
@@ -455,17 +539,21 @@ def method_network(model, settings, num_classes):
     return model if method is None else method.network(model, settings, num_classes)
 
 
-def open_run(logs_dir, model_index, dataset, objective, datetime_name, checkpoint="best"):
-    """The run named on a command line (``--datetime`` a start time or ``latest``) with its best checkpoint (or
-    ``last.pth``), checked against it; warns when the installed torch differs from the one it trained with."""
-    run_dir = find_run_dir(logs_dir, model_folder(model_index), dataset, objective, datetime_name)
+def open_run(logs_dir, model_id, dataset, objective, datetime_name, checkpoint="best"):
+    """The run named on a command line (``--datetime`` a start time or ``latest``; ``model_id`` an index or a backbone
+    by name) with its best checkpoint (or ``last.pth``), checked against it; warns when the installed torch differs
+    from the one it trained with."""
+    run_dir = find_run_dir(logs_dir, model_folder(model_id), dataset, objective, datetime_name)
     path = best_checkpoint_path(run_dir) if checkpoint == "best" else run_dir / LAST_CHECKPOINT
     if path is None or not path.is_file():
         name = "<acc>.pth" if checkpoint == "best" else LAST_CHECKPOINT
         raise UserError(f"{run_dir} has no {name} checkpoint (the run stopped before its first epoch ended)")
     state = load_run_checkpoint(path)
-    if state.get("model_index") != model_index:
-        raise UserError(f"{path} was trained with model index {state.get('model_index')}, not {model_index}")
+    trained = state.get("model_spec") or state.get("model_index")
+    named = isinstance(trained, str) and isinstance(model_id, str)  # one backbone, however its config file is named
+    if (model_name(trained) != model_folder(model_id)) if named else trained != model_id:
+        what = f"--model {trained}" if state.get("model_spec") else f"model index {trained}"
+        raise UserError(f"{path} was trained with {what}, not {model_id}")
     trained_with = state.get("environment", {}).get("torch")
     if trained_with and torch_minor(trained_with) != torch_minor(torch.__version__):
         warnings.warn(f"{path.name} was trained with torch {trained_with}; evaluating with torch {torch.__version__} "
@@ -523,7 +611,14 @@ def load_run_checkpoint(path, required=CHECKPOINT_KEYS):
     size = state["image_size"]
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         problems.append("image_size (two positive whole numbers)")
-    if not isinstance(state["model_index"], int) or isinstance(state["model_index"], bool):
+    if state.get("model_spec") is not None:  # a backbone by name
+        try:
+            if not isinstance(state["model_spec"], str):
+                raise TypeError
+            model_name(state["model_spec"])
+        except (ValueError, TypeError):
+            problems.append("model_spec (timm:NAME or clip:NAME)")
+    elif not isinstance(state["model_index"], int) or isinstance(state["model_index"], bool):
         problems.append("model_index (a whole number)")
     if not isinstance(state["args"], dict) or not isinstance(state["model"], dict):
         problems.append("args and model (records)")

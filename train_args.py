@@ -12,7 +12,8 @@ from pathlib import Path
 import criterion
 import methods
 from augment import AUGMENTATIONS, MIX_RECIPES, MIXES, POLICIES, scaled_pauses
-from get_model import model_name
+from b_models.foundation import checked_spec, spec_argument
+from get_model import chosen_model, model_name
 from loader import SAMPLERS, default_eval_resize
 from optimisation import SCHEDULES
 from utils import ArgumentParser, UserError, name_argument, number, parse_int_list, positive, seed_number
@@ -22,6 +23,10 @@ def get_args_parser():
     parser = ArgumentParser(description="Train an image classifier (see README.md).",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model_index", type=int, help="network index (python get_model.py lists them)")
+    parser.add_argument("--model", type=spec_argument, default=None, metavar="timm:NAME|clip:NAME",
+                        help="instead of --model_index, a backbone by name: any timm model (timm:resnet18, "
+                             "timm:vit_base_patch16_224.augreg_in21k) or a CLIP image encoder of open_clip "
+                             "(clip:ViT-B-16.openai, or clip:CONFIG.json); docs/fine-tuning.md")
     parser.add_argument("--dataset", type=name_argument("--dataset"), help="dataset folder under --data_dir")
     parser.add_argument("--objective", default="ERM", choices=list(criterion.OBJECTIVES),
                         help="loss function (python criterion.py lists them)")
@@ -50,8 +55,10 @@ def get_args_parser():
                              "lr * (1 + cos(pi (e + 1) / E)) / 2, the last at 0); cosine_each_epoch: stepped after "
                              "each epoch, as MiSLAS and GLMC (lr * (1 + cos(pi e / E)) / 2, the first at lr)")
     parser.add_argument("--pretrained", nargs="?", const="imagenet", default=None, metavar="FILE",
-                        help="start from torchvision's ImageNet weights (torchvision networks), or from the fitting "
-                             "weights of a state dict FILE; normalises with ImageNet's mean/std")
+                        help="start from torchvision's ImageNet weights (torchvision networks; with --model: the "
+                             "library's named weights, from its local cache only), or from the fitting weights of a "
+                             "state dict FILE (safetensors or torch.save'd tensors); normalises with the mean/std of "
+                             "those weights (ImageNet's; a named backbone's own)")
     parser.add_argument("--augment", default="crop_flip", choices=AUGMENTATIONS,
                         help="crop_flip: padded random crop + horizontal flip; crop: no flip (digits, text); "
                              "autoaugment, randaugment, trivialaugment: the padded random crop, then torchvision's "
@@ -341,10 +348,15 @@ def check(args):
     """Every check of a training run's flags that argparse cannot make, and the defaults that depend on other flags
     filled in (``resolve``); a ``UserError`` for the first problem.  ``--init_from`` is checked here and found by
     ``runs.resolve_init``; the seed, when not given, is drawn by ``1_train.py``."""
-    if args.model_index is None or args.dataset is None:
-        raise UserError("--model_index and --dataset are required (or --resume <run folder>)")
+    if args.model_index is not None and args.model is not None:
+        raise UserError("give --model_index or --model, not both")
+    if chosen_model(args) is None or args.dataset is None:
+        raise UserError("--model_index and --dataset are required (or --model instead of --model_index; or --resume "
+                        "<run folder>)")
     try:
-        model_name(args.model_index)  # an unknown index is an error naming the valid ones
+        model_name(chosen_model(args))  # an unknown index is an error naming the valid ones
+        if args.model is not None:
+            args.model = checked_spec(args.model)
     except ValueError as error:
         raise UserError(str(error)) from None
     objective = criterion.get_objective(args.objective)
@@ -358,7 +370,7 @@ def check(args):
     if args.pretrained not in (None, "imagenet"):
         if not Path(args.pretrained).is_file():
             raise UserError(f"--pretrained: no file {args.pretrained} (give a state dict file, or no value for "
-                            "torchvision's ImageNet weights)")
+                            "torchvision's ImageNet weights or a --model's named weights)")
         args.pretrained = str(Path(args.pretrained).resolve())
     if args.eval_resize is not None and args.eval_resize < max(args.height, args.width):
         raise UserError(f"--eval_resize {args.eval_resize} is smaller than the {args.height}x{args.width} centre it "

@@ -386,3 +386,23 @@ def load_checkpoint(path, map_location="cpu", required=()):
     if missing:
         raise UserError(f"{path} is not a checkpoint of a run of this project (it lacks {', '.join(missing)})")
     return state
+
+
+def load_weights(path):
+    """A state dict file: safetensors (known by its header: a length, then a JSON object), else a torch.save file
+    read as ``load_checkpoint`` reads it; anything that could run code is refused in one line (``UserError``)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(9)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(header) < 9 or header[8:9] != b"{":
+        return load_checkpoint(path)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"refusing to load {path}: it is not a readable safetensors file ({reason[:200]})") from None

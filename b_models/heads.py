@@ -68,7 +68,7 @@ def _outputs(module):
 def find_classifier(model, num_outputs=None):
     """``(name, layer)`` of the last linear, cosine or 1x1-convolution layer (with ``num_outputs`` outputs, when
     given): the layer that maps features to classes (inside ``ClassScales`` when there is one).  ``ValueError``
-    when there is none, or one per expert (a module marked ``several_classifiers``, as ``b_models.experts.MultiExpert``:
+    when there is none, or one per expert (a module marked ``several_classifiers``, as ``methods.experts.MultiExpert``:
     its last head alone is not its classifier)."""
     if any(getattr(module, "several_classifiers", False) for module in model.modules()):
         raise ValueError("a multi-expert network has a classifier per expert and is evaluated by the mean of their "

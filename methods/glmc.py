@@ -73,7 +73,8 @@ class GLMC(Method):
             outputs.append((balanced, self.heads["plain"](tap.features), projected, self.heads["predictor"](projected)))
         (rebalanced_mix, plain_mix, z_mix, p_mix), (rebalanced_cut, plain_cut, z_cut, p_cut) = outputs
         share = 1 - (epoch / self.epochs) ** 2
-        plain = criterion.soft_cross_entropy(plain_mix, plain_targets) + criterion.soft_cross_entropy(plain_cut, plain_targets)
+        plain = (criterion.soft_cross_entropy(plain_mix, plain_targets)
+                 + criterion.soft_cross_entropy(plain_cut, plain_targets))
         rebalanced = criterion.soft_cross_entropy(rebalanced_mix, weighted_targets) + \
             criterion.soft_cross_entropy(rebalanced_cut, weighted_targets)
         consistency = criterion.negative_cosine(p_mix, z_cut) + criterion.negative_cosine(p_cut, z_mix)

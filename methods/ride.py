@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 
 import criterion
-from b_models.experts import multi_expert
 from methods.base import Method, one_classifier
+from methods.experts import multi_expert
 from utils import UserError, number, positive
 
 
 class RIDE(Method):
-    """Several experts on a shared early network (``b_models.experts``), each trained by the run's objective on its
+    """Several experts on a shared early network (``methods.experts``), each trained by the run's objective on its
     own logits (RIDE's LDAM-DRW is ``--objective LDAM --drw``) plus a diversity term per expert, ``factor * mean(T)^2
     * KL(softmax(mean logits / T) || softmax(expert logits / T))``, the mean distribution held fixed; a negative
     factor pushes each expert away from the ensemble.  Both terms are summed over the experts (their

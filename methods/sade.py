@@ -1,7 +1,7 @@
 """SADE: self-supervised aggregation of diverse experts (Zhang et al., NeurIPS 2022, ``Vanint/SADE-AgnosticLT`` at
 cba11b8): values and their sources in docs/recipes.md.
 
-Training is their ``DiverseExpertLoss`` on three experts (``b_models.experts``, RIDE's layout); the test-time
+Training is their ``DiverseExpertLoss`` on three experts (``methods.experts``, RIDE's layout); the test-time
 aggregation is their ``test_training_cifar.py``, offered to ``2_test.py`` as the evaluation "aggregated".
 """
 import numpy as np
@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 import stats
 from augment import apply_policy, crop_padding
-from b_models.experts import multi_expert
 from loader import normalise
 from methods.base import Method, one_classifier
+from methods.experts import multi_expert
 from utils import UserError, number, positive
 
 EXPERTS = 3  # forward, uniform and backward; their loss indexes exactly three (loss.py:270-272)

@@ -25,7 +25,7 @@ GRID_ROWS='LDAM:--drw,--sam_rho=0.2,--sam_bn_stats=both ERM:--augment=randaugmen
 RIDE_OUT=results/authors/ride/fmnist-lt-seed0
 AUTHORS=("AUTHORS: [ -e $RIDE_OUT/run.json ] || PYTHONPATH=\"\${RIDE_DEPS:-/work/official/RIDE-deps}\" OMP_NUM_THREADS=1 \
     python \"$HERE/bench/authors/ride.py\" --code \"\${RIDE_CODE:-/work/official/RIDE}\" --dataset fmnist-lt --seed 0 \
-    --out $RIDE_OUT")
+    --data_dir \"$PWD/a_datasets\" --out $RIDE_OUT")
 JOBS=()
 for seed in 0 1 2; do
     JOBS+=("SEEDS=$seed" "SEEDS=$seed OBJECTIVES=baselines")

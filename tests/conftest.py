@@ -4,6 +4,7 @@ and the shell)."""
 import contextlib
 import importlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -13,10 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def pytest_configure(config):
+    """One thread per test process, and per process a test starts (they inherit the variable): pytest-xdist runs a
+    worker per core (pytest.ini), and two workers each with a thread per core wait for each other more than they
+    compute (tiny networks train 2-4 times slower so)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 CLASSES = ("cat", "dog", "fox")
 COLOURS = ((220, 40, 40), (40, 200, 40), (40, 40, 220))
@@ -99,11 +110,26 @@ TRAINED_FLAGS = [*FAST, "--epochs=2", "--warmup", "--ccegamma=1"]
 TRAINED_OBJECTIVES = {"ERM": [], "CCE": [], "COT": [], "FL": [], "CB": [], "LDAM": ["--drw"], "BS": [], "LA": [], "LAS": []}
 
 
-@pytest.fixture(scope="session")
-def trained_once(tmp_path_factory):
-    """A working folder with a_datasets/tiny and one finished run per objective of ``TRAINED_OBJECTIVES``, and what
-    each run printed.  Never changed: tests take a copy (``trained``)."""
-    root = tmp_path_factory.mktemp("trained")
+def built_once(tmp_path_factory, name, build):
+    """A folder that ``build(folder)`` fills once per test session: pytest-xdist's workers of one session share it
+    (the first to ask builds it under a lock, the others wait for it).  Tests only read it, or take a copy."""
+    session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if session is None:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / f"{name}-{session}"
+    built = folder.with_name(f"{folder.name}.built")
+    with FileLock(f"{folder}.lock"):
+        if not built.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed left half-built
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
+
+
+def train_every_objective(root):
     make_dataset(root / "a_datasets")
     (root / "logs").mkdir()
     printed = {}
@@ -111,7 +137,16 @@ def trained_once(tmp_path_factory):
         result = call("1_train.py", *TRAINED_FLAGS, f"--objective={objective}", *extra, cwd=root)
         assert result.returncode == 0, result.stderr
         printed[objective] = result.stdout
-    return root, printed
+    (root.parent / f"{root.name}.printed.json").write_text(json.dumps(printed))
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory):
+    """A working folder with a_datasets/tiny and one finished run per objective of ``TRAINED_OBJECTIVES``, and what
+    each run printed; trained once per test session (``built_once``).  Never changed: tests take a copy
+    (``trained``)."""
+    root = built_once(tmp_path_factory, "trained", train_every_objective)
+    return root, json.loads((root.parent / f"{root.name}.printed.json").read_text())
 
 
 @pytest.fixture

@@ -815,7 +815,7 @@ def test_a_where_that_names_nothing_is_refused(trained, condition, message):
 
 
 def test_where_compares_kinds_as_well_as_values():
-    import results as compare
+    import runs as compare
     assert not compare._matches({"seed": 0}, "seed", False) and compare._matches({"seed": 0}, "seed", 0)
     assert not compare._matches({"drw": True}, "drw", 1) and compare._matches({"drw": True}, "drw", True)
 

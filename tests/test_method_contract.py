@@ -87,3 +87,32 @@ def test_a_toy_method_is_one_file_and_one_registry_line(workdir, tmp_path):
     assert changed == ["methods/__init__.py"]
     added = set(registry.read_text().splitlines()) - set((ROOT / "methods" / "__init__.py").read_text().splitlines())
     assert added == {'    "toy",'}
+
+
+def test_a_multi_expert_run_refuses_one_classifier_operations_in_one_line(workdir):
+    """RIDE's network has a classifier per expert: tau-norm, MaxNorm and a second stage from it say so in one line
+    (exit 2, no traceback); its plain evaluation and the calibration and per-class figures work on the mean."""
+    from conftest import call
+
+    trained = call("1_train.py", *FAST, "--epochs=1", "--objective=LDAM", "--drw", "--method=ride", cwd=workdir)
+    assert trained.returncode == 0, trained.stderr
+    (run_dir,) = (workdir / "logs" / "SimpleCNN" / "tiny" / "LDAM").iterdir()
+    evaluated = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LDAM", "--datetime=latest",
+                     cwd=workdir)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert all((run_dir / name).is_file() for name in ("test_metrics.json", "reliability.svg", "per_class.svg"))
+    refused = [
+        call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LDAM", "--datetime=latest",
+             "--tau_norm=1", cwd=workdir),
+        call("1_train.py", *FAST, "--epochs=1", "--objective=LDAM", "--drw", "--method=ride", "--maxnorm=0.1",
+             cwd=workdir),
+        call("1_train.py", *FAST, "--epochs=1", f"--init_from={run_dir}", "--freeze_backbone", "--reinit_head",
+             cwd=workdir),
+    ]
+    for result, words in zip(refused, ("tau-norm", "--maxnorm", "--init_from")):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert words in lines[0] and "experts" in lines[0], lines[0]
+    with_tau_norm_auto = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LDAM",
+                              "--datetime=latest", "--tau_norm=auto", cwd=workdir)
+    assert with_tau_norm_auto.returncode == 0 and "tau-norm" in with_tau_norm_auto.stderr  # a plan's row: warned, left out

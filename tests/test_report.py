@@ -10,11 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-from filelock import FileLock
 from PIL import Image
 
 import study
-from conftest import ROOT, call, make_dataset
+from conftest import ROOT, built_once, call, make_dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -23,14 +22,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 def studied(tmp_path_factory):
     """What a user's study leaves behind: ``PLAN=study`` on an image folder, two objectives, two seeds, each run
     evaluated with the test-time adjustments, the verdict printed and the report written.  Built once per test
-    session: pytest-xdist's workers of one session share it (the first builds it under a lock)."""
-    session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if session is None:
-        return build_study(tmp_path_factory.mktemp("studied"))
-    root = tmp_path_factory.getbasetemp().parent / f"studied-{session}"
-    with FileLock(f"{root}.lock"):
-        if not (root / "printed.txt").is_file():
-            build_study(root)
+    session, whichever workers ask for it (``built_once``)."""
+    root = built_once(tmp_path_factory, "studied", build_study)
     return root, (root / "printed.txt").read_text()
 
 
@@ -43,7 +36,6 @@ def build_study(root):
     assert result.returncode == 0, result.stderr[-3000:]
     shutil.copy(root / "logs" / "SimpleCNN" / "tiny" / "report.html", root / "report.html")
     (root / "printed.txt").write_text(result.stdout)
-    return root, result.stdout
 
 
 def cells(table_html):

@@ -1,4 +1,4 @@
-"""RIDE (methods/ride.py) and its multi-expert network (b_models/experts.py): the network's layout and sizes against a
+"""RIDE (methods/ride.py) and its multi-expert network (methods/experts.py): the network's layout and sizes against a
 hand count, and the loss against one written out with numpy."""
 import argparse
 
@@ -9,7 +9,7 @@ import torch.nn as nn
 
 import criterion
 import methods
-from b_models.experts import multi_expert
+from methods.experts import multi_expert
 from b_models.heads import NormedLinear, find_classifier
 from b_models.simple_cnn import SimpleCNN
 from get_model import build_network

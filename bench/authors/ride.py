@@ -10,7 +10,7 @@ from a dict instead of a JSON file), registers this project's data and network u
   (random crop with 4 px of zero padding, no flip), the training split's mean and std; shuffled batches of 128 as
   their CIFAR loader gives (``data_loader/cifar_data_loaders.py`` L143-156), with no worker processes; ``valid/``
   is what their trainer validates on (theirs validates on the test set);
-- network: the same network as this project's RIDE on SimpleCNN, ``b_models.experts.multi_expert`` of SimpleCNN
+- network: the same network as this project's RIDE on SimpleCNN, ``methods.experts.multi_expert`` of SimpleCNN
   (index 41) with a ``NormedLinear`` head of scale 1, three experts, 3/4 wide, inside their ``model.model.Model``;
   like their ``ride_resnet_cifar.ResNet_s`` it returns the mean of 30 x the cosines of each expert and keeps the
   experts' logits in ``backbone.logits``, which their trainer hands to ``RIDELoss`` (``trainer/trainer.py``
@@ -101,12 +101,17 @@ class ProjectImageFolderDataLoader(torch.utils.data.DataLoader):
 def project_experts(num_classes, num_experts, reduce_dimension):
     """This project's RIDE network on SimpleCNN, built as ``1_train.py --model_index 41 --method ride`` builds it:
     SimpleCNN with the cosine head of scale 1 that LDAM's entry asks for, then ``multi_expert`` of it."""
-    from b_models.experts import multi_expert
+    import importlib.util
     from b_models.heads import cosine_head, replace_classifier
+    # by its file, not through the methods package, whose __init__ imports this project's utils (theirs is a package
+    # of the same name)
+    spec = importlib.util.spec_from_file_location("project_experts", PROJECT / "methods" / "experts.py")
+    experts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experts)
     from b_models.simple_cnn import SimpleCNN
     network = SimpleCNN(num_classes)
     replace_classifier(network, cosine_head(num_classes, 1.0), num_classes)
-    return multi_expert(network, num_experts, reduce_dimension)
+    return experts.multi_expert(network, num_experts, reduce_dimension)
 
 
 class ExpertsAsRIDEBackbone(nn.Module):

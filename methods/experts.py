@@ -11,7 +11,7 @@ import torch.nn as nn
 from b_models.blocks import BasicBlock
 from b_models.he_cifar_resnets import CifarResNet
 from b_models.heads import NormedLinear
-from b_models.simple_cnn import SimpleCNN, _conv_bn
+from b_models.simple_cnn import SimpleCNN, conv_bn
 
 
 class MultiExpert(nn.Module):
@@ -43,7 +43,7 @@ def _cifar_resnet_split(model):
 def _simple_cnn_split(model):
     """The two full-resolution convolutions shared (as RIDE shares ResNet-32's full-resolution stage), the three
     after them per expert (the last module of ``features`` is the pooling, which each expert has)."""
-    return model.features[:2], model.features[2:-1], _conv_bn
+    return model.features[:2], model.features[2:-1], conv_bn
 
 
 # Network -> (its split into shared layers, the layers each expert copies and their builder; whether the network
