@@ -1,5 +1,6 @@
 """Benchmarks run (smoke test only: no timing assertions)."""
 import re
+import runpy
 import subprocess
 import sys
 
@@ -8,9 +9,11 @@ import numpy as np
 from conftest import ROOT
 
 
-def test_losses_quick():
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "losses.py"), "--quick", "--batch=64", "--classes=10"],
-                         capture_output=True, text=True, check=True).stdout
+def test_losses_quick(monkeypatch, capsys):
+    """``python bench/losses.py --quick``, its ``__main__`` block run in this process."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "bench" / "losses.py"), "--quick", "--batch=64", "--classes=10"])
+    runpy.run_path(str(ROOT / "bench" / "losses.py"), run_name="__main__")
+    out = capsys.readouterr().out
     for name in ("CE (F.cross_entropy)", "CCE", "COT complement step", "FL"):
         assert re.search(rf"{re.escape(name)}\s+[\d.]+ ms\s+[\d.]+x", out), out
 
@@ -36,13 +39,13 @@ def test_list_import_quick():
     assert lines == links, out  # every listed placeholder became a link in the built dataset
 
 
-def test_coverage_quick():
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "coverage.py"), "--quick"], capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "mean of a group" in out.stdout and "paired difference of two groups" in out.stdout
+def test_coverage_quick(capsys):
+    from bench import coverage
+    assert coverage.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "mean of a group" in out and "paired difference of two groups" in out
     for table in ("classes of 4 test images", "top-1 near 100 %", "pseudo-errors", "family-wise error"):
-        assert table in out.stdout, table
+        assert table in out, table
 
 
 def test_coverage_holds_on_4_image_classes_and_near_100_percent():
