@@ -35,6 +35,7 @@ from train_args import check, get_args_parser, warn_unread
 from utils import UserError, WriteError, contained, run_cli
 
 SYNC_EVERY = 20  # batches between reads of the on-device running metrics
+SKIPPED_SHOWN = 8  # weights named when --pretrained skips some (a CLIP file: its text tower's dozens)
 
 
 def check_args(args):
@@ -206,8 +207,10 @@ def build_model(args, num_classes, runtime, init=None, resumed=None):
         if pretrained not in (None, "imagenet"):
             skipped = load_matching(model, pretrained)
             if skipped and runtime.is_main:
-                print(f"--pretrained {pretrained}: skipped {len(skipped)} weight(s) that do not fit: "
-                      f"{', '.join(skipped)}", flush=True)
+                shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (f" and {len(skipped) - SKIPPED_SHOWN} more"
+                                                               if len(skipped) > SKIPPED_SHOWN else "")
+                print(f"--pretrained {pretrained}: skipped {len(skipped)} weight(s) that do not fit: {shown}",
+                      flush=True)
         if init is not None and fresh:
             load_run_weights(model, init["model"], keep_classifier=not args.reinit_head)
             if args.reinit_head:
@@ -379,6 +382,8 @@ def train(args, runtime):
         if start_epoch >= args.epochs:
             raise UserError(f"{run_dir} already finished all {args.epochs} epochs; pass a larger --epochs to extend it")
     else:
+        if method is not None:
+            method.start(raw_model, classes, args)
         run_dir = _create_run_dir(args, model_name, runtime)
     recorder = None
     if runtime.is_main:

@@ -448,6 +448,31 @@ def side_by_side_table(records, entries=SIDE_BY_SIDE):
     return "\n".join(lines) + "\n"
 
 
+LIFT_SIDE_BY_SIDE = "authors/lift/side-by-side.json"
+
+
+def lift_side_by_side_table(records, path=LIFT_SIDE_BY_SIDE):
+    """``bench/authors/lift.py``'s comparison with LIFT's code, one row per module: the largest differences at the
+    start (trained parameters and logits), the two losses, the trained parameter counts and the largest difference
+    after one SGD step, beside how far that step moved them."""
+    import json
+
+    file = records.root / path
+    if not file.is_file():
+        return "not run yet: `python bench/authors/lift.py --code LIFT --out results/authors/lift/side-by-side.json`\n"
+    about = json.loads(file.read_text())
+    lines = [f"Their code: {about['code']} at {about['commit'][:7]}.", "",
+             "| module | same tokens | logits at the start, max diff | loss: theirs | loss: this project | "
+             "trained parameters: theirs / this project | after one step, max diff | the step's largest move |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in about["rows"]:
+        (their_loss, our_loss), (their_count, our_count) = row["loss"], row["trained_parameters"]
+        lines.append(f"| {row['module']} | {'yes' if row['same_tokens'] else 'no'} | {row['logits_at_start']:.1e} | "
+                     f"{their_loss:.6f} | {our_loss:.6f} | {their_count:,} / {our_count:,} | "
+                     f"{row['after_one_step']:.1e} | {row['step']:.1e} |")
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
     "objectives": lambda records: methods_table(records, OBJECTIVE_ROWS),
     "variants": adjustments_table,
@@ -458,6 +483,7 @@ TABLES = {
     "study": study_table,
     "readme": readme_table,
     "side-by-side": side_by_side_table,
+    "lift-side-by-side": lift_side_by_side_table,
 }
 ALL_ROWS = (*OBJECTIVE_ROWS, *METHOD_ROWS, *GRID_ROWS, *STUDY_ROWS, *(entry[1] for entry in SIDE_BY_SIDE),
             *(Row(label, spec, env=env) for label, spec in SCHEDULE_ROWS for env in ((), SIXTY)))

@@ -27,8 +27,9 @@ from utils import UserError, load_weights
 
 LIBRARIES = {"timm": ("timm", "timm"), "clip": ("open_clip", "open_clip_torch")}  # spec prefix: (module, package)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # a model name, a tag, a config file's stem: a folder name
-# What a CLIP image tower needs of an open_clip model config (the text tower is never built).
-CLIP_KEYS = ("embed_dim", "vision_cfg", "quick_gelu")
+# What a CLIP model needs of an open_clip model config: the image tower, and the text tower's config (built only
+# when a method reads text features: LIFT's classifier starts from the class names' features).
+CLIP_KEYS = ("embed_dim", "vision_cfg", "quick_gelu", "text_cfg")
 
 
 def parse(spec):
@@ -206,15 +207,8 @@ def _clip_pretrained(model, name, tag_cfg):
         raise ValueError(f"--model clip:{name} names no weights: add the open_clip tag, e.g. clip:ViT-B-16.openai "
                          "(python -c \"import open_clip; print(open_clip.list_pretrained())\"), or give --pretrained "
                          "FILE")
+    path = _clip_weights_path(name, tag_cfg)
     label = f"open_clip weights {name}"
-    if tag_cfg.get("hf_hub"):
-        repo, filename = tag_cfg["hf_hub"].rstrip("/"), "open_clip_pytorch_model.bin"
-        if not tag_cfg["hf_hub"].endswith("/"):  # org/repo/file
-            repo, _, filename = repo.rpartition("/")
-        safe = Path(filename).with_suffix(".safetensors").name.replace("open_clip_pytorch_model", "open_clip_model")
-        path = _hub_cached(repo, [safe, filename], label)
-    else:
-        path = _torch_hub_cached(tag_cfg["url"], label, Path.home() / ".cache" / "clip")
     state = {key: value for key, value in _state_dict(path).items() if key.startswith("visual.")}
     own = {key: value for key, value in model.state_dict().items() if key.startswith("visual.")}
     unfit = [key for key in own if key not in state or state[key].shape != own[key].shape]
@@ -223,6 +217,57 @@ def _clip_pretrained(model, name, tag_cfg):
                          f"{len(unfit) - 1} more); delete it and put the published file there again")
     model.load_state_dict(state, strict=False)
     return model
+
+
+def _clip_weights_path(name, tag_cfg):
+    """The local file of an open_clip tag's weights (the hub cache, or ``~/.cache/clip``), or a ``ValueError``."""
+    label = f"open_clip weights {name}"
+    if tag_cfg.get("hf_hub"):
+        repo, filename = tag_cfg["hf_hub"].rstrip("/"), "open_clip_pytorch_model.bin"
+        if not tag_cfg["hf_hub"].endswith("/"):  # org/repo/file
+            repo, _, filename = repo.rpartition("/")
+        safe = Path(filename).with_suffix(".safetensors").name.replace("open_clip_pytorch_model", "open_clip_model")
+        return _hub_cached(repo, [safe, filename], label)
+    return _torch_hub_cached(tag_cfg["url"], label, Path.home() / ".cache" / "clip")
+
+
+def clip_text_features(spec, config, pretrained, texts):
+    """The L2-normalised text embeddings of ``texts`` (one row each) by the text tower of the CLIP whose image tower
+    a run trains: its architecture ``config`` (the run's, with ``text_cfg``) and its weights from ``pretrained``, a
+    file (a whole CLIP state dict) or ``"imagenet"`` (the spec's tag, from the library's cache).  Tokenised by
+    open_clip's BPE tokenizer (OpenAI's vocabulary).  ``ValueError`` for a config without a text tower, weights
+    without one, or a tokenizer this cannot build offline."""
+    open_clip = _import("clip")
+    from open_clip.model import CLIPTextCfg, _build_text_tower
+
+    library, name = parse(spec)
+    text_cfg = (config or {}).get("text_cfg")
+    if not isinstance(text_cfg, dict):
+        raise ValueError(f"--model {spec}: its config has no text tower (text_cfg), so no text features")
+    if text_cfg.get("hf_tokenizer_name"):
+        raise ValueError(f"--model {spec}: its text tower reads the Hugging Face tokenizer "
+                         f"{text_cfg['hf_tokenizer_name']}; the text features are read with OpenAI's BPE tokenizer only")
+    if pretrained is None:
+        raise ValueError(f"--model {spec}: the text features need the CLIP's weights: give --pretrained FILE (a CLIP "
+                         "state dict with its text tower) or --pretrained with a cached tag")
+    if pretrained == "imagenet":
+        architecture, _, tag = name.partition(".")
+        path = _clip_weights_path(name, open_clip.get_pretrained_cfg(architecture, tag) if tag else {})
+    else:
+        path = Path(pretrained)
+    tower = _build_text_tower(config["embed_dim"], CLIPTextCfg(**text_cfg), config.get("quick_gelu", False))
+    state = _state_dict(path)
+    for key in ("model", "state_dict"):  # a checkpoint holding the state dict
+        state = state[key] if isinstance(state.get(key), dict) else state
+    own = tower.state_dict()
+    unfit = [key for key in own if key not in state or state[key].shape != own[key].shape]
+    if unfit:
+        raise ValueError(f"{path} holds no text tower of --model {spec} (it lacks {unfit[0]}, or has another shape, "
+                         f"and {len(unfit) - 1} more): give the whole CLIP state dict")
+    tower.load_state_dict({key: state[key] for key in own})
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=tower.context_length)
+    with torch.no_grad():
+        return nn.functional.normalize(tower.eval()(tokenizer(list(texts))).float(), dim=-1)
 
 
 # ---------------------------------------------------------------- the libraries' local caches

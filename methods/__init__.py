@@ -12,6 +12,7 @@ from methods.base import Method, linear_classifier, one_classifier
 REGISTRY = (
     "bcl",
     "glmc",
+    "lift",
     "ride",
     "sade",
 )
