@@ -383,7 +383,7 @@ def train(args, runtime):
             raise UserError(f"{run_dir} already finished all {args.epochs} epochs; pass a larger --epochs to extend it")
     else:
         if method is not None:
-            method.start(raw_model, classes, args)
+            method.start(raw_model, classes, args, train_stream)
         run_dir = _create_run_dir(args, model_name, runtime)
     recorder = None
     if runtime.is_main:

@@ -467,6 +467,10 @@ class BatchStream:
                  rank=0, world_size=1, channels_last=False, progress=True, bad_image_hint=BAD_IMAGE_HINT, cutout=0,
                  eval_resize=None, flip=None):
         self.split, self.device, self.train, self.seed, self.rank = split, torch.device(device), train, seed, rank
+        self.reading = dict(split=split, height=height, width=width, batch_size=batch_size, device=device, seed=seed,
+                            cache_mb=cache_mb, workers=workers, skip_bad_images=skip_bad_images, disk_cache=disk_cache,
+                            channels_last=channels_last, progress=progress, bad_image_hint=bad_image_hint,
+                            eval_resize=eval_resize)  # how unaugmented() reads the same split
         # rrc_flip crops and flips each full-size image as it is decoded (in the workers); the others resize the
         # whole image, then crop and flip batches here.
         full_size = train and augment == "rrc_flip"
@@ -536,6 +540,13 @@ class BatchStream:
     def set_policy(self, transform):
         """A per-image transform of uint8 images (``augment.policy``) applied after the crop and flip."""
         self.policy = transform if self.train else None
+
+    def unaugmented(self):
+        """The same split as an evaluation reads it, whole in every process: each image once in file order, resized
+        and centre-cropped to the input size, normalised as this stream is."""
+        stream = BatchStream(**self.reading, train=False)
+        stream.set_normalization(self.mean.flatten().tolist(), self.std.flatten().tolist())
+        return stream
 
     def set_normalization(self, mean, std):
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)

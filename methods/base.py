@@ -9,7 +9,7 @@ and ``predict.py`` evaluate it; ``2_test.py`` adds the evaluations of ``evaluati
 
 The order in ``1_train.py``: ``check(args, objective)`` with the other flag checks; ``network(model, settings,
 num_classes)`` when the network is built (also when a saved run is opened); ``Method(model, num_classes,
-class_counts, args, seed)`` once the network is on its device; ``start(model, classes, args)`` before a fresh
+class_counts, args, seed)`` once the network is on its device; ``start(model, classes, args, train_stream)`` before a fresh
 run's first epoch; then per epoch ``set_epoch(epoch)`` and per batch
 ``loss(model, images, labels, loss_fn, epoch, partner)``.
 """
@@ -60,9 +60,10 @@ class Method:
 
         self.heads = nn.ModuleDict()  # modules trained beside the network: in last.pth, never in the evaluated file
 
-    def start(self, model, classes, args):
-        """Called once before a fresh run's first epoch (not when one resumes), with the class names: where a method
-        sets weights from what it knows of the classes (LIFT: its classifier from their names' text features)."""
+    def start(self, model, classes, args, train_stream):
+        """Called once before a fresh run's first epoch (not when one resumes), with the class names and the
+        training stream (its ``raw_batches``: the stored images, unaugmented): where a method sets weights from what
+        it knows of the classes (LIFT: its classifier from their names' text features, or from class means)."""
 
     def set_epoch(self, epoch):
         """Called before each epoch (0-based)."""

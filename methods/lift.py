@@ -34,6 +34,10 @@ class Lift(Method):
         "lift_prompt_length": dict(type=positive(int), default=None,
                                    help="LIFT: visual prompts per block for vpt_shallow, vpt_deep (default: 10)"),
         "lift_scale": dict(type=positive(float), default=25.0, help="LIFT: the cosine classifier's scale"),
+        "lift_init": dict(choices=("text", "class_mean"), default="text",
+                          help="LIFT: the classifier's start: the class names' CLIP text features (their default "
+                               "for CLIP), or the mean of each class's training features (theirs for a ViT without "
+                               "a text tower)"),
         "lift_tte_expand": dict(type=number(int, 0), default=None,
                                 help="LIFT: the test-time ensemble's five crops come from the image enlarged by "
                                      "this many pixels (default: 24 at 224 px, scaled to the input size)"),
@@ -73,18 +77,22 @@ class Lift(Method):
         return LiftNetwork(visual, getattr(model, "model_config", None), num_classes, settings["lift_module"],
                            settings.get("lift_bottleneck"), settings.get("lift_prompt_length"), settings["lift_scale"])
 
-    def start(self, model, classes, args):
-        """Their ``init_head_text_feat`` (trainer.py:312-353): the prompts' normalised text features, mapped back
-        through the image projection (``@ proj.t()``) and normalised again, are the classifier's weights."""
-        from b_models.foundation import clip_text_features
+    def start(self, model, classes, args, train_stream):
+        """The classifier's start (``--lift_init``): their ``init_head_text_feat`` (trainer.py:312-353), the prompts'
+        normalised text features mapped back through the image projection (``@ proj.t()``) and normalised again;
+        or their ``init_head_class_mean`` (trainer.py:355-390, ``class_mean_features``)."""
+        if args.lift_init == "class_mean":
+            weight = class_mean_features(model, train_stream, len(classes))
+        else:
+            from b_models.foundation import clip_text_features
 
-        prompts = [PROMPT.format(name.replace("_", " ")) for name in classes]
-        try:
-            features = clip_text_features(args.model, model.model_config, args.pretrained, prompts)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        with torch.no_grad():
+            prompts = [PROMPT.format(name.replace("_", " ")) for name in classes]
+            try:
+                features = clip_text_features(args.model, model.model_config, args.pretrained, prompts)
+            except ValueError as error:
+                raise UserError(str(error)) from None
             weight = F.normalize(features.to(model.visual.proj) @ model.visual.proj.t(), dim=-1)
+        with torch.no_grad():
             model.head.weight.copy_(weight)
 
     def loss(self, model, images, labels, loss_fn, epoch, partner=None):
@@ -94,6 +102,23 @@ class Lift(Method):
     @classmethod
     def evaluations(cls, settings):
         return {"ensemble": five_crop_ensemble}
+
+
+@torch.no_grad()
+def class_mean_features(model, stream, num_classes):
+    """Each class's mean feature, without the module (their ``use_tuner=False``), over the training images as an
+    evaluation reads them (their ``transform_plain``: a resize and centre crop to the input size), normalised to
+    unit length; a class without images keeps a zero vector."""
+    was_training = model.training
+    model.eval()
+    sums, counts = None, torch.zeros(num_classes)
+    for images, labels in stream.unaugmented():
+        features = model.features(images, use_tuner=False).float().cpu()
+        sums = torch.zeros(num_classes, features.shape[1]) if sums is None else sums
+        sums.index_add_(0, labels.cpu(), features)
+        counts += torch.bincount(labels.cpu(), minlength=num_classes)
+    model.train(was_training)
+    return F.normalize(sums / counts.clamp(min=1)[:, None], dim=-1)
 
 
 def default_bottleneck(num_classes, layers):
@@ -147,14 +172,15 @@ class LiftNetwork(nn.Module):
             return [p for m in blocks.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()]
         return list(blocks.parameters()) if module == "full" else []
 
-    def features(self, images):
-        """The class token's features after ``ln_post`` (their ``Peft_ViT`` output without a head)."""
+    def features(self, images, use_tuner=True):
+        """The class token's features after ``ln_post`` (their ``Peft_ViT`` output without a head); without the
+        module's parameters when not ``use_tuner`` (the backbone's own, for the class-mean start)."""
         visual = self.visual
         x = visual.conv1(images.to(visual.conv1.weight.dtype))
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
         x = torch.cat([visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
         x = visual.ln_pre(visual.patch_dropout(x + visual.positional_embedding.to(x.dtype)))
-        tuned = self.tuner[self.kind] if self.kind in self.tuner else {}
+        tuned = self.tuner[self.kind] if use_tuner and self.kind in self.tuner else {}
         for i, block in enumerate(visual.transformer.resblocks):
             x = self._block(block, x, tuned[str(i)] if str(i) in tuned else None)
         return visual.ln_post(x[:, 0])

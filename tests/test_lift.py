@@ -111,7 +111,7 @@ def test_the_classifier_starts_from_the_prompts_text_features(clip_folder):
     model, args = lift_network(folder)
     from methods.lift import Lift
 
-    Lift(model, len(CLASSES), [12, 8, 4], args).start(model, CLASSES, args)
+    Lift(model, len(CLASSES), [12, 8, 4], args).start(model, CLASSES, args, None)
     prompts = open_clip.tokenizer.SimpleTokenizer(context_length=16)([f"a photo of a {name}." for name in CLASSES])
     with torch.no_grad():
         text = F.normalize(clip.encode_text(prompts), dim=-1)
@@ -234,3 +234,34 @@ def test_weights_without_a_text_tower_are_one_line(lift_run):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "holds no text tower of --model clip:" in lines[0] and "give the whole CLIP state dict" in lines[0]
+
+
+def test_the_class_mean_start_is_each_class_mean_feature_without_the_module(clip_folder):
+    from types import SimpleNamespace
+
+    from methods.lift import Lift
+
+    model, args = lift_network(clip_folder[0], "vpt_deep", "--lift_init=class_mean")
+    torch.manual_seed(0)
+    images, labels = torch.randn(7, 3, 32, 32), torch.tensor([0, 2, 2, 0, 2, 0, 0])
+    stream = SimpleNamespace(unaugmented=lambda: zip(images.split(3), labels.split(3)))
+    Lift(model, len(CLASSES), [4, 0, 3], args).start(model, CLASSES, args, stream)
+    with torch.no_grad():
+        features = model.eval().features(images, use_tuner=False)
+        with_prompts = model.features(images)
+    assert not torch.allclose(features, with_prompts, atol=1e-3)  # the prompts change the features: left out here
+    for label in (0, 2):
+        expected = F.normalize(features[labels == label].mean(dim=0), dim=0)
+        assert torch.allclose(model.head.weight[label], expected, atol=1e-5)
+    assert torch.equal(model.head.weight[1], torch.zeros(WIDTH))  # a class without images: no direction
+
+
+def test_a_class_mean_start_needs_no_text_tower(lift_run):
+    folder, _ = lift_run
+    from safetensors.torch import save_file
+
+    state = torch.load(folder / "clip.pth", weights_only=True)
+    save_file({k: v.contiguous() for k, v in state.items() if k.startswith("visual.")}, folder / "tower2.safetensors")
+    result = call("1_train.py", *TRAIN, "--epochs=1", "--pretrained=tower2.safetensors", "--lift_init=class_mean",
+                  "--lift_module=none", cwd=folder)
+    assert result.returncode == 0, result.stderr

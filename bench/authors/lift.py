@@ -96,7 +96,7 @@ def project_network(config_path, weights, module, their_tuner):
     model = get_model.build_network(args.model, len(CLASSES))
     model = runs.method_network(model, vars(args), len(CLASSES))
     get_model.load_matching(model, weights)
-    Lift(model, len(CLASSES), COUNTS, args).start(model, CLASSES, args)
+    Lift(model, len(CLASSES), COUNTS, args).start(model, CLASSES, args, None)
     with torch.no_grad():
         own = dict(model.named_parameters())
         for name, value in their_tuner.state_dict().items():
