@@ -27,8 +27,8 @@ from get_model import (architecture_config, build_network, check_input_size, cho
 from augment import Mixer, policy, scaled_pauses
 from loader import BatchStream, load_splits, train_stats
 from optimisation import build_optimisation, build_optimiser, sam_step
-from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, create_run_dir, find_run_dir, load_run_checkpoint,
-                  method_network, model_folder, resolve_init, saved_arguments)
+from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, checkpoint_normalisation, create_run_dir, find_run_dir,
+                  load_run_checkpoint, method_network, model_folder, resolve_init, saved_arguments)
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
 from train_args import check, get_args_parser, warn_unread
@@ -268,8 +268,8 @@ def build_streams(args, runtime, splits, normalisation=None):
     valid = BatchStream(splits["valid"], args.height, args.width, args.batchsize, train=False, **common)
     if normalisation is not None:  # a resumed run's, or those the network it starts from was trained with
         mean, std = map(list, normalisation)
-    elif args.pretrained:  # the statistics the pretrained weights were trained with
-        mean, std = map(list, pretrained_normalisation(chosen_model(args)))
+    elif args.pretrained:  # the statistics the pretrained weights were trained with (a run's own, in its checkpoint)
+        mean, std = map(list, checkpoint_normalisation(args.pretrained) or pretrained_normalisation(chosen_model(args)))
     else:
         mean, std = train_stats(train, args.height, args.width)
     for stream in (train, valid):

@@ -12,7 +12,8 @@
 #   DRY_RUN=1 PLAN=cifar10-lt OBJECTIVES=baselines bash 3_run.sh     # print the commands, run nothing
 #
 # Environment variables (each has a default per plan):
-#   PLAN        demo | study | fmnist-lt | cifar10-lt | cifar100-lt | imagenet-lt | places-lt | inat2018
+#   PLAN        demo | study | fmnist-lt | cifar10-lt | cifar100-lt | imagenet-lt | places-lt | inat2018 |
+#               transfer-source | transfer (results/transfer.sh runs both: LIFT's mechanics on Fashion-MNIST)
 #   DATASET     PLAN=study: the folder in a_datasets/ to study (its network, size and schedule: study.py)
 #   MODEL, HEIGHT, WIDTH, AUGMENT, PRETRAINED   PLAN=study: override the study's network, size, augmentation
 #               (default crop: a study cannot know whether a mirrored image is still its class), or fine-tune
@@ -30,7 +31,8 @@
 #   ROOT        torchvision's download folder for the benchmark plans (default data)
 #   LISTS       the large plans: the folder holding the split lists (ImageNet_LT_train.txt, ...)
 #   IMAGES      the large plans: the folder the lists' paths are relative to
-#   MODEL       the network's index, overriding the plan's (imagenet-lt: 14 ResNeXt-50, or 11 ResNet-50)
+#   MODEL       the network, overriding the plan's (imagenet-lt: 14 ResNeXt-50, or 11 ResNet-50): a registry index,
+#               or a backbone by name as 1_train.py's --model takes it (timm:NAME, clip:NAME.TAG, clip:CONFIG.json)
 #   LAUNCH      how to start training, e.g. "torchrun --nproc_per_node=8" (default: $PYTHON)
 #   PROCESSES   training processes in all (machines x GPUs): the large plans divide their global batch
 #   MARKDOWN    also write the table to this markdown file
@@ -162,8 +164,27 @@ case "$PLAN" in
         PREPARE=("$HERE/data_split.py" --from_list --train_list "$LISTS/iNaturalist18_train.txt"
                  --test_list "$LISTS/iNaturalist18_val.txt" --valid_per_class 2 --images "$IMAGES"
                  --out_name inat2018) ;;
+    transfer-source|transfer)  # LIFT's mechanics on a CPU (bench/transfer/): a small ViT of CLIP's architecture
+        # pretrained here on five balanced Fashion-MNIST classes (transfer-source), then fine-tuned on the other five,
+        # long-tailed, with LIFT's recipe (transfer): no classifier from text (no text tower), so LIFT's class-mean
+        # start; the rows: the classifier alone, full fine-tuning (their lr for it), AdaptFormer; ERM and LA each.
+        # The config by a path relative to the repository root, where the plan runs (a tag that is the same in every
+        # checkout of it); from elsewhere, this checkout's file.
+        VIT="bench/transfer/vit.json"; [ -f "$VIT" ] || VIT="$HERE/$VIT"
+        MODEL="${USER_MODEL:-clip:$VIT}"
+        PREPARE=("$HERE/bench/transfer/prepare.py" --root "$ROOT")
+        if [ "$PLAN" = transfer-source ]; then
+            DATASET="fmnist-head"; DEFAULT_EPOCHS=20; DEFAULT_OBJECTIVES="ERM"
+            TRAIN_FLAGS="--optimizer=adamw --lr=1e-3 --weight_decay=0.05 --schedule=cosine --warmup --batchsize=128 --height=32 --width=32 --augment=crop_flip"
+        else
+            DATASET="fmnist-tail"; DEFAULT_EPOCHS=10
+            TRAIN_FLAGS="--pretrained=${SOURCE:-logs/transfer-source.pth} --lr=0.01 --weight_decay=5e-4 --schedule=cosine_each_epoch --batchsize=128 --height=32 --width=32 --augment=crop_flip"
+            LIFT="--method=lift,--lift_init=class_mean"
+            DEFAULT_OBJECTIVES="ERM:$LIFT,--lift_module=none LA:$LIFT,--lift_module=none
+                ERM:$LIFT,--lift_module=full,--lr=0.0005 LA:$LIFT,--lift_module=full,--lr=0.0005 ERM:$LIFT LA:$LIFT"
+        fi ;;
     *)
-        echo "error: unknown PLAN '$PLAN'; choose demo, study, fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018" >&2
+        echo "error: unknown PLAN '$PLAN'; choose demo, study, fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt, inat2018, transfer-source or transfer" >&2
         exit 2 ;;
 esac
 STAGE2="--schedule=cosine_epoch,--no-warmup"
@@ -257,10 +278,21 @@ row_flags() {  # the flags of a row, with --init_from=row:NAME turned into the t
     echo "$flags"
 }
 
+# MODEL: a registry index (--model_index) or a backbone by name (--model timm:NAME, clip:NAME.TAG, clip:CONFIG.json)
+if [[ "$MODEL" =~ ^[0-9]+$ ]]; then MODEL_FLAG="--model_index=$MODEL"; else MODEL_FLAG="--model=$MODEL"; fi
+model_folder_name() {  # the run folders' network name of MODEL (logs/<name>/...)
+    "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from runs import model_folder
+from utils import UserError
+model = sys.argv[2]
+try:
+    print(model_folder(int(model) if model.isdigit() else model))
+except UserError as error:
+    sys.exit(f'error: MODEL: {error}')" "$HERE" "$MODEL" || exit 2
+}
+
 for spec in $OBJECTIVES; do row_flags "$spec" > /dev/null; done  # a reference to no row stops the plan here
 if [ "${TAGS:-0}" = 1 ]; then  # tag, network folder, dataset, row
-    name="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name
-print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
+    name="$(model_folder_name)"
     for spec in $OBJECTIVES; do printf '%s\t%s\t%s\t%s\n' "$(row_tag "$spec")" "$name" "$DATASET" "$spec"; done
     exit 0
 fi
@@ -269,8 +301,7 @@ if [ ! -d "a_datasets/$DATASET" ]; then
     if [ "$DRY_RUN" = 1 ]; then show "$PYTHON" "${PREPARE[@]}"; else "$PYTHON" "${PREPARE[@]}"; fi
 fi
 
-MODEL_NAME="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import model_name
-print(model_name(int(sys.argv[2])))" "$HERE" "$MODEL")"
+MODEL_NAME="$(model_folder_name)"
 
 EVAL_FLAGS="--posthoc_tau=auto --tau_norm=auto"  # test-time adjustments beside every row (tau-norm where it applies)
 
@@ -278,13 +309,13 @@ row_command() {  # ROW_COMMAND: the 1_train.py flags of row $2 (a spec) for seed
     local body objective flags
     body="$(row_body "$2")"; objective="${body%%:*}"; flags="$(row_flags "$2")"
     # shellcheck disable=SC2206  # flag lists are meant to split
-    ROW_COMMAND=(--dataset="$DATASET" --model_index="$MODEL" --objective="$objective" --epochs="$EPOCHS"
+    ROW_COMMAND=(--dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" --epochs="$EPOCHS"
                  --seed="$1" --tag="$(row_tag "$2")" $TRAIN_FLAGS $flags ${EXTRA:-})
 }
 
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
     row_command "$1" "$2"
-    "$PYTHON" "$HERE/runs.py" find --model_index="$MODEL" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" \
+    "$PYTHON" "$HERE/runs.py" find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" \
         -- "${ROW_COMMAND[@]}" || true
 }
 
@@ -325,13 +356,13 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
             else ${LAUNCH:-$PYTHON} "$HERE/1_train.py" "${ROW_COMMAND[@]}"; fi ;;
     esac
     if [ "$DRY_RUN" = 1 ]; then
-        show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
+        show "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" \
             --datetime="<run of tag $(row_tag "$spec"), seed $seed>" $eval_flags
         return
     fi
     found="$(find_run "$seed" "$spec")"; IFS=$'\t' read -r status run _ <<< "$found"
     if [ "$status" != evaluated ]; then
-        "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" --model_index="$MODEL" --objective="$objective" \
+        "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" \
             --datetime="$(basename "$run")" $eval_flags
     fi
     [ -z "${RECORDS:-}" ] || "$PYTHON" "$HERE/records.py" export "$run" --to "$RECORDS"

@@ -32,8 +32,8 @@ import train_args
 from b_models.foundation import spec_argument
 from get_model import build_network, chosen_model, model_name
 from runtime import torch_minor
-from utils import (UserError, WriteError, atomic_write, contained, inside, load_checkpoint, name_argument, save_atomic,
-                   write_json_atomic)
+from utils import (UserError, WriteError, atomic_write, contained, inside, load_checkpoint, load_weights, name_argument,
+                   save_atomic, write_json_atomic)
 
 RUN_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
@@ -167,6 +167,19 @@ def model_folder(model_id):
         return model_name(model_id)
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def checkpoint_normalisation(path):
+    """``(mean, std)`` a checkpoint of this project's runs records, for a ``--pretrained FILE`` that is one (a
+    network pretrained here, fine-tuned on another dataset: its inputs normalised as it learned them), or None for
+    ``"imagenet"`` and any other weights file."""
+    if path in (None, "imagenet"):
+        return None
+    state = load_weights(path)
+    mean, std = state.get("mean"), state.get("std")
+    if isinstance(mean, (list, tuple)) and isinstance(std, (list, tuple)) and len(mean) == len(std) == 3:
+        return [float(v) for v in mean], [float(v) for v in std]
+    return None
 
 
 def resolve_init(args):
@@ -840,13 +853,15 @@ def differences(run_dir, argv):
 
 
 def _find_main(argv=None):
-    """``python runs.py find --model_index M --dataset D --tag LABEL --seed S [--logs_dir logs] [-- FLAGS]``: for
+    """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs] [-- FLAGS]``: for
     3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB>
     <folder><TAB><settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now (``differences``), or
     nothing (exit 1)."""
     parser = argparse.ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
-    parser.add_argument("--model_index", type=int, required=True)
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model_index", type=int)
+    model.add_argument("--model", type=spec_argument)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--tag", required=True)
     parser.add_argument("--seed", type=int, required=True)
@@ -854,7 +869,8 @@ def _find_main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = argv[argv.index("--") + 1:] if "--" in argv else []  # the 1_train.py flags of the row
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    found = tagged_runs(args.logs_dir, model_name(args.model_index), args.dataset, args.tag, args.seed)
+    found = tagged_runs(args.logs_dir, model_name(args.model if args.model else args.model_index), args.dataset,
+                        args.tag, args.seed)
     if not found:
         return 1
     run = found[-1]

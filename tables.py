@@ -98,6 +98,13 @@ GRID_ROWS = (
     Row("CutMix alpha 0.2", "ERM:--mix=cutmix,--mix_alpha=0.2,--mix_prob=0.5"), Row("CutMix alpha 1", CUTMIX),
     Row("ERM, weight decay 5e-4 (the plan's)", "ERM"),
     Row("ERM, weight decay 5e-3 (weight balancing's stage 1)", "ERM:--weight_decay=5e-3"))
+LIFT_CLASS_MEAN = "--method=lift,--lift_init=class_mean"
+# The transfer plan's rows (3_run.sh PLAN=transfer; results/transfer.sh): (module label, its flags), each with ERM
+# and LA; "the classifier alone" is the base every module is paired with.
+TRANSFER_MODULES = (("the classifier alone", ",--lift_module=none"),
+                    ("full fine-tuning (lr 0.0005)", ",--lift_module=full,--lr=0.0005"), ("AdaptFormer", ""))
+TRANSFER_ROWS = tuple(Row(f"{module}, {objective}", f"{objective}:{LIFT_CLASS_MEAN}{flags}", plan="transfer")
+                      for module, flags in TRANSFER_MODULES for objective in ("ERM", "LA"))
 SCHEDULE_ROWS = (("ERM", "ERM"), ("LA", "LA"), ("mixup", MIXUP), ("CutMix", CUTMIX),
                  ("RandAugment (m 5)", f"ERM:{RANDAUGMENT}5"))
 
@@ -473,6 +480,28 @@ def lift_side_by_side_table(records, path=LIFT_SIDE_BY_SIDE):
     return "\n".join(lines) + "\n"
 
 
+def transfer_table(records, rows=TRANSFER_ROWS):
+    """module, objective | seeds | valid | test balanced accuracy | interval | many | medium | minus the classifier
+    alone with the same objective, paired by seed."""
+    family = Family()
+    lines = ["| fine-tuned | seeds | valid bal. acc | bal. acc | 95% CI, seeds+images | many | medium | minus the "
+             "classifier alone (same objective): mean [seeds+images], t [..] |", "|---|---|---|---|---|---|---|---|"]
+    bases = {row.spec.split(":")[0]: records.runs(row) for row in rows[:2]}
+    for row in rows:
+        members = records.runs(row)
+        if not members:
+            lines.append(f"| {row.label} | not run yet | | | | | | |")
+            continue
+        found = summary(members)
+        base = bases[row.spec.split(":")[0]]
+        pair = "-" if row in rows[:2] else family.cell(base, members)
+        lines.append(f"| {row.label} | {seeds_of(members)} | {valid_score(members)} | "
+                     f"{results.format_cell(*found['balanced_acc'])} | {interval_of(found)} | "
+                     f"{results.format_cell(*found['many_acc'])} | {results.format_cell(*found['medium_acc'])} | "
+                     f"{pair} |")
+    return family.resolve("\n".join(lines) + "\n")
+
+
 TABLES = {
     "objectives": lambda records: methods_table(records, OBJECTIVE_ROWS),
     "variants": adjustments_table,
@@ -484,9 +513,10 @@ TABLES = {
     "readme": readme_table,
     "side-by-side": side_by_side_table,
     "lift-side-by-side": lift_side_by_side_table,
+    "transfer": transfer_table,
 }
-ALL_ROWS = (*OBJECTIVE_ROWS, *METHOD_ROWS, *GRID_ROWS, *STUDY_ROWS, *(entry[1] for entry in SIDE_BY_SIDE),
-            *(Row(label, spec, env=env) for label, spec in SCHEDULE_ROWS for env in ((), SIXTY)))
+ALL_ROWS = (*OBJECTIVE_ROWS, *METHOD_ROWS, *GRID_ROWS, *STUDY_ROWS, *TRANSFER_ROWS,
+            *(entry[1] for entry in SIDE_BY_SIDE), *(Row(label, spec, env=env) for label, spec in SCHEDULE_ROWS for env in ((), SIXTY)))
 
 
 # ---------------------------------------------------------------- the documents

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from b_models.heads import NormedLinear
 from methods.base import Method
 from utils import UserError, number, positive
 
@@ -142,7 +143,9 @@ class LiftNetwork(nn.Module):
         self.tuner = nn.ModuleDict({module: nn.ModuleDict({str(i): m for i, m in enumerate(
             self._modules_of(module, blocks, width, visual.conv1.kernel_size, prompt_length)) if m is not None})}) \
             if module in ("adaptformer", "adapter", "lora", "vpt_shallow", "vpt_deep", "ssf") else nn.ModuleDict()
-        self.head = CosineClassifier(width, num_classes, scale)
+        # Their CosineClassifier (models/classifiers.py:33-41, scale 25 from utils/config.py:30) is this project's
+        # cosine head: rows drawn uniform in [-1, 1] and scaled to unit length, logits scale * cos(x, w_k).
+        self.head = NormedLinear(width, num_classes, scale)
         for parameter in visual.parameters():
             parameter.requires_grad_(False)
         for parameter in self._tuned_backbone(module, blocks):
@@ -220,18 +223,6 @@ class LiftNetwork(nn.Module):
         if module == "adaptformer":  # beside the MLP, on the block's input to it
             h = h + tuned(identity)
         return identity + h
-
-
-class CosineClassifier(nn.Module):
-    """``scale * cos(feature, w_k)`` (models/classifiers.py:33-41; their ``scale`` 25, utils/config.py:30)."""
-
-    def __init__(self, features, num_classes, scale):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_classes, features).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5))
-        self.scale = scale
-
-    def forward(self, features):
-        return F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1)) * self.scale
 
 
 class _Bottleneck(nn.Module):

@@ -26,10 +26,14 @@ RIDE_OUT=results/authors/ride/fmnist-lt-seed0
 AUTHORS=("AUTHORS: [ -e $RIDE_OUT/run.json ] || PYTHONPATH=\"\${RIDE_DEPS:-/work/official/RIDE-deps}\" OMP_NUM_THREADS=1 \
     python \"$HERE/bench/authors/ride.py\" --code \"\${RIDE_CODE:-/work/official/RIDE}\" --dataset fmnist-lt --seed 0 \
     --data_dir \"$PWD/a_datasets\" --out $RIDE_OUT")
+# The transfer experiment (results/transfer.sh: LIFT's mechanics on a network pretrained here), one job of its own
+# after seed 1's rows; like AUTHORS, a command rather than a fmnist-lt plan call.
+TRANSFER=("AUTHORS: bash \"$HERE/results/transfer.sh\"")
 JOBS=()
 for seed in 0 1 2; do
     JOBS+=("SEEDS=$seed" "SEEDS=$seed OBJECTIVES=baselines")
     [ "$seed" != 0 ] || JOBS+=("${AUTHORS[@]}")
+    [ "$seed" != 1 ] || JOBS+=("${TRANSFER[@]}")
 done
 for seed in 0 1; do
     JOBS+=("SEEDS=$seed $SIXTY OBJECTIVES='$SCHEDULE_ROWS'")

@@ -197,8 +197,9 @@ def test_a_lift_run_trains_tests_and_predicts_from_its_files(lift_run):
     assert state["model_config"]["text_cfg"] == LIFT_CLIP["text_cfg"]
     assert "tuner.adaptformer.0.scale" in state["model"] and state["model"]["head.weight"].shape == (3, WIDTH)
     tested = call("2_test.py", "--model=clip:clip.json", "--dataset=tiny", "--objective=LA", "--datetime=latest",
-                  cwd=folder)
+                  "--posthoc_tau=auto", "--tau_norm=auto", cwd=folder)  # as a plan evaluates every row
     assert tested.returncode == 0, tested.stderr
+    assert "--tau_norm auto: left out, a cosine classifier's class vectors all have unit norm" in tested.stderr
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     assert metrics["ensemble"]["crops"] == 5 and 0 <= metrics["ensemble"]["balanced_acc"] <= 100
     images = folder / "a_datasets" / "tiny" / "test" / "cat"

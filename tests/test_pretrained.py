@@ -158,3 +158,18 @@ def test_resumed_cosine_run_equals_uninterrupted(workdir, monkeypatch):
     assert len(runs.read_csv(run_dir / "valid.csv")) == 1
     assert utils.run_cli(train.main, train.get_args_parser(), [f"--resume={run_dir}"]) == 0
     assert (run_dir / "valid.csv").read_text() == reference_csv
+
+
+def test_a_checkpoint_of_a_run_brings_its_normalisation(workdir):
+    """--pretrained with a run's checkpoint (pretrained here on another dataset): the inputs are normalised as that
+    network learned them, not with ImageNet's statistics; a plain state dict keeps the library's (ImageNet's)."""
+    source = get_model.build_network(41, 3)
+    saved = ([0.25, 0.5, 0.75], [0.1, 0.2, 0.3])
+    torch.save({"model": source.state_dict(), "mean": saved[0], "std": saved[1]}, workdir / "run.pth")
+    torch.save(source.state_dict(), workdir / "plain.pth")
+    assert runs.checkpoint_normalisation(workdir / "run.pth") == saved
+    assert runs.checkpoint_normalisation(workdir / "plain.pth") is None and runs.checkpoint_normalisation("imagenet") is None
+    result = call("1_train.py", *FAST, "--epochs=1", "--pretrained=run.pth", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    state = torch.load(runs.best_checkpoint_path(only_run_dir(workdir)), weights_only=True)
+    assert (state["mean"], state["std"]) == saved

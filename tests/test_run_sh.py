@@ -48,7 +48,30 @@ def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
 def test_unknown_plan(tmp_path):
     result = run_sh(tmp_path, PLAN="coco-lt")
     assert result.returncode == 2 and result.stderr.strip() == ("error: unknown PLAN 'coco-lt'; choose demo, study, "
-                                                                "fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt or inat2018")
+                                                                "fmnist-lt, cifar10-lt, cifar100-lt, imagenet-lt, places-lt, inat2018, "
+                                                                "transfer-source or transfer")
+
+
+def test_a_plan_takes_a_backbone_by_name_and_the_transfer_plans_their_rows(tmp_path):
+    """MODEL=clip:CONFIG (or timm:NAME) reaches every script as --model; the transfer plans train LIFT's rows from
+    the source network's file."""
+    result = run_sh(tmp_path, DRY_RUN="1", PLAN="transfer")
+    assert result.returncode == 0, result.stderr
+    trains = [line for line in result.stdout.splitlines() if "1_train.py" in line]
+    tests = [line for line in result.stdout.splitlines() if "2_test.py" in line]
+    assert len(trains) == len(tests) == 6
+    assert all("--dataset=fmnist-tail" in line and "--model=clip:" in line and "vit.json" in line
+               and "--model_index" not in line for line in trains + tests)
+    assert all("--pretrained=logs/transfer-source.pth" in line and "--method=lift --lift_init=class_mean" in line
+               for line in trains)
+    modules = [next((word for word in line.split() if word.startswith("--lift_module=")), "adaptformer")
+               for line in trains]
+    assert modules == ["--lift_module=none"] * 2 + ["--lift_module=full"] * 2 + ["adaptformer"] * 2
+    assert [line.split("--objective=")[1].split()[0] for line in trains] == ["ERM", "LA"] * 3
+    source = run_sh(tmp_path, DRY_RUN="1", PLAN="transfer-source")
+    assert source.returncode == 0 and "--dataset=fmnist-head" in source.stdout and "--optimizer=adamw" in source.stdout
+    bad = run_sh(tmp_path, DRY_RUN="1", PLAN="transfer", MODEL="clip:vit:odd")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: MODEL: "), bad.stderr
 
 
 def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):

@@ -62,6 +62,16 @@ def test_every_row_of_the_tables_is_a_row_the_plan_trains():
     assert not missing
 
 
+def test_the_transfer_rows_are_the_transfer_plans_rows():
+    """The transfer table shows exactly the rows results/transfer.sh's PLAN=transfer trains, in order."""
+    environment = {**os.environ, "PYTHON": sys.executable, "PLAN": "transfer", "TAGS": "1"}
+    done = subprocess.run(["bash", str(ROOT / "3_run.sh")], env=environment, capture_output=True, text=True,
+                          cwd=ROOT / "tests", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("\t")[3] for line in done.stdout.splitlines()] == [row.spec for row in tables.TRANSFER_ROWS]
+    assert {line.split("\t")[2] for line in done.stdout.splitlines()} == {"fmnist-tail"}
+
+
 @pytest.mark.parametrize("short, long, reading", [
     ([-7.0, -6.0], [-2.0, -1.5], "shrinks"), ([-2.0, -1.0], [-4.0, -3.0], "grows"),
     ([-2.0, -1.0], [1.0, 0.5], "reverses"), ([-2.0, -1.0], [-1.0, -3.0], "holds")])

@@ -118,6 +118,7 @@ def project_name(their_name, module):
 
 def compare(code, folder, module):
     config_path, weights = folder / "clip.json", folder / "clip.pth"
+    torch.manual_seed(0)  # their modules' random starting values (copied into this project's), the same every time
     trainer, their_clip = their_trainer(code, weights, module)
     model, args = project_network(config_path, weights, module, trainer.tuner)
     import criterion
