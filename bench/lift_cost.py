@@ -19,8 +19,19 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import criterion  # noqa: E402
+import get_model  # noqa: E402
+import runs  # noqa: E402
+import train_args  # noqa: E402
+from benchmarks import long_tail_counts  # noqa: E402
+from methods.lift import MODULES  # noqa: E402
+from optimisation import build_optimisation  # noqa: E402
+
 IMAGENET_LT_TRAIN = 115_846
+DEFAULT_MODULES, QUICK_MODULES = ("none", "adaptformer", "lora", "full"), ("none", "adaptformer")
 # A 2-block ViT of width 64 on 32 x 32 images in 8 x 8 patches: what --quick builds instead of ViT-B/16.
 TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2,
                                              "head_width": 32}}
@@ -28,8 +39,6 @@ TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 8, 
 
 def lift_settings(spec, module, batch, height, width):
     """A run's settings as ``1_train.py`` resolves them for the LIFT recipe of docs/recipes.md."""
-    import train_args
-
     args = train_args.get_args_parser().parse_args([
         f"--model={spec}", "--method=lift", f"--lift_module={module}", "--objective=LA", "--lr=0.01",
         "--weight_decay=5e-4", "--epochs=10", "--schedule=cosine_each_epoch", "--augment=rrc_flip",
@@ -45,27 +54,26 @@ def memory_mib(field):
     raise RuntimeError(f"/proc/self/status has no {field}: this benchmark reads Linux's process status")
 
 
+def reset_peak():
+    """Sets ``VmHWM`` to the present ``VmRSS`` (Linux 4.0 and later); where that is refused, the peak stays."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def measure_module(spec, module, classes, batch, warmup, steps, threads):
     """One module's trained parameters, median seconds per step and memory growth (MiB), in this process."""
-    import torch
-
-    sys.path.insert(0, str(ROOT))
-    import criterion
-    import get_model
-    import runs
-    from argparse import Namespace
-    from benchmarks import long_tail_counts
-    from optimisation import build_optimisation
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     size = get_model.network(spec).exact_size  # imports open_clip before the baseline is read
     height, width = size if isinstance(size, tuple) else (size, size)
     settings = lift_settings(spec, module, batch, height, width)
     baseline = memory_mib("VmRSS")
+    reset_peak()  # the imports' transient peak is not the network's
     model = runs.method_network(get_model.build_network(spec, classes), settings, classes).train()
     built = memory_mib("VmRSS")
-    optimizer = build_optimisation(Namespace(**settings), model, 1)[0]
+    optimizer = build_optimisation(argparse.Namespace(**settings), model, 1)[0]
     loss_fn = criterion.get_criterion("LA", classes, long_tail_counts(1280, classes, 256), la_tau=1.0)
     images, labels = torch.randn(batch, 3, height, width), torch.randint(0, classes, (batch,))
     seconds = []
@@ -112,14 +120,15 @@ def print_table(args, spec, rows):
     print(f"* extrapolated, not measured: {IMAGENET_LT_TRAIN:,} training images at the images/s above, "
           f"{args.threads} CPU thread(s) on this machine, data loading left out")
     print("built MiB: resident memory added by building the network; peak MiB: the process's peak resident memory "
-          "over the steps, above what it held before the network was built")
+          "while building it and training, above what it held before")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="clip:ViT-B-16.openai", help="a CLIP ViT spec (clip:NAME.TAG or "
                         "clip:CONFIG.json); built with random weights")
-    parser.add_argument("--modules", nargs="+", default=["none", "adaptformer", "lora", "full"])
+    parser.add_argument("--modules", nargs="+", choices=MODULES, help="--lift_module values to measure (default: "
+                        f"{' '.join(DEFAULT_MODULES)}; with --quick: {' '.join(QUICK_MODULES)})")
     parser.add_argument("--classes", type=int, default=1000, help="classes of the classifier (ImageNet-LT's 1000)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
@@ -139,6 +148,7 @@ def main():
             config = Path(folder) / "tiny-clip.json"
             config.write_text(json.dumps(TINY_CLIP))
             spec, args.classes, args.batch, args.steps, args.rounds = f"clip:{config}", 10, 2, 1, 1
+        args.modules = args.modules or (QUICK_MODULES if args.quick else DEFAULT_MODULES)
         measured = {module: [] for module in args.modules}
         for _ in range(args.rounds):  # the modules take turns: a slower spell of the machine hits each alike
             for module in args.modules:

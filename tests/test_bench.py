@@ -66,3 +66,14 @@ def test_holm_over_every_pair_keeps_the_family_wise_error_at_5_percent():
     from bench import coverage
     every_pair, _, shown_only, uncorrected = coverage.family_errors(3, 2.0, 10000, replicates=600)
     assert every_pair <= 0.05 < shown_only < uncorrected, (every_pair, shown_only, uncorrected)
+
+
+def test_lift_cost_quick(monkeypatch, capsys):
+    """``python bench/lift_cost.py --quick``: a tiny CLIP, none and adaptformer each in a fresh process; the trained
+    parameters are the network's (10 classes x width 64; AdaptFormer's bottleneck 2 in 2 blocks)."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "bench" / "lift_cost.py"), "--quick"])
+    runpy.run_path(str(ROOT / "bench" / "lift_cost.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^(\w+)\s+([\d,]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+\d+\s+\d+\s+[\d.]+ h$", out, flags=re.M))
+    assert rows == {"none": "640", "adaptformer": "1,542"}, out
+    assert "extrapolated, not measured" in out
