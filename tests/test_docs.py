@@ -16,8 +16,9 @@ from runs import model_folder
 PAGES = [ROOT / "README.md", ROOT / "logs" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ENTRY_SCRIPTS = {"1_train.py": "1_train", "2_test.py": "2_test", "predict.py": "predict", "compare.py": "compare",
                  "data_split.py": "data_split", "records.py": "records", "tables.py": "tables", "report.py": "report",
-                 "bench/authors/glmc.py": "bench/authors/glmc.py"}
-PROJECT_FILES = {"get_model.py", "criterion.py", "3_run.sh", ".ci/run", ".ci/update_lock", "results/campaign.sh"}
+                 "bench/authors/glmc.py": "bench/authors/glmc.py", "bench/authors/lift.py": "bench/authors/lift.py"}
+PROJECT_FILES = {"get_model.py", "criterion.py", "3_run.sh", ".ci/run", ".ci/update_lock", "results/campaign.sh",
+                 "results/transfer.sh"}
 NOT_OURS = {"pip", "apt-get", "mkdir", "cp", "tensorboard", "dpkg", "git"}
 
 

@@ -180,12 +180,16 @@ def save_clip(path):
     torch.save({name: value.half().float() for name, value in state.items()}, path)
 
 
-def main(argv=None):
+def get_args_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--code", type=Path, required=True, help="their clone (shijxcs/LIFT at 661ead9)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the rows")
     parser.add_argument("--modules", nargs="+", default=list(MODULES), choices=list(MODULES))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
     code = args.code.resolve()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
