@@ -201,11 +201,17 @@ def files_under(path):
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
 
 
-# The tests that drive whole plans take a minute each: with pytest-xdist's workers (pytest.ini) they start first,
-# so that the short tests fill the other workers around them instead of waiting behind them at the end.
-SLOW_FIRST = ("test_report.py", "test_hostile.py::test_a_dataset_name_with_a_space", "test_run_sh.py::test_a_run_stopped",
-              "test_run_sh.py::test_plan_end_to_end", "test_run_sh.py::test_a_complete_run", "test_tables.py",
-              "test_resume.py", "test_docs.py::test_every_documented", "test_recipes.py", "test_distributed.py")
+# The slowest tests (whole plans as real processes, the tables' regeneration: half a minute to a minute each) start
+# first, longest first, and pytest-xdist hands tests out one at a time (--maxschedchunk=1, pytest.ini), so each goes
+# to whichever worker is free and the short tests fill the workers around them instead of waiting behind them at
+# the end.  The study (``studied``) is built by the first; the session's trained runs (``trained_once``) by the third,
+# which the other worker starts meanwhile (a worker that asks for a folder ``built_once`` is building waits for it).
+SLOW_FIRST = ("test_report.py::test_the_report_is_one_self_contained_page", "test_run_sh.py::test_a_run_stopped",
+              "test_train.py::test_training_writes_the_documented_files", "test_tables.py::test_the_committed_tables",
+              "test_run_sh.py::test_plan_end_to_end", "test_run_sh.py::test_a_complete_run",
+              "test_method_contract.py::test_a_toy_method", "test_docs.py::test_every_documented",
+              "test_resume.py::test_sigkill", "test_run_sh.py", "test_distributed.py",
+              "test_hostile.py::test_a_real_full_disk")
 
 
 def pytest_collection_modifyitems(items):

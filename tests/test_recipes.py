@@ -1,5 +1,6 @@
 """docs/recipes.md and 3_run.sh agree: every plan value in the recipe tables is what the plan's rows pass to
 1_train.py, read with 1_train.py's own parser (a default counts as passed) and its method defaults."""
+import json
 import math
 import os
 import re
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 import train_args
-from conftest import ROOT
+from conftest import ROOT, built_once
 from utils import parse_int_list
 
 RECIPES = ROOT / "docs" / "recipes.md"
@@ -77,12 +78,17 @@ def test_the_recipes_cover_the_methods_and_the_plans():
 
 
 @pytest.fixture(scope="module")
-def commands():
+def commands(tmp_path_factory):
+    """``of(plan, source)``: the training commands of a plan's dry run, run once per test session (``built_once``)."""
     cache = {}
 
     def of(plan, source):
         if (plan, source) not in cache:
-            cache[plan, source] = training_commands(plan, "baselines" if source == "baselines" else None)
+            def dry_run(folder):
+                found = training_commands(plan, "baselines" if source == "baselines" else None)
+                (folder / "commands.json").write_text(json.dumps(found))
+            folder = built_once(tmp_path_factory, f"commands-{plan}-{source}", dry_run)
+            cache[plan, source] = json.loads((folder / "commands.json").read_text())
         return cache[plan, source]
     return of
 

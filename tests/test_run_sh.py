@@ -20,29 +20,36 @@ def test_syntax():
 
 
 def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
-    """The demo plan on tiny images (put where the plan looks for digits-lt, so it is not rebuilt): every seed and
-    objective trained as real processes, each evaluated, one table, the figure, the markdown file."""
-    make_dataset(tmp_path / "a_datasets", name="digits-lt")
-    result = run_sh(tmp_path, EPOCHS="1", SEEDS="3", OBJECTIVES="ERM CCE:--ccegamma=0.5,--label_smoothing=0.1",
-                    MARKDOWN="table.md", REPORT="")  # REPORT= writes none (the report's own tests: test_report.py)  # several seeds of a row: the study plan's test (test_report.py)
+    """The demo plan on tiny images under a dataset name with a space (DATASET_NAME): every seed and objective
+    trained as real processes, a second stage (CRT) from the first stage it finds (runs.py find answers in
+    tab-separated fields, so the folder stays whole), each evaluated, one table, the figure, the markdown file."""
+    make_dataset(tmp_path / "a_datasets", name="my data")
+    result = run_sh(tmp_path, DATASET_NAME="my data", EPOCHS="1", SEEDS="3",
+                    OBJECTIVES="ERM CCE:--ccegamma=0.5,--label_smoothing=0.1 CRT", MARKDOWN="table.md",
+                    REPORT="")  # REPORT= writes none (the report's own tests: test_report.py, with several seeds a row)
     assert result.returncode == 0, result.stderr[-3000:]
-    folder = tmp_path / "logs" / "SimpleCNN" / "digits-lt"
-    runs = sorted(folder.glob("*/*/config.json"))
-    assert len(runs) == 2
-    settings = [json.loads(path.read_text())["args"] for path in runs]
-    assert sorted((s["objective"], s["seed"]) for s in settings) == [("CCE", 3), ("ERM", 3)]
-    assert all(s["ccegamma"] == 0.5 and s["label_smoothing"] == 0.1 for s in settings if s["objective"] == "CCE")
-    assert all(s["label_smoothing"] == 0.0 and s["height"] == 16 for s in settings if s["objective"] == "ERM")
-    for path in runs:
-        assert (path.parent / "confusion_matrix.svg").is_file() and (path.parent / "test_metrics.json").is_file()
+    folder = tmp_path / "logs" / "SimpleCNN" / "my data"
+    settings = {path.parent: json.loads(path.read_text())["args"] for path in sorted(folder.glob("*/*/config.json"))}
+    assert sorted((s["objective"], s["seed"]) for s in settings.values()) == [("CCE", 3), ("ERM", 3), ("ERM", 3)]
+    (cce,) = [run for run, s in settings.items() if s["objective"] == "CCE"]
+    (erm,) = [run for run, s in settings.items() if s["objective"] == "ERM" and not s.get("init_from")]
+    (crt,) = [run for run, s in settings.items() if s.get("init_from")]
+    assert settings[cce]["ccegamma"] == 0.5 and settings[cce]["label_smoothing"] == 0.1
+    assert all(settings[run]["label_smoothing"] == 0.0 and settings[run]["height"] == 16 for run in (erm, crt))
+    assert Path(settings[crt]["init_from"]).parent == erm.resolve()  # the second stage found its own first stage
+    assert settings[crt]["freeze_backbone"] and settings[crt]["reinit_head"]
+    for run in settings:
+        assert (run / "confusion_matrix.svg").is_file() and (run / "test_metrics.json").is_file()
     table = result.stdout[result.stdout.index("objective "):].splitlines()
-    assert [line.split()[:3] for line in table[1:3]] == [["ERM", "1", "test"], ["CCE", "ccegamma=0.5", "1"]]
+    assert [line.split()[:3] for line in table[1:4]] == [["ERM", "1", "test"], ["CCE", "ccegamma=0.5", "1"],
+                                                         ["ERM", "cRT", "1"]]
     markdown = (tmp_path / "table.md").read_text().splitlines()
     assert markdown[2].startswith("| ERM | 1 | test |") and markdown[3].startswith("| CCE ccegamma=0.5 | 1 | test |")
+    assert markdown[4].startswith("| ERM cRT | 1 | test |")
     assert not (folder / "report.html").exists()  # REPORT= asked for none
     curves = (folder / "valid_acc.svg").read_text()
-    names = {s["objective"]: path.parent.name for s, path in zip(settings, runs)}
-    assert f"ERM ({names['ERM']})" in curves and f"CCE ccegamma=0.5 ({names['CCE']})" in curves  # one run: its name
+    for label, run in (("ERM", erm), ("CCE ccegamma=0.5", cce), ("ERM cRT", crt)):
+        assert f"{label} ({run.name})" in curves  # one run: its name
 
 
 def test_unknown_plan(tmp_path):
