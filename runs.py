@@ -853,8 +853,8 @@ def differences(run_dir, argv):
 
 
 def _find_main(argv=None):
-    """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs] [-- FLAGS]``: for
-    3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB>
+    """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs]
+    [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB>
     <folder><TAB><settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now (``differences``), or
     nothing (exit 1)."""
     parser = argparse.ArgumentParser(prog="runs.py find")

@@ -24,8 +24,8 @@ class Lift(Method):
     the loss (theirs: LA, tau 1); ``2_test.py`` adds their test-time ensemble (``ensemble``)."""
 
     name = "lift"
-    about = "LIFT (Shi et al., 2024): a frozen CLIP image encoder, a small module trained inside it, a text-initialised " \
-            "cosine classifier"
+    about = ("LIFT (Shi et al., 2024): a frozen CLIP image encoder, a small module trained inside it, a "
+             "text-initialised cosine classifier")
     flags = {
         "lift_module": dict(choices=MODULES, default="adaptformer",
                             help="LIFT: what is trained besides the classifier (their default: adaptformer)"),
@@ -66,7 +66,8 @@ class Lift(Method):
         if settings.get("lift_module", "").startswith("vpt") and settings.get("lift_prompt_length") is None:
             settings["lift_prompt_length"] = 10  # their default length (models/peft_vit.py:90-91)
         if settings.get("lift_tte_expand") is None:
-            settings["lift_tte_expand"] = round(TTE_EXPAND_AT_224 * min(settings.get("height") or 224, settings.get("width") or 224) / 224)
+            side = min(settings.get("height") or 224, settings.get("width") or 224)
+            settings["lift_tte_expand"] = round(TTE_EXPAND_AT_224 * side / 224)
 
     @classmethod
     def network(cls, model, settings, num_classes):

@@ -126,7 +126,8 @@ def compare(code, folder, module):
     from optimisation import build_optimisation
 
     prompts = [f"a photo of a {name.replace('_', ' ')}." for name in CLASSES]
-    same_tokens = torch.equal(their_clip.tokenize(prompts), open_clip.tokenizer.SimpleTokenizer(context_length=77)(prompts))
+    ours_tokenised = open_clip.tokenizer.SimpleTokenizer(context_length=77)(prompts)
+    same_tokens = torch.equal(their_clip.tokenize(prompts), ours_tokenised)
     torch.manual_seed(5)
     images, labels = torch.randn(16, 3, 32, 32), torch.arange(16) % len(CLASSES)
     theirs, ours = trainer.model, model
@@ -203,7 +204,8 @@ def main(argv=None):
                 sys.exit(f"{module}: {result.stderr.strip().splitlines()[-1]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]))
-    commit = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"code": "shijxcs/LIFT", "commit": commit, "config": CONFIG, "rows": rows},
