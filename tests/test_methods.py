@@ -139,6 +139,49 @@ def test_glmc_cutmix_box_is_their_ceil_box():
     assert max(areas) == 36
 
 
+def test_glmc_heads_start_as_their_linear_layers():
+    """Their network starts every linear layer, the re-balanced head included, with kaiming_normal_ (std
+    sqrt(2 / fan_in); model/ResNet_cifar.py L5-8, L78), not with PyTorch's default (std 1 / sqrt(3 fan_in)); a
+    classifier of trained weights (--init_from) is kept."""
+    import argparse
+    args = argparse.Namespace(epochs=10, glmc_label_weighting=1.2, glmc_consistency=4.0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    counts = list(range(100, 0, -10))
+    torch.manual_seed(0)
+    glmc = methods.glmc.GLMC(model, 10, counts, args)
+    layers = {"re-balanced": model[2], **{name: module for name, module in glmc.heads.named_modules()
+                                          if isinstance(module, torch.nn.Linear)}}
+    assert sorted(layers) == ["plain", "predictor.layers", "projection.layers", "re-balanced"]
+    for name, layer in layers.items():
+        assert layer.weight.std().item() == pytest.approx(math.sqrt(2 / layer.in_features), rel=0.1), name
+    trained = model[2].weight.detach().clone()
+    methods.glmc.GLMC(model, 10, counts, argparse.Namespace(**vars(args), init_from="a run"))
+    assert torch.equal(model[2].weight, trained)
+    torch.manual_seed(0)
+    default = torch.nn.Sequential(torch.nn.Linear(4, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    start = default[2].weight.detach().clone()
+    methods.glmc.GLMC(default, 10, counts, argparse.Namespace(**vars(args), glmc_init="default"))
+    assert torch.equal(default[2].weight, start)  # PyTorch's start, as GLMC runs before the fix had it
+
+
+def test_a_glmc_run_of_the_old_start_is_trained_again(trained):
+    """A run that records no --glmc_init (trained before their start was found) differs from what a plan's GLMC row
+    trains now, so 3_run.sh trains it again instead of reusing it."""
+    import json
+
+    import runs
+    from conftest import TRAINED_FLAGS, run_dir_of
+    run_dir = run_dir_of(trained)
+    config = json.loads((run_dir / "config.json").read_text())
+    flags = [*TRAINED_FLAGS, "--objective=ERM", "--method=glmc"]
+    config["args"].update(method="glmc", glmc_label_weighting=1.2, glmc_consistency=4.0, glmc_resample=0.0)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert "glmc_init" in runs.differences(run_dir, flags)
+    config["args"]["glmc_init"] = "kaiming"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert "glmc_init" not in runs.differences(run_dir, flags)
+
+
 def test_two_views_of_an_image_differ_and_repeat_under_a_seed(workdir):
     split = loader.load_splits(workdir / "a_datasets", "tiny")["train"]
 
