@@ -29,11 +29,19 @@ AUTHORS=("AUTHORS: [ -e $RIDE_OUT/run.json ] || PYTHONPATH=\"\${RIDE_DEPS:-/work
 # The transfer experiment (results/transfer.sh: LIFT's mechanics on a network pretrained here), one job of its own
 # after seed 1's rows; like AUTHORS, a command rather than a fmnist-lt plan call.
 TRANSFER=("AUTHORS: bash \"$HERE/results/transfer.sh\"")
+# GLMC's code on seeds 1 and 2 beside this project's (seed 0 alone cannot tell a gap from a seed's spread).
+glmc_authors() {
+    local out="results/authors/glmc/fmnist-lt-seed$1"
+    echo "AUTHORS: [ -e $out/run.json ] || OMP_NUM_THREADS=1 python \"$HERE/bench/authors/glmc.py\" \
+        --code \"\${GLMC_CODE:-/work/official/GLMC/GLMC-2023}\" --dataset fmnist-lt --seed $1 \
+        --data_dir \"$PWD/a_datasets\" --out $out"
+}
 JOBS=()
 for seed in 0 1 2; do
     JOBS+=("SEEDS=$seed" "SEEDS=$seed OBJECTIVES=baselines")
     [ "$seed" != 0 ] || JOBS+=("${AUTHORS[@]}")
     [ "$seed" != 1 ] || JOBS+=("${TRANSFER[@]}")
+    [ "$seed" = 0 ] || JOBS+=("$(glmc_authors "$seed")")
 done
 for seed in 0 1; do
     JOBS+=("SEEDS=$seed $SIXTY OBJECTIVES='$SCHEDULE_ROWS'")
