@@ -17,7 +17,8 @@
 #   DATASET     PLAN=study: the folder in a_datasets/ to study (its network, size and schedule: study.py)
 #   MODEL, HEIGHT, WIDTH, AUGMENT, PRETRAINED   PLAN=study: override the study's network, size, augmentation
 #               (default crop: a study cannot know whether a mirrored image is still its class), or fine-tune
-#               ImageNet weights (PRETRAINED=1, from the torch hub cache)
+#               ImageNet weights (PRETRAINED=1, from the torch hub cache); MODEL=clip:NAME.TAG (weights in
+#               open_clip's cache) studies LIFT's rows with its recipe at the encoder's input size
 #   SEEDS       seeds to run every row with (default "0"; SEED is read too)
 #   OBJECTIVES  the rows: OBJECTIVE or OBJECTIVE:FLAG,FLAG, e.g. "ERM LDAM:--drw CCE:--ccegamma=2"; a row may be
 #               named, name=OBJECTIVE:FLAGS, and a second stage names its first with --init_from=row:NAME (or
@@ -111,6 +112,15 @@ case "$PLAN" in
         MODEL="${USER_MODEL:-$MODEL}"; DEFAULT_EPOCHS="$STUDY_EPOCHS"
         TRAIN_FLAGS="--lr=$LR --lrstep $LRSTEP --warmup --batchsize=$BATCH --height=${HEIGHT:-$SIZE} --width=${WIDTH:-$SIZE} --augment=${AUGMENT:-crop}${PRETRAINED:+ --pretrained}"
         DEFAULT_OBJECTIVES="ERM LA BS LDAM:--drw CRT CCE"
+        if [[ "$MODEL" == clip:* ]]; then  # a CLIP encoder (its weights cached, or EXTRA=--pretrained=FILE): LIFT's
+            # recipe at the encoder's input size (docs/recipes.md), its default module, the classifier alone, and ERM
+            size="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import network
+size = network(sys.argv[2]).exact_size
+print(size if isinstance(size, int) else size[0])" "$HERE" "$MODEL")" || exit 2
+            DEFAULT_EPOCHS=10; LRSTEP=""  # the study's lr stages are its from-scratch recipe's
+            TRAIN_FLAGS="--lr=0.01 --weight_decay=5e-4 --schedule=cosine_each_epoch --batchsize=128 --height=${HEIGHT:-$size} --width=${WIDTH:-$size} --augment=${AUGMENT:-rrc_flip} --pretrained"
+            DEFAULT_OBJECTIVES="LA:--method=lift LA:--method=lift,--lift_module=none ERM:--method=lift"
+        fi
         PREPARE=(true) ;;
     fmnist-lt)  # CPU-sized: SimpleCNN, 15 epochs, Fashion-MNIST with CIFAR-10-LT's counts (ratio 100)
         DATASET="fmnist-lt"; MODEL=41; DEFAULT_OBJECTIVES="$ALL_OBJECTIVES"; DEFAULT_EPOCHS=15

@@ -81,6 +81,24 @@ def test_a_plan_takes_a_backbone_by_name_and_the_transfer_plans_their_rows(tmp_p
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: MODEL: "), bad.stderr
 
 
+def test_a_study_of_a_clip_encoder_runs_lifts_rows_at_its_input_size(tmp_path):
+    """PLAN=study with MODEL=clip:...: LIFT's recipe and rows (its module, the classifier alone, ERM), at the
+    encoder's only input size, from its weights, whatever size the study would pick for the data."""
+    make_dataset(tmp_path / "a_datasets", name="mine")
+    (tmp_path / "tiny.json").write_text(json.dumps({"embed_dim": 16, "vision_cfg": {
+        "image_size": 48, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}}))
+    result = run_sh(tmp_path, DRY_RUN="1", PLAN="study", DATASET="mine", MODEL="clip:tiny.json")
+    assert result.returncode == 0, result.stderr
+    trains = [shlex.split(line) for line in result.stdout.splitlines() if "1_train.py" in line]
+    assert [[a for a in argv if a.startswith(("--objective", "--method", "--lift_module"))] for argv in trains] == [
+        ["--objective=LA", "--method=lift"], ["--objective=LA", "--method=lift", "--lift_module=none"],
+        ["--objective=ERM", "--method=lift"]]
+    for argv in trains:
+        assert {"--epochs=10", "--lr=0.01", "--weight_decay=5e-4", "--schedule=cosine_each_epoch", "--height=48",
+                "--width=48", "--augment=rrc_flip", "--pretrained", "--model=clip:tiny.json"} <= set(argv), argv
+        assert not any(a.startswith("--lrstep") for a in argv)
+
+
 def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):
     result = run_sh(tmp_path, DRY_RUN="1", LAUNCH="torchrun --nproc_per_node=8", PROCESSES="8",
                     PLAN="imagenet-lt", LISTS="/lists", IMAGES="/data/imagenet")
