@@ -107,12 +107,6 @@ def _as_runs(predictions):
     return [np.asarray(p) for p in (predictions if np.ndim(predictions) == 2 else [predictions])]
 
 
-def _replicates(targets, runs, draws):
-    """Top-1 and balanced accuracy (%) of every run on every image replicate: two ``runs x resamples`` arrays."""
-    per_run = [_accuracies(np.asarray(targets) == run, draws) for run in runs]
-    return np.array([top1 for top1, _ in per_run]), np.array([balanced for _, balanced in per_run])
-
-
 def bootstrap_intervals(targets, predictions, resamples=RESAMPLES, seed=0, level=0.95):
     """95 % stratified bootstrap intervals of top-1 and balanced accuracy over the test images only:
     ``{"acc": [lo, hi], "balanced_acc": [lo, hi]}``.
@@ -121,9 +115,10 @@ def bootstrap_intervals(targets, predictions, resamples=RESAMPLES, seed=0, level
     with different seeds): the interval is then that of their mean, with the images
     resampled once per replicate for all runs and the runs held fixed.
     """
-    top1, balanced = _replicates(targets, _as_runs(predictions), stratified_resamples(targets, resamples, seed))
-    return {"acc": percentile_interval(top1.mean(axis=0), level),
-            "balanced_acc": percentile_interval(balanced.mean(axis=0), level)}
+    targets = np.asarray(targets)
+    per_image = np.mean([(targets == run).astype(np.float64) for run in _as_runs(predictions)], axis=0)  # linear
+    top1, balanced = _accuracies(per_image, stratified_resamples(targets, resamples, seed))
+    return {"acc": percentile_interval(top1, level), "balanced_acc": percentile_interval(balanced, level)}
 
 
 def class_weights(targets, weighting="balanced"):
@@ -243,10 +238,9 @@ def paired_difference(targets, predictions_a, predictions_b, resamples=RESAMPLES
     runs_b = [np.asarray(p) for p in (predictions_b if np.ndim(predictions_b) == 2 else [predictions_b])]
     targets = np.asarray(targets)
     draws = stratified_resamples(targets, resamples, seed)
-    differences = np.zeros(resamples)
-    for a, b in zip(runs_a, runs_b):
-        differences += _accuracies(b == targets, draws)[1] - _accuracies(a == targets, draws)[1]
-    differences /= len(runs_a)
+    # The mean over pairs is linear: taken per image first, one pass over the replicates instead of two per pair.
+    per_image = np.mean([(b == targets).astype(np.float64) - (a == targets) for a, b in zip(runs_a, runs_b)], axis=0)
+    differences = _accuracies(per_image, draws)[1]
     point = np.mean([balanced_accuracy(targets, b) - balanced_accuracy(targets, a) for a, b in zip(runs_a, runs_b)])
     return float(point), percentile_interval(differences, level)
 
@@ -279,8 +273,11 @@ def paired_over_seeds(targets, predictions_a, predictions_b, resamples=RESAMPLES
     correct_b = np.array([targets == run for run in _as_runs(predictions_b)], dtype=np.float64)
     differences, image_var = paired_differences(targets, predictions_a, predictions_b, weighting)
     draws = stratified_resamples(targets, resamples, seed)
-    replicates = sum(w * (correct_b[:, indices].mean(axis=2) - correct_a[:, indices].mean(axis=2))
-                     for w, indices in zip(class_weights(targets, weighting), draws)).mean(axis=0) * 100.0
+    # Each replicate is the pairs' mean difference on one resample of the images; the mean over the pairs is linear,
+    # so it is taken first, per image (one gather per class instead of two per pair).
+    per_image = (correct_b - correct_a).mean(axis=0)
+    replicates = sum(w * per_image[indices].mean(axis=1)
+                     for w, indices in zip(class_weights(targets, weighting), draws)) * 100.0
     return {"differences": differences.tolist(), "mean": float(np.mean(differences)), "image_var": image_var,
             "seeds_and_images": mean_interval(differences, image_var, level),
             "t": t_interval(differences, level),

@@ -171,7 +171,7 @@ def test_seed_intervals_of_identical_runs_are_the_image_variance_alone():
     half = z * np.sqrt(v + z ** 2 * (100 / n_eff) ** 2)
     assert interval == pytest.approx([centre - half, centre + half])
     draws = stats.stratified_resamples(targets, 20000, seed=1)
-    bootstrap = stats._replicates(targets, [predictions], draws)[1][0]
+    bootstrap = stats._accuracies(targets == predictions, draws)[1]
     right = targets == predictions
     by_class = [right[targets == k] for k in range(3)]
     unbiased = sum(np.var(values, ddof=1) / len(values) for values in by_class) / 9 * 100 ** 2
