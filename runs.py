@@ -29,7 +29,7 @@ import criterion
 import methods
 import stats
 import train_args
-from b_models.foundation import spec_argument
+from b_models.foundation import is_config_file, parse as parse_spec, spec_argument
 from get_model import build_network, chosen_model, model_name
 from runtime import torch_minor
 from utils import (UserError, WriteError, atomic_write, contained, inside, load_checkpoint, load_weights, name_argument,
@@ -833,6 +833,13 @@ _NOT_TRAINING = {"seed", "tag", "init_from", "resume", "data_dir", "logs_dir", "
                  "compile", "no_amp", "amp_eval", "skip_bad_images", "sync_bn", "many_shot", "few_shot"}
 
 
+def resolved_spec(spec):
+    """A backbone spec with a config file's path made absolute (``clip:cfg.json`` -> ``clip:/abs/cfg.json``), as
+    ``1_train.py`` records it; any other spec as it is."""
+    library, name = parse_spec(spec)
+    return f"{library}:{Path(name).resolve()}" if is_config_file(library, name) else spec
+
+
 def differences(run_dir, argv):
     """The settings in which a run differs from what ``1_train.py argv`` would train now (its saved arguments
     against the flags resolved by today's code): a plan's row found by its tag is reused only when there are none
@@ -846,6 +853,8 @@ def differences(run_dir, argv):
         a, b = saved.get(key), wanted.get(key)
         if key == "pretrained" and a not in (None, "imagenet") and b not in (None, "imagenet"):
             return Path(a).resolve() == Path(b).resolve()
+        if key == "model" and isinstance(a, str) and isinstance(b, str):  # a config file, as 1_train.py records it
+            return resolved_spec(a) == resolved_spec(b)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
             return math.isclose(a, b, rel_tol=1e-12)
         return json.dumps(a) == json.dumps(b)

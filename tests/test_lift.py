@@ -266,3 +266,13 @@ def test_a_class_mean_start_needs_no_text_tower(lift_run):
     result = call("1_train.py", *TRAIN, "--epochs=1", "--pretrained=tower2.safetensors", "--lift_init=class_mean",
                   "--lift_module=none", cwd=folder)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_plan_finds_a_run_of_a_config_file_current(lift_run, monkeypatch):
+    """The run records its config file by absolute path, the plan passes it relative: the same model, so the run is
+    reused (resumed, evaluated), not trained again."""
+    folder, _ = lift_run
+    monkeypatch.chdir(folder)
+    run_dir = run_dir_of(folder, objective="LA", model="clip-clip")
+    assert runs.differences(run_dir, [*TRAIN, "--epochs=2"]) == []
+    assert runs.differences(run_dir, [*TRAIN, "--epochs=2", "--lift_module=lora"]) == ["lift_module"]
