@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import get_model
 import runs
 import train_args
-from conftest import call, run_dir_of
+from conftest import call
 
 # A 2-block ViT of width 32 (2 heads, MLP 128) on 32 x 32 images in 8 x 8 patches, and a 1-block text tower with
 # OpenAI's vocabulary (the tokenizer's ids) and 16 tokens.
@@ -57,7 +57,8 @@ def clip_folder(tmp_path_factory):
 # out (M x W + W).  K = 3 classes: their bottleneck rule gives 2^max(0, int(log2(3 / 4))) = 2^0 = 1.
 HEAD = len(CLASSES) * WIDTH
 BLOCK_BIASES = WIDTH + 3 * WIDTH + WIDTH + WIDTH + MLP + WIDTH
-BLOCK = 4 * WIDTH + (3 * WIDTH * WIDTH + 3 * WIDTH) + (WIDTH * WIDTH + WIDTH) + (WIDTH * MLP + MLP) + (MLP * WIDTH + WIDTH)
+BLOCK = (4 * WIDTH + (3 * WIDTH * WIDTH + 3 * WIDTH) + (WIDTH * WIDTH + WIDTH) + (WIDTH * MLP + MLP)
+         + (MLP * WIDTH + WIDTH))
 HAND_COUNTS = {
     "none": HEAD,
     "adaptformer": HEAD + LAYERS * (2 * WIDTH + (WIDTH * 1 + 1) + (1 * WIDTH + WIDTH) + 1),  # LN, down, up, scale
@@ -187,24 +188,31 @@ def lift_run(tmp_path_factory):
     return folder, result
 
 
+def fixture_run(folder):
+    """The run ``lift_run`` trained (2 epochs; other tests add 1-epoch runs beside it)."""
+    (run_dir,) = [run for run in (folder / "logs" / "clip-clip" / "tiny" / "LA").iterdir()
+                  if json.loads((run / "config.json").read_text())["args"]["epochs"] == 2]
+    return run_dir
+
+
 def test_a_lift_run_trains_tests_and_predicts_from_its_files(lift_run):
     folder, result = lift_run
     assert "skipped" in result.stdout and "and " in result.stdout  # the text tower's weights: named in part
-    run_dir = run_dir_of(folder, objective="LA", model="clip-clip")
+    run_dir = fixture_run(folder)
     config = json.loads((run_dir / "config.json").read_text())["args"]
     assert config["lift_module"] == "adaptformer" and config["lift_scale"] == 25.0 and config["lift_tte_expand"] == 3
     state = torch.load(next(run_dir.glob("[0-9]*.pth")), weights_only=True)
     assert state["model_config"]["text_cfg"] == LIFT_CLIP["text_cfg"]
     assert "tuner.adaptformer.0.scale" in state["model"] and state["model"]["head.weight"].shape == (3, WIDTH)
-    tested = call("2_test.py", "--model=clip:clip.json", "--dataset=tiny", "--objective=LA", "--datetime=latest",
-                  "--posthoc_tau=auto", "--tau_norm=auto", cwd=folder)  # as a plan evaluates every row
+    tested = call("2_test.py", "--model=clip:clip.json", "--dataset=tiny", "--objective=LA",
+                  f"--datetime={run_dir.name}", "--posthoc_tau=auto", "--tau_norm=auto", cwd=folder)  # as a plan does
     assert tested.returncode == 0, tested.stderr
     assert "--tau_norm auto: left out, a cosine classifier's class vectors all have unit norm" in tested.stderr
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     assert metrics["ensemble"]["crops"] == 5 and 0 <= metrics["ensemble"]["balanced_acc"] <= 100
     images = folder / "a_datasets" / "tiny" / "test" / "cat"
-    predicted = call("predict.py", "--model=clip:clip.json", "--dataset=tiny", "--objective=LA", "--datetime=latest",
-                     "--images", images, "--out", folder / "p.csv", cwd=folder)
+    predicted = call("predict.py", "--model=clip:clip.json", "--dataset=tiny", "--objective=LA",
+                     f"--datetime={run_dir.name}", "--images", images, "--out", folder / "p.csv", cwd=folder)
     assert predicted.returncode == 0, predicted.stderr
     assert len((folder / "p.csv").read_text().splitlines()) == 1 + len(list(images.glob("[0-9]*")))
 
@@ -273,6 +281,6 @@ def test_a_plan_finds_a_run_of_a_config_file_current(lift_run, monkeypatch):
     reused (resumed, evaluated), not trained again."""
     folder, _ = lift_run
     monkeypatch.chdir(folder)
-    run_dir = run_dir_of(folder, objective="LA", model="clip-clip")
+    run_dir = fixture_run(folder)
     assert runs.differences(run_dir, [*TRAIN, "--epochs=2"]) == []
     assert runs.differences(run_dir, [*TRAIN, "--epochs=2", "--lift_module=lora"]) == ["lift_module"]
