@@ -226,7 +226,8 @@ def complete(settings):
     before a flag existed did what the project did then: a plain head (before ``--normed_head``), flips with every
     policy (before ``--flip``) and black fill, CMO's minority classes drawn in proportion to 1 / n_k (``--cmo_alpha
     2``), every batch mixed in every epoch, the batch-norm statistics of a frozen backbone kept, MaxNorm as an
-    absolute radius after every step, SAM's second pass keeping the statistics."""
+    absolute radius after every step, SAM's second pass keeping the statistics, GLMC's linear layers at PyTorch's
+    start."""
     saved = dict(settings)
     if "flip" not in saved and saved.get("augment") in POLICIES:
         saved["flip"] = True
@@ -242,6 +243,8 @@ def complete(settings):
         saved.update(maxnorm_threshold="absolute", maxnorm_every="step")
     if "sam_bn_stats" not in saved and saved.get("sam_rho"):
         saved["sam_bn_stats"] = "first"
+    if saved.get("glmc_init") is None and saved.get("method") == "glmc":
+        saved["glmc_init"] = "default"
     return resolve({**_defaults(), "normed_head": False, **saved})
 
 

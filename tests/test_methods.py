@@ -175,7 +175,9 @@ def test_a_glmc_run_of_the_old_start_is_trained_again(trained):
     config = json.loads((run_dir / "config.json").read_text())
     flags = [*TRAINED_FLAGS, "--objective=ERM", "--method=glmc"]
     config["args"].update(method="glmc", glmc_label_weighting=1.2, glmc_consistency=4.0, glmc_resample=0.0)
+    config["args"].pop("glmc_init", None)  # as a run saved before the flag existed
     (run_dir / "config.json").write_text(json.dumps(config))
+    assert runs.run_settings(run_dir)["glmc_init"] == "default"  # what such a run did: PyTorch's start
     assert "glmc_init" in runs.differences(run_dir, flags)
     config["args"]["glmc_init"] = "kaiming"
     (run_dir / "config.json").write_text(json.dumps(config))
