@@ -226,8 +226,8 @@ def complete(settings):
     before a flag existed did what the project did then: a plain head (before ``--normed_head``), flips with every
     policy (before ``--flip``) and black fill, CMO's minority classes drawn in proportion to 1 / n_k (``--cmo_alpha
     2``), every batch mixed in every epoch, the batch-norm statistics of a frozen backbone kept, MaxNorm as an
-    absolute radius after every step, SAM's second pass keeping the statistics, GLMC's linear layers at PyTorch's
-    start."""
+    absolute radius after every step, SAM's second pass keeping the statistics; and what a method says its runs did before a flag of
+    its (``Method.before_flags``)."""
     saved = dict(settings)
     if "flip" not in saved and saved.get("augment") in POLICIES:
         saved["flip"] = True
@@ -243,8 +243,10 @@ def complete(settings):
         saved.update(maxnorm_threshold="absolute", maxnorm_every="step")
     if "sam_bn_stats" not in saved and saved.get("sam_rho"):
         saved["sam_bn_stats"] = "first"
-    if saved.get("glmc_init") is None and saved.get("method") == "glmc":
-        saved["glmc_init"] = "default"
+    method = methods.get(saved.get("method"))
+    for flag, value in (method.before_flags if method is not None else {}).items():
+        if saved.get(flag) is None:  # a run saved before the method's flag existed did this
+            saved[flag] = value
     return resolve({**_defaults(), "normed_head": False, **saved})
 
 

@@ -26,6 +26,7 @@ class Method:
     # transform of one uint8 image (augment.apply_policy); with more than one, a batch's images are a list of views
     own_loss = False  # True: the method's loss replaces the objective's (the run must say --objective ERM)
     experts = False  # True: the network evaluates several classifiers (experts): one-classifier operations refuse
+    before_flags = {}  # flag -> the value a run saved before the flag existed trained with (train_args.complete)
     partner = None  # the flag whose value is the sampler exponent of a second, partner stream of batches (GLMC)
 
     # ------------------------------------------------------------ flags and the network (class methods)

@@ -35,6 +35,7 @@ class GLMC(Method):
                           help="GLMC: how its linear layers start: kaiming (their code's kaiming_normal_) or "
                                "PyTorch's default (this project's GLMC runs before 2026-12-07, kept comparable)"),
     }
+    before_flags = {"glmc_init": "default"}  # runs before 2026-12-07 started at PyTorch's default
     views = ("train", "train")
     own_loss = True
     partner = "glmc_resample"

@@ -249,7 +249,11 @@ def main(args):
         Trainer._valid_epoch = their_valid_epoch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    best = torch.load(config.save_dir / "model_best.pth", map_location=device, weights_only=False)  # their pickle
+    import pathlib
+
+    from parse_config import ConfigParser  # their checkpoint holds their config object (and its paths) beside the
+    with torch.serialization.safe_globals([ConfigParser, pathlib.PosixPath]):  # tensors; nothing else is allowed
+        best = torch.load(config.save_dir / "model_best.pth", map_location=device, weights_only=True)
     model = config.init_obj("arch", module_arch).to(device)
     model.load_state_dict(best["state_dict"])
     model.eval()
