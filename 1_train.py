@@ -27,8 +27,8 @@ from get_model import (architecture_config, build_network, check_input_size, cho
 from augment import Mixer, policy, scaled_pauses
 from loader import BatchStream, load_splits, train_stats
 from optimisation import build_optimisation, build_optimiser, sam_step
-from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, checkpoint_normalisation, create_run_dir, find_run_dir,
-                  load_run_checkpoint, method_network, model_folder, resolve_init, saved_arguments)
+from runs import (LAST_CHECKPOINT, RESUME_KEYS, RunRecorder, checkpoint_normalisation, create_run_dir, file_sha256,
+                  find_run_dir, load_run_checkpoint, method_network, model_folder, resolve_init, saved_arguments)
 from runtime import Runtime, environment_record, exit_process
 from stats import classification_metrics
 from train_args import check, get_args_parser, warn_unread
@@ -399,6 +399,8 @@ def train(args, runtime):
             about["init_from"] = state["init_from"]
         if head is not None:
             about["maxnorm_radius"] = training.max_norm
+        if state is None and args.pretrained not in (None, "imagenet"):  # which file, should one replace it later
+            about["pretrained_sha256"] = file_sha256(args.pretrained)
         recorder = RunRecorder(run_dir, about, start_epoch, best)
         print(f"{'resuming' if state else 'training'} {model_name} on {args.dataset} ({len(classes)} classes, "
               f"{train_stream.num_samples} train / {valid_stream.num_samples} valid images) with {args.objective} "

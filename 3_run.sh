@@ -30,6 +30,8 @@
 #               four times the length
 #   EXTRA       more flags for every 1_train.py run
 #   ROOT        torchvision's download folder for the benchmark plans (default data)
+#   SOURCE      PLAN=transfer: the source network's checkpoint its rows fine-tune (default
+#               logs/transfer-source.pth; a run records the file's SHA-256, so another file there trains them again)
 #   LISTS       the large plans: the folder holding the split lists (ImageNet_LT_train.txt, ...)
 #   IMAGES      the large plans: the folder the lists' paths are relative to
 #   MODEL       the network, overriding the plan's (imagenet-lt: 14 ResNeXt-50, or 11 ResNet-50): a registry index,
@@ -71,6 +73,8 @@ except UserError as error:
 [ -z "$STUDIED" ] || check_name DATASET "$STUDIED"
 source "$HERE/slurm_plan.sh"  # the Slurm functions; their values are checked before any work
 if [ "${SCHEDULER:-local}" = slurm ] || [ "${LAUNCH:-}" = slurm ]; then check_slurm_values; fi
+# LIFT's optimisation (docs/recipes.md, "LIFT"): SGD at lr 0.01, weight decay 5e-4, cosine per epoch, batch 128
+LIFT_RECIPE="--lr=0.01 --weight_decay=5e-4 --schedule=cosine_each_epoch --batchsize=128"
 ALL_OBJECTIVES="ERM CCE COT FL CB LDAM:--drw BS LA"
 LARGE_OBJECTIVES="ERM LDAM:--drw BS LA"
 
@@ -115,10 +119,14 @@ case "$PLAN" in
         if [[ "$MODEL" == clip:* ]]; then  # a CLIP encoder (its weights cached, or EXTRA=--pretrained=FILE): LIFT's
             # recipe at the encoder's input size (docs/recipes.md), its default module, the classifier alone, and ERM
             size="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from get_model import network
-size = network(sys.argv[2]).exact_size
-print(size if isinstance(size, int) else size[0])" "$HERE" "$MODEL")" || exit 2
+try:
+    size = network(sys.argv[2]).exact_size
+except ValueError as error:
+    sys.exit(f'error: MODEL: {error}')
+print(*((size, size) if isinstance(size, int) else size))" "$HERE" "$MODEL")" || exit 2
+            read -r height width <<< "$size"
             DEFAULT_EPOCHS=10; LRSTEP=""  # the study's lr stages are its from-scratch recipe's
-            TRAIN_FLAGS="--lr=0.01 --weight_decay=5e-4 --schedule=cosine_each_epoch --batchsize=128 --height=${HEIGHT:-$size} --width=${WIDTH:-$size} --augment=${AUGMENT:-rrc_flip} --pretrained"
+            TRAIN_FLAGS="$LIFT_RECIPE --height=${HEIGHT:-$height} --width=${WIDTH:-$width} --augment=${AUGMENT:-rrc_flip} --pretrained"
             DEFAULT_OBJECTIVES="LA:--method=lift LA:--method=lift,--lift_module=none ERM:--method=lift"
         fi
         PREPARE=(true) ;;
@@ -188,7 +196,7 @@ print(size if isinstance(size, int) else size[0])" "$HERE" "$MODEL")" || exit 2
             TRAIN_FLAGS="--optimizer=adamw --lr=1e-3 --weight_decay=0.05 --schedule=cosine --warmup --batchsize=128 --height=32 --width=32 --augment=crop_flip"
         else
             DATASET="fmnist-tail"; DEFAULT_EPOCHS=10
-            TRAIN_FLAGS="--pretrained=${SOURCE:-logs/transfer-source.pth} --lr=0.01 --weight_decay=5e-4 --schedule=cosine_each_epoch --batchsize=128 --height=32 --width=32 --augment=crop_flip"
+            TRAIN_FLAGS="--pretrained=${SOURCE:-logs/transfer-source.pth} $LIFT_RECIPE --height=32 --width=32 --augment=crop_flip"
             LIFT="--method=lift,--lift_init=class_mean"
             DEFAULT_OBJECTIVES="ERM:$LIFT,--lift_module=none LA:$LIFT,--lift_module=none
                 ERM:$LIFT,--lift_module=full,--lr=0.0005 LA:$LIFT,--lift_module=full,--lr=0.0005 ERM:$LIFT LA:$LIFT"
@@ -370,7 +378,12 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
             --datetime="<run of tag $(row_tag "$spec"), seed $seed>" $eval_flags
         return
     fi
-    found="$(find_run "$seed" "$spec")"; IFS=$'\t' read -r status run _ <<< "$found"
+    # A run trained just now is found by its tag (its folder is named when it starts); a resumed or finished one is
+    # the folder found above
+    case "$status" in
+        evaluated|complete|incomplete) ;;
+        *) found="$(find_run "$seed" "$spec")"; IFS=$'\t' read -r status run _ <<< "$found" ;;
+    esac
     if [ "$status" != evaluated ]; then
         "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" \
             --datetime="$(basename "$run")" $eval_flags

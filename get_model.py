@@ -24,7 +24,7 @@ from b_models.heads import add_class_scales, cosine_head, find_classifier, fresh
 from b_models.simple_cnn import SimpleCNN
 from b_models.small_image_resnets import ResNet18, ResNet34, ResNet50, ResNet101, ResNet152
 from b_models.squeezenet import SqueezeNet
-from utils import UserError, load_checkpoint, load_weights
+from utils import load_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -240,20 +240,11 @@ def _renamed_densenet_keys(state):
 def load_matching(model, path):
     """Load the entries of a state dict file whose names and shapes fit ``model``; return the names skipped.
 
-    The file (safetensors, or torch.save's read with ``weights_only``) may hold a plain
-    state dict or a checkpoint of this project (``model``) or of other tools
-    (``state_dict``); one of a module of ``model`` alone (a CLIP tower's weights without
-    ``visual.``) loads into that module.  Raises ``ValueError`` when nothing fits.
+    The file is read by ``foundation.weights_in`` (a plain state dict, or a checkpoint's); one of a module of
+    ``model`` alone (a CLIP tower's weights without ``visual.``) loads into that module.  Raises ``ValueError``
+    when nothing fits.
     """
-    try:
-        state = load_weights(path)
-    except UserError as error:
-        raise ValueError(str(error)) from None
-    for key in ("model", "state_dict", "model_state_dict"):
-        if isinstance(state.get(key), dict):
-            state = state[key]
-    state = {name.removeprefix("module."): value for name, value in state.items()
-             if isinstance(name, str) and torch.is_tensor(value)}
+    state = foundation.weights_in(path)
     own = model.state_dict()
     for prefix in ("", *(f"{name}." for name, _ in model.named_children())):
         fitting = {prefix + name: value for name, value in state.items()

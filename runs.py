@@ -29,11 +29,11 @@ import criterion
 import methods
 import stats
 import train_args
-from b_models.foundation import is_config_file, parse as parse_spec, spec_argument
+from b_models.foundation import absolute_spec, spec_argument
 from get_model import build_network, chosen_model, model_name
 from runtime import torch_minor
-from utils import (UserError, WriteError, atomic_write, contained, inside, load_checkpoint, load_weights, name_argument,
-                   save_atomic, write_json_atomic)
+from utils import (ArgumentParser, UserError, WriteError, atomic_write, contained, inside, load_checkpoint, load_weights,
+                   name_argument, run_cli, save_atomic, write_json_atomic)
 
 RUN_TIME_FORMAT = "%Y-%m-%d-%H-%M-%S"
 RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$")
@@ -403,6 +403,8 @@ class RunRecorder:
         """``config.json``: the arguments and the environment of the run (and of each resumption)."""
         path = self.run_dir / CONFIG
         config = {"args": self.about["args"], "environment": self.about["environment"]}
+        if "pretrained_sha256" in self.about:  # the --pretrained file it started from
+            config["pretrained_sha256"] = self.about["pretrained_sha256"]
         if resumed and path.is_file():
             try:
                 config = json.loads(path.read_text())
@@ -833,17 +835,11 @@ _NOT_TRAINING = {"seed", "tag", "init_from", "resume", "data_dir", "logs_dir", "
                  "compile", "no_amp", "amp_eval", "skip_bad_images", "sync_bn", "many_shot", "few_shot"}
 
 
-def resolved_spec(spec):
-    """A backbone spec with a config file's path made absolute (``clip:cfg.json`` -> ``clip:/abs/cfg.json``), as
-    ``1_train.py`` records it; any other spec as it is."""
-    library, name = parse_spec(spec)
-    return f"{library}:{Path(name).resolve()}" if is_config_file(library, name) else spec
-
-
 def differences(run_dir, argv):
     """The settings in which a run differs from what ``1_train.py argv`` would train now (its saved arguments
-    against the flags resolved by today's code): a plan's row found by its tag is reused only when there are none
-    (a default that changed since, for one, makes the old run another training)."""
+    against the flags resolved by today's code, and ``pretrained`` when the file it started from has changed since:
+    its recorded SHA-256): a plan's row found by its tag is reused only when there are none (a default that changed
+    since, for one, makes the old run another training)."""
     args = train_args.get_args_parser().parse_args(argv)
     args.lrstep = [int(step) for step in str(" ".join(map(str, args.lrstep))).replace(",", " ").split()]
     wanted = train_args.resolve(vars(args))
@@ -854,19 +850,28 @@ def differences(run_dir, argv):
         if key == "pretrained" and a not in (None, "imagenet") and b not in (None, "imagenet"):
             return Path(a).resolve() == Path(b).resolve()
         if key == "model" and isinstance(a, str) and isinstance(b, str):  # a config file, as 1_train.py records it
-            return resolved_spec(a) == resolved_spec(b)
+            return absolute_spec(a) == absolute_spec(b)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
             return math.isclose(a, b, rel_tol=1e-12)
         return json.dumps(a) == json.dumps(b)
-    return [key for key in sorted(wanted) if key not in _NOT_TRAINING and not same(key)]
+    changed = [key for key in sorted(wanted) if key not in _NOT_TRAINING and not same(key)]
+    if "pretrained" not in changed and wanted.get("pretrained") not in (None, "imagenet") and \
+            Path(wanted["pretrained"]).is_file():  # the same file name, but another file since (a source trained again)
+        try:
+            recorded = json.loads((run_dir / CONFIG).read_text()).get("pretrained_sha256")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if recorded is not None and recorded != file_sha256(wanted["pretrained"]):
+            changed.append("pretrained (its file changed)")
+    return changed
 
 
-def _find_main(argv=None):
+def find_parser():
     """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs]
-    [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB>
-    <folder><TAB><settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now (``differences``), or
-    nothing (exit 1)."""
-    parser = argparse.ArgumentParser(prog="runs.py find")
+    [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB>
+    <folder>``, ``stale<TAB><folder><TAB><settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now
+    (``differences``), or nothing (exit 1)."""
+    parser = ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model_index", type=int)
@@ -875,10 +880,12 @@ def _find_main(argv=None):
     parser.add_argument("--tag", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--logs_dir", default="logs")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    flags = argv[argv.index("--") + 1:] if "--" in argv else []  # the 1_train.py flags of the row
-    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    found = tagged_runs(args.logs_dir, model_name(args.model if args.model else args.model_index), args.dataset,
+    return parser
+
+
+def find_main(args, flags=()):
+    """``runs.py find`` (``find_parser``); ``flags``: the row's 1_train.py flags, given after ``--``."""
+    found = tagged_runs(args.logs_dir, model_folder(args.model if args.model else args.model_index), args.dataset,
                         args.tag, args.seed)
     if not found:
         return 1
@@ -901,4 +908,6 @@ def _find_main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(_find_main())
+    _argv = sys.argv[1:]
+    _cut = _argv.index("--") if "--" in _argv else len(_argv)
+    sys.exit(run_cli(lambda args: find_main(args, _argv[_cut + 1:]), find_parser(), _argv[:_cut]))

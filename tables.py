@@ -117,7 +117,8 @@ def plan_tags(plan, env, specs):
     for name in ("EPOCHS", "LRSTEP", "EXTRA", "DATASET_NAME", "MODEL"):
         if name not in dict(env):
             variables.pop(name, None)
-    done = subprocess.run(["bash", str(HERE / "3_run.sh")], env=variables, capture_output=True, text=True)
+    done = subprocess.run(["bash", str(HERE / "3_run.sh")], env=variables, capture_output=True, text=True,
+                          cwd=HERE)  # where the campaign runs the plans: a row's tag may name a file relative to it
     if done.returncode != 0:
         raise UserError(f"3_run.sh TAGS=1 PLAN={plan} failed: {done.stderr.strip().splitlines()[-1:]}")
     found = {}
@@ -462,8 +463,8 @@ LIFT_SIDE_BY_SIDE = "authors/lift/side-by-side.json"
 
 def lift_side_by_side_table(records, path=LIFT_SIDE_BY_SIDE):
     """``bench/authors/lift.py``'s comparison with LIFT's code, one row per module: the largest differences at the
-    start (trained parameters and logits), the two losses, the trained parameter counts and the largest difference
-    after one SGD step, beside how far that step moved them."""
+    start (trained parameters and logits), the two losses, the trained parameter counts, the trained tensors that
+    only one code has, and the largest difference after one SGD step, beside how far that step moved them."""
     import json
 
     file = records.root / path
@@ -471,14 +472,16 @@ def lift_side_by_side_table(records, path=LIFT_SIDE_BY_SIDE):
         return "not run yet: `python bench/authors/lift.py --code LIFT --out results/authors/lift/side-by-side.json`\n"
     about = json.loads(file.read_text())
     lines = [f"Their code: {about['code']} at {about['commit'][:7]}.", "",
-             "| module | same tokens | logits at the start, max diff | loss: theirs | loss: this project | "
-             "trained parameters: theirs / this project | after one step, max diff | the step's largest move |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| module | same tokens | trained parameters at the start, max diff | logits at the start, max diff | "
+             "loss: theirs | loss: this project | trained parameters: theirs / this project | trained tensors one "
+             "code alone has | after one step, max diff | the step's largest move |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in about["rows"]:
         (their_loss, our_loss), (their_count, our_count) = row["loss"], row["trained_parameters"]
-        lines.append(f"| {row['module']} | {'yes' if row['same_tokens'] else 'no'} | {row['logits_at_start']:.1e} | "
-                     f"{their_loss:.6f} | {our_loss:.6f} | {their_count:,} / {our_count:,} | "
-                     f"{row['after_one_step']:.1e} | {row['step']:.1e} |")
+        alone = ", ".join(row.get("theirs_only", []) + row["unmatched"]) or "none"
+        lines.append(f"| {row['module']} | {'yes' if row['same_tokens'] else 'no'} | {row['start']:.1e} | "
+                     f"{row['logits_at_start']:.1e} | {their_loss:.6f} | {our_loss:.6f} | "
+                     f"{their_count:,} / {our_count:,} | {alone} | {row['after_one_step']:.1e} | {row['step']:.1e} |")
     return "\n".join(lines) + "\n"
 
 

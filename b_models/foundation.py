@@ -30,6 +30,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # a model name, a tag, a co
 # What a CLIP model needs of an open_clip model config: the image tower, and the text tower's config (built only
 # when a method reads text features: LIFT's classifier starts from the class names' features).
 CLIP_KEYS = ("embed_dim", "vision_cfg", "quick_gelu", "text_cfg")
+VOCABULARY = 49408  # tokens of OpenAI's BPE tokenizer (open_clip's SimpleTokenizer), which reads the class names
 
 
 def parse(spec):
@@ -63,14 +64,19 @@ def spec_argument(text):
     return text
 
 
-def checked_spec(spec):
-    """The spec as a run records it: a config file must exist and is named by its absolute path."""
+def absolute_spec(spec):
+    """The spec as a run records it: a config file named by its absolute path (``clip:cfg.json`` ->
+    ``clip:/abs/cfg.json``), any other spec as it is."""
     library, name = parse(spec)
-    if not is_config_file(library, name):
-        return spec
-    if not Path(name).is_file():
+    return f"{library}:{Path(name).resolve()}" if is_config_file(library, name) else spec
+
+
+def checked_spec(spec):
+    """``absolute_spec``, once a config file is found to exist."""
+    library, name = parse(spec)
+    if is_config_file(library, name) and not Path(name).is_file():
         raise ValueError(f"--model {spec}: no file {name} (an open_clip model config: embed_dim and vision_cfg)")
-    return f"{library}:{Path(name).resolve()}"
+    return absolute_spec(spec)
 
 
 def describe(spec, config=None):
@@ -128,7 +134,7 @@ def _timm_pretrained(timm, name, cfg, num_classes):
                            ["model.safetensors", "pytorch_model.bin"], label)
     else:
         path = _torch_hub_cached(cfg.url, label)
-    state = _state_dict(path)
+    state = weights_in(path)
     try:
         model = timm.create_model(name, pretrained=True, num_classes=num_classes,
                                   pretrained_cfg_overlay=dict(source="", file=None, state_dict=state))
@@ -156,10 +162,16 @@ class ClipImageClassifier(nn.Module):
         return self.head(self.visual(images))
 
 
+def _clip_tag(open_clip, name):
+    """``(architecture, tag, the tag's open_clip config)`` of a CLIP spec's name; empty strings and ``{}`` for a
+    config file or a name without a tag."""
+    architecture, _, tag = ("", "", "") if is_config_file("clip", name) else name.partition(".")
+    return architecture, tag, open_clip.get_pretrained_cfg(architecture, tag) if tag else {}
+
+
 def _clip(folder, name, config):
     open_clip = _import("clip")
-    architecture, _, tag = ("", "", "") if is_config_file("clip", name) else name.partition(".")
-    tag_cfg = open_clip.get_pretrained_cfg(architecture, tag) if tag else {}
+    architecture, tag, tag_cfg = _clip_tag(open_clip, name)
     if tag and not tag_cfg and config is None:  # a recorded run is rebuilt from its config, whatever the tags now
         raise _unknown(f"open_clip tag of {architecture}:", tag, open_clip.list_pretrained_tags_by_model(architecture))
     if config is None:
@@ -209,9 +221,9 @@ def _clip_pretrained(model, name, tag_cfg):
                          "FILE")
     path = _clip_weights_path(name, tag_cfg)
     label = f"open_clip weights {name}"
-    state = {key: value for key, value in _state_dict(path).items() if key.startswith("visual.")}
+    state = {key: value for key, value in weights_in(path).items() if key.startswith("visual.")}
     own = {key: value for key, value in model.state_dict().items() if key.startswith("visual.")}
-    unfit = [key for key in own if key not in state or state[key].shape != own[key].shape]
+    unfit = _unfit(own, state)
     if unfit:
         raise ValueError(f"{path} does not hold the {label} (it lacks {unfit[0]}, or has another shape, and "
                          f"{len(unfit) - 1} more); delete it and put the published file there again")
@@ -250,17 +262,24 @@ def clip_text_features(spec, config, pretrained, texts):
     if pretrained is None:
         raise ValueError(f"--model {spec}: the text features need the CLIP's weights: give --pretrained FILE (a CLIP "
                          "state dict with its text tower) or --pretrained with a cached tag")
+    if text_cfg.get("vocab_size", VOCABULARY) != VOCABULARY:
+        raise ValueError(f"--model {spec}: its text tower has a vocabulary of {text_cfg['vocab_size']} tokens; the "
+                         f"text features are read with OpenAI's BPE tokenizer ({VOCABULARY} tokens) only")
     if pretrained == "imagenet":
-        architecture, _, tag = name.partition(".")
-        path = _clip_weights_path(name, open_clip.get_pretrained_cfg(architecture, tag) if tag else {})
+        _, tag, tag_cfg = _clip_tag(open_clip, name)
+        if not tag_cfg:
+            raise ValueError(f"--model {spec} names no published weights: give --pretrained FILE (a CLIP state dict "
+                             "with its text tower)")
+        path = _clip_weights_path(name, tag_cfg)
     else:
         path = Path(pretrained)
-    tower = _build_text_tower(config["embed_dim"], CLIPTextCfg(**text_cfg), config.get("quick_gelu", False))
-    state = _state_dict(path)
-    for key in ("model", "state_dict"):  # a checkpoint holding the state dict
-        state = state[key] if isinstance(state.get(key), dict) else state
+    try:
+        tower = _build_text_tower(config["embed_dim"], CLIPTextCfg(**text_cfg), config.get("quick_gelu", False))
+    except (TypeError, KeyError) as error:
+        raise ValueError(f"--model {spec}: its text_cfg is not an open_clip text tower's ({error})") from None
+    state = weights_in(path)
     own = tower.state_dict()
-    unfit = [key for key in own if key not in state or state[key].shape != own[key].shape]
+    unfit = _unfit(own, state)
     if unfit:
         raise ValueError(f"{path} holds no text tower of --model {spec} (it lacks {unfit[0]}, or has another shape, "
                          f"and {len(unfit) - 1} more): give the whole CLIP state dict")
@@ -296,11 +315,25 @@ def _torch_hub_cached(url, label, cache=None):
     return path
 
 
-def _state_dict(path):
+def weights_in(path):
+    """The tensors of a weights file by name (``utils.load_weights``: safetensors, or torch.save's read with
+    ``weights_only``): a plain state dict, or the one inside a checkpoint (``model``: this project's;
+    ``state_dict``, ``model_state_dict``: other tools'), without DDP's ``module.`` prefix; ``ValueError`` for a file
+    that cannot be read so."""
     try:
-        return load_weights(path)
+        state = load_weights(path)
     except UserError as error:
         raise ValueError(str(error)) from None
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    return {name.removeprefix("module."): value for name, value in state.items()
+            if isinstance(name, str) and torch.is_tensor(value)}
+
+
+def _unfit(own, state):
+    """The names of ``own`` (a module's state dict) that ``state`` lacks, or holds in another shape."""
+    return [key for key in own if key not in state or state[key].shape != own[key].shape]
 
 
 def _square(size):

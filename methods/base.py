@@ -33,14 +33,14 @@ class Method:
 
     @classmethod
     def check(cls, args, objective):
-        """Refuse (``UserError``) what this method does not go with.  The default: a method trains the whole
-        network with views of its own, so no ``--mix``, SAM, LWS, frozen backbone or complement step."""
+        """Refuse (``UserError``) what this method does not go with.  The default: a method trains with a network,
+        views and steps of its own, so no ``--mix``, SAM, LWS, frozen backbone or complement step."""
         clashes = [flag for flag, on in (("--mix", args.mix), ("--sam_rho", args.sam_rho), ("--lws", args.lws),
                                          ("--freeze_backbone", args.freeze_backbone),
                                          (f"--objective {args.objective}", objective.complement_step)) if on]
         if clashes:
-            raise UserError(f"--method {cls.name} trains the whole network with views of its own: it does not go "
-                            f"with {', '.join(clashes)}")
+            raise UserError(f"--method {cls.name} trains with a network, views and steps of its own: it does not "
+                            f"go with {', '.join(clashes)}")
         if cls.own_loss and args.objective != "ERM":
             raise UserError(f"--method {cls.name} has a loss of its own ({cls.about}): give --objective ERM")
 
@@ -62,9 +62,10 @@ class Method:
         self.heads = nn.ModuleDict()  # modules trained beside the network: in last.pth, never in the evaluated file
 
     def start(self, model, classes, args, train_stream):
-        """Called once before a fresh run's first epoch (not when one resumes), with the class names and the
-        training stream (its ``raw_batches``: the stored images, unaugmented): where a method sets weights from what
-        it knows of the classes (LIFT: its classifier from their names' text features, or from class means)."""
+        """Called once before a fresh run's first epoch (not when one resumes), with the class names (the folders'
+        names) and the training stream (``unaugmented()``: its images as an evaluation reads them): where a method
+        sets weights from what it knows of the classes (LIFT: its classifier from their names' text features, or
+        from class means)."""
 
     def set_epoch(self, epoch):
         """Called before each epoch (0-based)."""

@@ -7,13 +7,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from b_models.heads import NormedLinear
+from benchmarks import class_names
 from methods.base import Method
 from utils import UserError, number, positive
 
 # What their ViT_Tuner offers (models/peft_vit.py), by this project's names; "none" trains the classifier alone.
 MODULES = ("adaptformer", "adapter", "lora", "vpt_shallow", "vpt_deep", "bitfit", "ln", "ssf", "full", "none")
 BOTTLENECKED = ("adaptformer", "adapter", "lora")
-PROMPT = "a photo of a {}."  # their default prompt (trainer.py:344), class names with "_" as " " (trainer.py:306)
+PROMPT = "a photo of a {}."  # their default prompt (trainer.py:344), class names with "_" as " " (trainer.py:306):
+# here the names behind the class folders (benchmarks.class_names: without the label prefix data_split.py adds)
 TTE_EXPAND_AT_224 = 24  # their test-time ensemble's margin at 224 px (configs/model/clip_vit_b16.yaml)
 
 
@@ -51,10 +53,17 @@ class Lift(Method):
             raise UserError("--method lift fine-tunes a CLIP image encoder: give --model clip:NAME.TAG or "
                             "--model clip:CONFIG.json")
         if args.normed_head:
-            raise UserError("--method lift has its own cosine classifier (--lift_scale): drop --normed_head")
+            raise UserError(f"--method lift has its own cosine classifier (--lift_scale): it does not go with "
+                            f"--normed_head{' (which --objective ' + args.objective + ' sets)' if objective.normed_head else ''}")
         if args.pretrained is None:
             raise UserError("--method lift starts from CLIP's weights (its classifier from the text tower): give "
                             "--pretrained FILE, or --pretrained for the tag's cached weights")
+        if args.maxnorm:
+            raise UserError("--maxnorm bounds the norms of a linear classifier's class vectors; LIFT's cosine "
+                            "classifier has unit norms already")
+        if args.init_from and not args.reinit_head:
+            raise UserError("--method lift starts its classifier from the class names or means (--lift_init), which "
+                            "would replace the classifier of --init_from: add --reinit_head, or drop --init_from")
         if args.lift_bottleneck is not None and args.lift_module not in BOTTLENECKED:
             raise UserError(f"--lift_bottleneck sizes {', '.join(BOTTLENECKED)}, not --lift_module {args.lift_module}")
         if args.lift_prompt_length is not None and not args.lift_module.startswith("vpt"):
@@ -71,11 +80,20 @@ class Lift(Method):
 
     @classmethod
     def network(cls, model, settings, num_classes):
+        from open_clip.transformer import ResidualAttentionBlock
+
         visual = getattr(model, "visual", None)
         if visual is None or not hasattr(visual, "class_embedding") or getattr(visual, "attn_pool", None) is not None \
                 or getattr(visual, "pool_type", "tok") != "tok":
             raise ValueError("--method lift needs a CLIP vision transformer pooled by its class token (an open_clip "
                              "ViT config)")
+        # LiftNetwork runs the blocks as their Peft_ViT does: open_clip's plain block (no qk-norm, no scaled
+        # attention or MLP norms), every token kept (no patch dropout), the tower's projection there for the text start
+        plain = all(type(block) is ResidualAttentionBlock and isinstance(block.attn, nn.MultiheadAttention)
+                    for block in visual.transformer.resblocks)
+        if not plain or not isinstance(visual.patch_dropout, nn.Identity) or getattr(visual, "proj", None) is None:
+            raise ValueError("--method lift runs open_clip's plain ViT blocks as LIFT's code does: this config has "
+                             "other blocks (qk_norm, scale_attn, scale_fc), patch_dropout or no output projection")
         return LiftNetwork(visual, getattr(model, "model_config", None), num_classes, settings["lift_module"],
                            settings.get("lift_bottleneck"), settings.get("lift_prompt_length"), settings["lift_scale"])
 
@@ -88,7 +106,7 @@ class Lift(Method):
         else:
             from b_models.foundation import clip_text_features
 
-            prompts = [PROMPT.format(name.replace("_", " ")) for name in classes]
+            prompts = [PROMPT.format(name) for name in class_names(classes)]
             try:
                 features = clip_text_features(args.model, model.model_config, args.pretrained, prompts)
             except ValueError as error:
@@ -140,7 +158,7 @@ class LiftNetwork(nn.Module):
         blocks = visual.transformer.resblocks
         width, layers = visual.class_embedding.shape[0], len(blocks)
         self.tokens = visual.positional_embedding.shape[0]  # class token and patches: what a deep prompt replaces
-        self.bottleneck = bottleneck or default_bottleneck(num_classes, layers) if module in BOTTLENECKED else None
+        self.bottleneck = (bottleneck or default_bottleneck(num_classes, layers)) if module in BOTTLENECKED else None
         self.tuner = nn.ModuleDict({module: nn.ModuleDict({str(i): m for i, m in enumerate(
             self._modules_of(module, blocks, width, visual.conv1.kernel_size, prompt_length)) if m is not None})}) \
             if module in ("adaptformer", "adapter", "lora", "vpt_shallow", "vpt_deep", "ssf") else nn.ModuleDict()

@@ -9,8 +9,8 @@
 #   STREAMS=1 bash results/campaign.sh   # one stream
 #   python tables.py                     # then: the tables of docs/results.md and the README from the records
 #
-# Each job is one plan call for one seed, or a run of an authors' code (AUTHORS: a command); the streams take the
-# jobs in order.
+# Each job is one plan call for one seed, or a command (COMMAND: an authors' code, the transfer experiment); the
+# streams take the jobs in order.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STREAMS="${STREAMS:-2}"
@@ -23,16 +23,16 @@ GRID_ROWS='LDAM:--drw,--sam_rho=0.2,--sam_bn_stats=both ERM:--augment=randaugmen
 # The authors' code beside this project's rows (bench/authors/; their clone and its dependencies outside the
 # repository: RIDE_CODE, RIDE_DEPS); a job of its own after seed 0's rows, skipped when its output exists.
 RIDE_OUT=results/authors/ride/fmnist-lt-seed0
-AUTHORS=("AUTHORS: [ -e $RIDE_OUT/run.json ] || PYTHONPATH=\"\${RIDE_DEPS:-/work/official/RIDE-deps}\" OMP_NUM_THREADS=1 \
+AUTHORS=("COMMAND: [ -e $RIDE_OUT/run.json ] || PYTHONPATH=\"\${RIDE_DEPS:-/work/official/RIDE-deps}\" OMP_NUM_THREADS=1 \
     python \"$HERE/bench/authors/ride.py\" --code \"\${RIDE_CODE:-/work/official/RIDE}\" --dataset fmnist-lt --seed 0 \
     --data_dir \"$PWD/a_datasets\" --out $RIDE_OUT")
 # The transfer experiment (results/transfer.sh: LIFT's mechanics on a network pretrained here), one job of its own
-# after seed 1's rows; like AUTHORS, a command rather than a fmnist-lt plan call.
-TRANSFER=("AUTHORS: bash \"$HERE/results/transfer.sh\"")
+# after seed 1's rows; a command rather than a fmnist-lt plan call.
+TRANSFER=("COMMAND: bash \"$HERE/results/transfer.sh\"")
 # GLMC's code on seeds 1 and 2 beside this project's (seed 0 alone cannot tell a gap from a seed's spread).
 glmc_authors() {
     local out="results/authors/glmc/fmnist-lt-seed$1"
-    echo "AUTHORS: [ -e $out/run.json ] || OMP_NUM_THREADS=1 python \"$HERE/bench/authors/glmc.py\" \
+    echo "COMMAND: [ -e $out/run.json ] || OMP_NUM_THREADS=1 python \"$HERE/bench/authors/glmc.py\" \
         --code \"\${GLMC_CODE:-/work/official/GLMC/GLMC-2023}\" --dataset fmnist-lt --seed $1 \
         --data_dir \"$PWD/a_datasets\" --out $out"
 }
@@ -67,7 +67,7 @@ stream() {  # take jobs until none is left
     while index="$(next_job)"; do
         echo "stream $1: job $((index + 1))/${#JOBS[@]}: ${JOBS[$index]}"
         case "${JOBS[$index]}" in
-            AUTHORS:*) eval "${JOBS[$index]#AUTHORS:}" ;;
+            COMMAND:*) eval "${JOBS[$index]#COMMAND:}" ;;
             *) eval "env PLAN=fmnist-lt OMP_NUM_THREADS=1 REPORT= RECORDS=results ${JOBS[$index]} bash \"$HERE/3_run.sh\"" ;;
         esac || echo "stream $1: job $((index + 1)) failed; the next call of this script tries it again" >&2
     done

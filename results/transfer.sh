@@ -15,12 +15,17 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" REPORT= RECORDS=results PYTHON
 SOURCE=logs/transfer-source.pth
 
 PLAN=transfer-source SEEDS=0 bash "$HERE/3_run.sh"
-# The source network's checkpoint chosen on valid/, copied where the target plan's --pretrained reads it.
+# The source network's checkpoint chosen on valid/, copied where the target plan's --pretrained reads it (a target
+# run records the file's SHA-256: when a source trained again replaces it, the plan trains the targets again).
 tag="$(PLAN=transfer-source TAGS=1 bash "$HERE/3_run.sh" | cut -f1)"
 run="$("$PYTHON" "$HERE/runs.py" find --model="clip:bench/transfer/vit.json" --dataset=fmnist-head --tag="$tag" \
-    --seed=0 | cut -f2)"
-best="$("$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; from runs import best_checkpoint_path
-print(best_checkpoint_path(Path(sys.argv[2])))" "$HERE" "$run")"
+    --seed=0 | cut -f2)" || true
+best="$([ -z "$run" ] || "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path
+from runs import best_checkpoint_path; print(best_checkpoint_path(Path(sys.argv[2])) or '')" "$HERE" "$run")"
+if [ -z "$best" ]; then
+    echo "error: the source run (PLAN=transfer-source, tag $tag, seed 0) has no best checkpoint under logs/" >&2
+    exit 1
+fi
 if ! cmp -s "$best" "$SOURCE"; then
     cp "$best" "$SOURCE.tmp" && mv "$SOURCE.tmp" "$SOURCE"
 fi

@@ -1,6 +1,7 @@
 """Benchmarks run (smoke test only: no timing assertions)."""
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 
@@ -77,3 +78,33 @@ def test_lift_cost_quick(monkeypatch, capsys):
     rows = dict(re.findall(r"^(\w+)\s+([\d,]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+\d+\s+\d+\s+[\d.]+ h$", out, flags=re.M))
     assert rows == {"none": "640", "adaptformer": "1,542"}, out
     assert "extrapolated, not measured" in out
+
+
+def test_the_transfer_datasets_split_fashion_mnist_s_classes(tmp_path):
+    """``bench/transfer/prepare.py``: fmnist-head takes classes 0-4 whole, fmnist-tail classes 5-9 with the long-tail
+    counts (5000, 1581, 500, 158, 50; here as many as there are); a balanced set without a split is one line."""
+    from PIL import Image
+
+    balanced = tmp_path / "a_datasets" / "fmnist-balanced"
+    for split, n in (("train", 60), ("valid", 3), ("test", 4)):
+        for label in range(10):
+            folder = balanced / split / f"{label}_class{label}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.new("L", (4, 4), i).save(folder / f"{i}.png")
+    prepare = [sys.executable, str(ROOT / "bench" / "transfer" / "prepare.py"), "--data_dir", "a_datasets"]
+    done = subprocess.run(prepare, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "fmnist-head: train [60, 60, 60, 60, 60]" in done.stdout
+    assert "fmnist-tail: train [60, 60, 60, 60, 50]" in done.stdout
+    head, tail = tmp_path / "a_datasets" / "fmnist-head", tmp_path / "a_datasets" / "fmnist-tail"
+    assert sorted(p.name for p in (head / "test").iterdir()) == [f"{k}_class{k}" for k in range(5)]
+    assert sorted(p.name for p in (tail / "valid").iterdir()) == [f"{k}_class{k}" for k in range(5, 10)]
+    assert len(list((tail / "test" / "9_class9").iterdir())) == 4
+
+    for name in ("fmnist-head", "fmnist-tail"):
+        shutil.rmtree(tmp_path / "a_datasets" / name)
+    shutil.rmtree(balanced / "valid")
+    bad = subprocess.run(prepare, cwd=tmp_path, capture_output=True, text=True)
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "valid is missing" in lines[0]

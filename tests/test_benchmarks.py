@@ -80,6 +80,15 @@ def test_class_folders_keep_the_label_order():
     assert benchmarks.class_folders([str(k) for k in range(12)])[:2] == ["00_0", "01_1"]
 
 
+def test_class_names_undo_the_label_prefix_of_every_folder():
+    assert benchmarks.class_names(["0_T-shirt-top", "1_Trouser", "2_Ankle-boot"]) == ["T-shirt-top", "Trouser",
+                                                                                     "Ankle-boot"]
+    assert benchmarks.class_names(["00_0", "01_1"]) == ["0", "1"]
+    assert benchmarks.class_names(["ankle_boot", "3_dogs", "cat"]) == ["ankle boot", "3 dogs", "cat"]  # not all
+    assert benchmarks.class_names(benchmarks.class_folders(["great_white shark", "a"], always_numbered=True)) == \
+        ["great white-shark", "a"]
+
+
 @pytest.mark.parametrize("kind,valid_source", [("exp", "train"), ("step", "train"), ("exp", "test")])
 def test_export_writes_the_planned_images(tmp_path, kind, valid_source):
     classes = ["zebra", "ant", "cat", "dog"]  # not sorted: folders get label prefixes

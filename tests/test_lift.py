@@ -4,6 +4,7 @@ against open_clip's text features, the loss as their LogitAdjustedLoss, one step
 five-crop ensemble, refusals in one line, and a run trained, tested and applied from its files.  The side-by-side
 with the authors' code is ``bench/authors/lift.py`` (their clone is not a test dependency)."""
 import json
+import re
 
 import pytest
 import torch
@@ -105,15 +106,19 @@ def test_the_forward_is_open_clips_tower_and_adaptformer_sits_beside_the_mlp(cli
         assert torch.allclose(model.features(images), visual.ln_post(x)[:, 0], atol=1e-5)
 
 
-def test_the_classifier_starts_from_the_prompts_text_features(clip_folder):
+@pytest.mark.parametrize("folders, names", [
+    (CLASSES, CLASSES),
+    (["0_ankle_boot", "1_T-shirt-top", "2_fox"], ["ankle boot", "T-shirt-top", "fox"]),  # data_split.py's folders
+])
+def test_the_classifier_starts_from_the_prompts_text_features(clip_folder, folders, names):
     import open_clip
 
     folder, clip = clip_folder
     model, args = lift_network(folder)
     from methods.lift import Lift
 
-    Lift(model, len(CLASSES), [12, 8, 4], args).start(model, CLASSES, args, None)
-    prompts = open_clip.tokenizer.SimpleTokenizer(context_length=16)([f"a photo of a {name}." for name in CLASSES])
+    Lift(model, len(CLASSES), [12, 8, 4], args).start(model, folders, args, None)
+    prompts = open_clip.tokenizer.SimpleTokenizer(context_length=16)([f"a photo of a {name}." for name in names])
     with torch.no_grad():
         text = F.normalize(clip.encode_text(prompts), dim=-1)
         expected = F.normalize(text @ clip.visual.proj.t(), dim=-1)
@@ -197,7 +202,7 @@ def fixture_run(folder):
 
 def test_a_lift_run_trains_tests_and_predicts_from_its_files(lift_run):
     folder, result = lift_run
-    assert "skipped" in result.stdout and "and " in result.stdout  # the text tower's weights: named in part
+    assert re.search(r"skipped \d+ weight\(s\) that do not fit: .* and \d+ more", result.stdout)  # the text tower's, in part
     run_dir = fixture_run(folder)
     config = json.loads((run_dir / "config.json").read_text())["args"]
     assert config["lift_module"] == "adaptformer" and config["lift_scale"] == 25.0 and config["lift_tte_expand"] == 3
@@ -223,7 +228,10 @@ def test_a_lift_run_trains_tests_and_predicts_from_its_files(lift_run):
     (["--lift_module=vpt_deep", "--lift_bottleneck=4"], "--lift_bottleneck sizes adaptformer, adapter, lora, not"),
     (["--lift_prompt_length=4"], "--lift_prompt_length sizes vpt_shallow and vpt_deep"),
     (["--pretrained=absent.pth"], "--pretrained: no file absent.pth"),
-    (["--mix=mixup"], "--method lift trains the whole network with views of its own"),
+    (["--mix=mixup"], "--method lift trains with a network, views and steps of its own: it does not go with --mix"),
+    (["--objective=LDAM"], "it does not go with --normed_head (which --objective LDAM sets)"),
+    (["--maxnorm=0.1"], "LIFT's cosine classifier has unit norms already"),
+    (["--init_from=somewhere"], "would replace the classifier of --init_from: add --reinit_head, or drop --init_from"),
 ])
 def test_refusals_are_one_line(lift_run, flags, message):
     folder, _ = lift_run
@@ -231,6 +239,17 @@ def test_refusals_are_one_line(lift_run, flags, message):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message in lines[0], lines[0]
+
+
+def test_a_clip_whose_blocks_lift_does_not_run_is_one_line(lift_run):
+    folder, _ = lift_run
+    config = json.loads(json.dumps(LIFT_CLIP))
+    config["vision_cfg"]["patch_dropout"] = 0.5
+    (folder / "dropout.json").write_text(json.dumps(config))
+    result = call("1_train.py", *TRAIN, "--epochs=1", "--model=clip:dropout.json", cwd=folder)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "runs open_clip's plain ViT blocks as LIFT's code does" in lines[0]
 
 
 def test_weights_without_a_text_tower_are_one_line(lift_run):

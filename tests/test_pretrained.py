@@ -1,5 +1,6 @@
 """Fine-tuning: --pretrained (ImageNet through torchvision's cache, or a state dict file), --freeze_backbone,
 today's networks and their input sizes, AdamW and the cosine schedule."""
+import hashlib
 import json
 import math
 
@@ -45,6 +46,15 @@ def test_pretrained_file_loads_fitting_weights_and_reports_the_rest(workdir, mon
     evaluated = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest",
                      "--split=valid", cwd=workdir)
     assert evaluated.returncode == 0 and f"top-1 {state['acc']:.2f} %" in evaluated.stdout  # same normalisation
+
+    # The run records the file it started from: a plan finds it current until another file takes that name.
+    run_dir = only_run_dir(workdir)
+    recorded = json.loads((run_dir / "config.json").read_text())["pretrained_sha256"]
+    assert recorded == hashlib.sha256((workdir / "weights.pth").read_bytes()).hexdigest()
+    flags = [*FAST, "--epochs=1", "--pretrained=weights.pth"]
+    assert runs.differences(run_dir, flags) == []
+    torch.save(get_model.build_network(41, 5).state_dict(), workdir / "weights.pth")  # a source trained again
+    assert runs.differences(run_dir, flags) == ["pretrained (its file changed)"]
 
 
 def test_freeze_backbone_trains_the_classifier_only(workdir):

@@ -70,7 +70,8 @@ def test_a_plan_takes_a_backbone_by_name_and_the_transfer_plans_their_rows(tmp_p
     assert all("--dataset=fmnist-tail" in line and "--model=clip:" in line and "vit.json" in line
                and "--model_index" not in line for line in trains + tests)
     assert all("--pretrained=logs/transfer-source.pth" in line and "--method=lift --lift_init=class_mean" in line
-               for line in trains)
+               and "--lr=0.01 --weight_decay=5e-4 --schedule=cosine_each_epoch --batchsize=128" in line
+               for line in trains)  # LIFT's recipe (docs/recipes.md)
     modules = [next((word for word in line.split() if word.startswith("--lift_module=")), "adaptformer")
                for line in trains]
     assert modules == ["--lift_module=none"] * 2 + ["--lift_module=full"] * 2 + ["adaptformer"] * 2
@@ -97,6 +98,14 @@ def test_a_study_of_a_clip_encoder_runs_lifts_rows_at_its_input_size(tmp_path):
         assert {"--epochs=10", "--lr=0.01", "--weight_decay=5e-4", "--schedule=cosine_each_epoch", "--height=48",
                 "--width=48", "--augment=rrc_flip", "--pretrained", "--model=clip:tiny.json"} <= set(argv), argv
         assert not any(a.startswith("--lrstep") for a in argv)
+    (tmp_path / "wide.json").write_text(json.dumps({"embed_dim": 16, "vision_cfg": {
+        "image_size": [32, 48], "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}}))
+    wide = run_sh(tmp_path, DRY_RUN="1", PLAN="study", DATASET="mine", MODEL="clip:wide.json", OBJECTIVES="LA")
+    assert wide.returncode == 0 and "--height=32 --width=48" in wide.stdout, wide.stderr
+    (tmp_path / "bad.json").write_text("{}")
+    bad = run_sh(tmp_path, DRY_RUN="1", PLAN="study", DATASET="mine", MODEL="clip:bad.json")
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: MODEL: "), bad.stderr
 
 
 def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):

@@ -38,6 +38,9 @@ import torch
 import torch.nn as nn
 from torchvision import datasets, transforms
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder, also when loaded from its file
+import atomic_json  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -176,10 +179,10 @@ def main(args):
     commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     chosen = max(curve, key=lambda row: row[1])
-    (out / "run.json").write_text(json.dumps({
+    atomic_json.write({
         "code": "ynu-yangpeng/GLMC", "commit": commit or "unknown", "script": "bench/authors/glmc.py",
         "settings": {key: value for key, value in vars(args).items() if key not in ("code", "out", "data_dir")},
-        "chosen_epoch": chosen[0], "class_counts": counts.tolist(), "torch": torch.__version__}, indent=1) + "\n")
+        "chosen_epoch": chosen[0], "class_counts": counts.tolist(), "torch": torch.__version__}, out / "run.json")
     print(f"wrote {out}: best validation top-1 {chosen[1]:.2f} at epoch {chosen[0]}")
 
 

@@ -37,6 +37,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder, also when loaded from its file
+import atomic_json  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[2]
 CONFIG = {"embed_dim": 32, "quick_gelu": True,
           "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 64},
@@ -125,9 +128,13 @@ def compare(code, folder, module):
     import open_clip
     from optimisation import build_optimisation
 
-    prompts = [f"a photo of a {name.replace('_', ' ')}." for name in CLASSES]
-    ours_tokenised = open_clip.tokenizer.SimpleTokenizer(context_length=77)(prompts)
-    same_tokens = torch.equal(their_clip.tokenize(prompts), ours_tokenised)
+    from benchmarks import class_names
+    from methods.lift import PROMPT
+
+    theirs_prompts = [f"a photo of a {name.replace('_', ' ')}." for name in CLASSES]  # their trainer.py:306, :344
+    ours_tokenised = open_clip.tokenizer.SimpleTokenizer(context_length=77)(
+        [PROMPT.format(name) for name in class_names(CLASSES)])
+    same_tokens = torch.equal(their_clip.tokenize(theirs_prompts), ours_tokenised)
     torch.manual_seed(5)
     images, labels = torch.randn(16, 3, 32, 32), torch.arange(16) % len(CLASSES)
     theirs, ours = trainer.model, model
@@ -135,7 +142,8 @@ def compare(code, folder, module):
     trainer.tuner.train()
     their_trained = {name: p for name, p in theirs.named_parameters() if p.requires_grad}
     our_trained = {name: p for name, p in ours.named_parameters() if p.requires_grad}
-    pairs = [(p, our_trained[mapped_name(name, module)]) for name, p in their_trained.items()]
+    mapped = {name: mapped_name(name, module) for name in their_trained}
+    pairs = [(p, our_trained[mapped[name]]) for name, p in their_trained.items() if mapped[name] in our_trained]
     before = [a.detach().clone() for a, _ in pairs]
     starts = max(float((a - b).abs().max()) for a, b in pairs)
     their_logits, our_logits = theirs(images), ours(images)
@@ -152,7 +160,8 @@ def compare(code, folder, module):
             "loss": [float(their_loss), float(our_loss)],
             "trained_parameters": [sum(p.numel() for p in their_trained.values()),
                                    sum(p.numel() for p in our_trained.values())],
-            "unmatched": sorted(set(our_trained) - {mapped_name(name, module) for name in their_trained}),
+            "unmatched": sorted(set(our_trained) - set(mapped.values())),  # trained here only
+            "theirs_only": sorted(name for name in their_trained if mapped[name] not in our_trained),
             "step": max(float((a.detach() - b).abs().max()) for (a, _), b in zip(pairs, before)),
             "after_one_step": max(float((a - b).abs().max()) for a, b in pairs)}
 
@@ -201,15 +210,13 @@ def main(argv=None):
             result = subprocess.run([sys.executable, __file__, "--one", str(code), str(folder), module],
                                     capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
             if result.returncode != 0:
-                sys.exit(f"{module}: {result.stderr.strip().splitlines()[-1]}")
+                sys.exit(f"{module}: {(result.stderr.strip().splitlines() or ['failed without a message'])[-1]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]))
     commit = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"code": "shijxcs/LIFT", "commit": commit, "config": CONFIG, "rows": rows},
-                                       indent=1) + "\n")
+        atomic_json.write({"code": "shijxcs/LIFT", "commit": commit, "config": CONFIG, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ import torch
 import torch.nn as nn
 from torchvision import datasets, transforms
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder, also when loaded from its file
+import atomic_json  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[2]
 # The names this script adds to their modules, which their config's "type" entries name.
 LOADER_NAME = "ProjectImageFolderDataLoader"
@@ -275,12 +278,12 @@ def main(args):
                             text=True).stdout.strip()
     counts = np.bincount(train_folder.targets, minlength=num_classes)
     config_dict["trainer"]["save_dir"] = config_dict["data_loader"]["args"]["data_dir"] = None  # this machine's
-    (out / "run.json").write_text(json.dumps({
+    atomic_json.write({
         "code": "frank-xwang/RIDE-LongTailRecognition", "commit": commit or "unknown",
         "script": "bench/authors/ride.py",
         "settings": {key: value for key, value in vars(args).items() if key not in ("code", "out", "data_dir")},
         "config": config_dict, "chosen_epoch": int(best["epoch"]), "class_counts": counts.tolist(),
-        "torch": torch.__version__}, indent=1) + "\n")
+        "torch": torch.__version__}, out / "run.json")
     print(f"wrote {out}: best validation top-1 {100 * best['monitor_best']:.2f} at epoch {best['epoch']} "
           f"(their log and checkpoints: {save_dir})")
 
