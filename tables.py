@@ -129,20 +129,22 @@ def plan_tags(plan, env, specs):
 
 
 class Records:
-    """The runs of the tables' rows, under the records' root."""
+    """The runs of the tables' rows, under the records' root; each plan's tags asked of ``3_run.sh`` once, when a
+    table first needs one of its rows."""
 
     def __init__(self, root, rows):
         self.root = Path(root)
         self.where = {}
-        by_plan = {}
+        self.by_plan = {}
         for row in rows:
-            by_plan.setdefault((row.plan, row.env), dict.fromkeys(spec.spec for spec in NAMED))[row.spec] = None
-        for (plan, env), specs in by_plan.items():
-            for spec, found in plan_tags(plan, env, list(specs)).items():
-                self.where[(plan, env, spec)] = found
+            self.by_plan.setdefault((row.plan, row.env), dict.fromkeys(spec.spec for spec in NAMED))[row.spec] = None
 
     def runs(self, row, seeds=None):
         """The newest record of each seed of a row, by seed."""
+        plan = (row.plan, row.env)
+        if plan in self.by_plan:
+            for spec, found in plan_tags(*plan, list(self.by_plan.pop(plan))).items():
+                self.where[(*plan, spec)] = found
         tag, model, dataset = self.where[(row.plan, row.env, row.spec)]
         newest = {}
         for run in tagged_runs(self.root, model, dataset, tag):

@@ -27,14 +27,16 @@ def test_the_committed_tables_are_what_the_committed_records_give(capsys):
 
 
 def test_an_edited_number_is_caught_and_regenerated(tmp_path, capsys):
-    records = tables.Records(ROOT / "results", tables.OBJECTIVE_ROWS)
-    body = tables.TABLES["readme"](records)
-    edited = body.replace("|", "| 99.99 ±", 1) if "±" in body else body + "| an invented row |\n"
+    """On the cheapest committed table (LIFT's side-by-side, one JSON file): the check works the same for all."""
+    records = tables.Records(ROOT / "results", ())
+    body = tables.TABLES["lift-side-by-side"](records)
+    assert "| adaptformer | yes |" in body
+    edited = body.replace("| adaptformer | yes |", "| adaptformer | no |", 1)
     document = tmp_path / "page.md"
-    page = "# A page\n\n<!-- table: readme -->\n{}<!-- end -->\n\nprose after\n"
+    page = "# A page\n\n<!-- table: lift-side-by-side -->\n{}<!-- end -->\n\nprose after\n"
     document.write_text(page.format(edited))
     checked = tables.main(tables.get_args_parser().parse_args(["--check", str(document)]))
-    assert checked == 1 and "readme" in capsys.readouterr().out and document.read_text() == page.format(edited)
+    assert checked == 1 and "lift-side-by-side" in capsys.readouterr().out and document.read_text() == page.format(edited)
     assert tables.regenerate(document.read_text(), records) == page.format(body)
 
 
