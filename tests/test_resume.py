@@ -14,6 +14,9 @@ from conftest import FAST, ROOT, call
 # run does, with checkpoints small enough to write quickly (ResNet18's took 1.4 s an epoch, mostly writing 45 MB twice)
 EPOCHS = 6
 SLOW = [a for a in FAST if not a.startswith("--model_index")] + ["--model_index=43", f"--epochs={EPOCHS}"]
+# A run that a signal stops after its first epoch: epochs to spare, so a loaded machine's late signal still lands
+# mid-run (a run that finished first would exit 0, and the test would say nothing about the signal)
+STOPPED = [*SLOW, "--epochs=60"]
 
 
 def start(workdir, *args):
@@ -59,7 +62,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(workdir):
 
 
 def test_sigint_stops_cleanly_with_a_resume_hint(workdir):
-    process = start(workdir, *SLOW)
+    process = start(workdir, *STOPPED)
     run_dir = wait_for_first_epoch(workdir, process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
@@ -71,7 +74,7 @@ def test_sigint_stops_cleanly_with_a_resume_hint(workdir):
 
 
 def test_sigterm_is_handled_like_ctrl_c(workdir):
-    process = start(workdir, *SLOW)
+    process = start(workdir, *STOPPED)
     wait_for_first_epoch(workdir, process)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
