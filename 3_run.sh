@@ -41,8 +41,8 @@
 #   MARKDOWN    also write the table to this markdown file
 #   REPORT      the HTML report of the plan's runs (default logs/<model>/<dataset>/report.html; REPORT= none)
 #   DRY_RUN     1: print the commands instead of running them
-#   TAGS        1: print each row's tag, network folder, dataset and the row (tab-separated), run nothing
-#               (tables.py finds a row's runs by its tag)
+#   TAGS        1: print each row's tag, network folder, dataset, the row and its 1_train.py flags for seed 0
+#               (tab-separated), run nothing (tables.py finds a row's runs by its tag, and shows only current ones)
 #   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed)
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
@@ -308,10 +308,21 @@ except UserError as error:
     sys.exit(f'error: MODEL: {error}')" "$HERE" "$MODEL" || exit 2
 }
 
+row_command() {  # ROW_COMMAND: the 1_train.py flags of row $2 (a spec) for seed $1
+    local body objective flags
+    body="$(row_body "$2")"; objective="${body%%:*}"; flags="$(row_flags "$2")"
+    # shellcheck disable=SC2206  # flag lists are meant to split
+    ROW_COMMAND=(--dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" --epochs="$EPOCHS"
+                 --seed="$1" --tag="$(row_tag "$2")" $TRAIN_FLAGS $flags ${EXTRA:-})
+}
+
 for spec in $OBJECTIVES; do row_flags "$spec" > /dev/null; done  # a reference to no row stops the plan here
-if [ "${TAGS:-0}" = 1 ]; then  # tag, network folder, dataset, row
+if [ "${TAGS:-0}" = 1 ]; then  # tag, network folder, dataset, row, the row's 1_train.py flags (seed 0's, quoted)
     name="$(model_folder_name)"
-    for spec in $OBJECTIVES; do printf '%s\t%s\t%s\t%s\n' "$(row_tag "$spec")" "$name" "$DATASET" "$spec"; done
+    for spec in $OBJECTIVES; do
+        row_command 0 "$spec"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$(row_tag "$spec")" "$name" "$DATASET" "$spec" "$(printf '%q ' "${ROW_COMMAND[@]}")"
+    done
     exit 0
 fi
 
@@ -322,14 +333,6 @@ fi
 MODEL_NAME="$(model_folder_name)"
 
 EVAL_FLAGS="--posthoc_tau=auto --tau_norm=auto"  # test-time adjustments beside every row (tau-norm where it applies)
-
-row_command() {  # ROW_COMMAND: the 1_train.py flags of row $2 (a spec) for seed $1
-    local body objective flags
-    body="$(row_body "$2")"; objective="${body%%:*}"; flags="$(row_flags "$2")"
-    # shellcheck disable=SC2206  # flag lists are meant to split
-    ROW_COMMAND=(--dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" --epochs="$EPOCHS"
-                 --seed="$1" --tag="$(row_tag "$2")" $TRAIN_FLAGS $flags ${EXTRA:-})
-}
 
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
     row_command "$1" "$2"

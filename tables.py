@@ -9,10 +9,12 @@ records with that tag (the newest of each seed).  Every number comes from ``resu
 ``compare.py`` and ``report.py`` use; nothing here trains or evaluates.
 """
 import argparse
+import contextlib
 import functools
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import results
 import stats
-from runs import read_metrics, run_settings, tagged_runs
+from runs import differences, read_metrics, run_settings, tagged_runs
 from utils import UserError, atomic_write, run_cli
 
 HERE = Path(__file__).resolve().parent
@@ -112,7 +114,8 @@ SCHEDULE_ROWS = (("ERM", "ERM"), ("LA", "LA"), ("mixup", MIXUP), ("CutMix", CUTM
 # ---------------------------------------------------------------- finding a row's runs
 
 def plan_tags(plan, env, specs):
-    """``{spec: (tag, model folder, dataset)}`` of the rows of one plan, from ``3_run.sh TAGS=1``."""
+    """``{spec: (tag, model folder, dataset, the row's 1_train.py flags)}`` of the rows of one plan, from
+    ``3_run.sh TAGS=1``."""
     variables = {**os.environ, "PLAN": plan, "OBJECTIVES": "\n".join(specs), "TAGS": "1", **dict(env)}
     for name in ("EPOCHS", "LRSTEP", "EXTRA", "DATASET_NAME", "MODEL"):
         if name not in dict(env):
@@ -123,8 +126,8 @@ def plan_tags(plan, env, specs):
         raise UserError(f"3_run.sh TAGS=1 PLAN={plan} failed: {done.stderr.strip().splitlines()[-1:]}")
     found = {}
     for line in done.stdout.splitlines():
-        tag, model, dataset, spec = line.split("\t")
-        found[spec] = (tag, model, dataset)
+        tag, model, dataset, spec, flags = line.split("\t")
+        found[spec] = (tag, model, dataset, shlex.split(flags))
     return found
 
 
@@ -133,22 +136,30 @@ class Records:
     table first needs one of its rows."""
 
     def __init__(self, root, rows):
-        self.root = Path(root)
-        self.where = {}
+        self.root = Path(root).resolve()
+        self.where, self.current = {}, {}
         self.by_plan = {}
         for row in rows:
             self.by_plan.setdefault((row.plan, row.env), dict.fromkeys(spec.spec for spec in NAMED))[row.spec] = None
 
     def runs(self, row, seeds=None):
-        """The newest record of each seed of a row, by seed."""
-        plan = (row.plan, row.env)
-        if plan in self.by_plan:
-            for spec, found in plan_tags(*plan, list(self.by_plan.pop(plan))).items():
-                self.where[(*plan, spec)] = found
-        tag, model, dataset = self.where[(row.plan, row.env, row.spec)]
-        newest = {}
-        for run in tagged_runs(self.root, model, dataset, tag):
-            newest[run_settings(run).get("seed")] = run
+        """The newest current record of each seed of a row, by seed: one the plan would keep, not train again
+        (``runs.differences`` against the row's flags is empty; paths as the plan reads them, from the repository
+        root).  A record of a recipe or default changed since is left out, as the campaign trains it again."""
+        key = (row.plan, row.env, row.spec)
+        if key not in self.current:
+            plan = (row.plan, row.env)
+            if plan in self.by_plan:
+                for spec, found in plan_tags(*plan, list(self.by_plan.pop(plan))).items():
+                    self.where[(*plan, spec)] = found
+            tag, model, dataset, flags = self.where[key]
+            newest = {}
+            with contextlib.chdir(HERE):
+                for run in tagged_runs(self.root, model, dataset, tag):  # oldest first
+                    if not differences(run, flags):
+                        newest[run_settings(run).get("seed")] = run
+            self.current[key] = newest
+        newest = self.current[key]
         return [newest[seed] for seed in sorted(newest) if seeds is None or seed in seeds]
 
 
