@@ -29,7 +29,7 @@ import criterion
 import methods
 import stats
 import train_args
-from b_models.foundation import absolute_spec, spec_argument
+from b_models.foundation import absolute_spec, file_architecture, spec_argument
 from get_model import build_network, chosen_model, model_name
 from runtime import torch_minor
 from utils import (ArgumentParser, UserError, WriteError, atomic_write, contained, inside, load_checkpoint, load_weights,
@@ -405,6 +405,8 @@ class RunRecorder:
         config = {"args": self.about["args"], "environment": self.about["environment"]}
         if "pretrained_sha256" in self.about:  # the --pretrained file it started from
             config["pretrained_sha256"] = self.about["pretrained_sha256"]
+        if self.about.get("model_config") is not None:  # a backbone's architecture (a config file's contents)
+            config["model_config"] = self.about["model_config"]
         if resumed and path.is_file():
             try:
                 config = json.loads(path.read_text())
@@ -839,30 +841,35 @@ def differences(run_dir, argv):
     """The settings in which a run differs from what ``1_train.py argv`` would train now (its saved arguments
     against the flags resolved by today's code, and ``pretrained`` when the file it started from has changed since:
     its recorded SHA-256): a plan's row found by its tag is reused only when there are none (a default that changed
-    since, for one, makes the old run another training)."""
+    since, for one, makes the old run another training).  A backbone's config file is the same when the run
+    recorded the architecture that file holds now, wherever the checkout lies (else: the same absolute path)."""
     args = train_args.get_args_parser().parse_args(argv)
     args.lrstep = [int(step) for step in str(" ".join(map(str, args.lrstep))).replace(",", " ").split()]
     wanted = train_args.resolve(vars(args))
     saved = run_settings(run_dir)
+    try:
+        recorded = json.loads((run_dir / CONFIG).read_text())
+        recorded = recorded if isinstance(recorded, dict) else {}
+    except (OSError, ValueError):
+        recorded = {}
 
     def same(key):
         a, b = saved.get(key), wanted.get(key)
         if key == "pretrained" and a not in (None, "imagenet") and b not in (None, "imagenet"):
             return Path(a).resolve() == Path(b).resolve()
-        if key == "model" and isinstance(a, str) and isinstance(b, str):  # a config file, as 1_train.py records it
+        if key == "model" and isinstance(a, str) and isinstance(b, str) and a != b:  # a config file, by its contents
+            architecture = file_architecture(b)
+            if architecture is not None and recorded.get("model_config") is not None:
+                return json.dumps(recorded["model_config"], sort_keys=True) == json.dumps(architecture, sort_keys=True)
             return absolute_spec(a) == absolute_spec(b)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
             return math.isclose(a, b, rel_tol=1e-12)
         return json.dumps(a) == json.dumps(b)
     changed = [key for key in sorted(wanted) if key not in _NOT_TRAINING and not same(key)]
     if "pretrained" not in changed and wanted.get("pretrained") not in (None, "imagenet") and \
-            Path(wanted["pretrained"]).is_file():  # the same file name, but another file since (a source trained again)
-        try:
-            recorded = json.loads((run_dir / CONFIG).read_text()).get("pretrained_sha256")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if recorded is not None and recorded != file_sha256(wanted["pretrained"]):
-            changed.append("pretrained (its file changed)")
+            Path(wanted["pretrained"]).is_file() and recorded.get("pretrained_sha256") is not None and \
+            recorded["pretrained_sha256"] != file_sha256(wanted["pretrained"]):  # the same name, another file since
+        changed.append("pretrained (its file changed)")
     return changed
 
 

@@ -71,6 +71,18 @@ def absolute_spec(spec):
     return f"{library}:{Path(name).resolve()}" if is_config_file(library, name) else spec
 
 
+def file_architecture(spec):
+    """The architecture a config-file spec's file holds now (as a run of it records its ``model_config``), or None:
+    another spec, or a file that is missing or not a model config."""
+    library, name = parse(spec)
+    if not is_config_file(library, name):
+        return None
+    try:
+        return _clip_config(None, name, "", {})
+    except ValueError:
+        return None
+
+
 def checked_spec(spec):
     """``absolute_spec``, once a config file is found to exist."""
     library, name = parse(spec)

@@ -303,3 +303,14 @@ def test_a_plan_finds_a_run_of_a_config_file_current(lift_run, monkeypatch):
     run_dir = fixture_run(folder)
     assert runs.differences(run_dir, [*TRAIN, "--epochs=2"]) == []
     assert runs.differences(run_dir, [*TRAIN, "--epochs=2", "--lift_module=lora"]) == ["lift_module"]
+    # The same file in another checkout (a fresh clone elsewhere): the same architecture, so the same model; the file
+    # changed there: another model
+    (folder / "elsewhere").mkdir(exist_ok=True)
+    (folder / "elsewhere" / "clip.json").write_text((folder / "clip.json").read_text())
+    moved = [*TRAIN, "--epochs=2", "--model=clip:elsewhere/clip.json"]
+    assert json.loads((run_dir / "config.json").read_text())["model_config"] == LIFT_CLIP
+    assert runs.differences(run_dir, moved) == []
+    deeper = json.loads(json.dumps(LIFT_CLIP))
+    deeper["vision_cfg"]["layers"] = 3
+    (folder / "elsewhere" / "clip.json").write_text(json.dumps(deeper))
+    assert runs.differences(run_dir, moved) == ["model"]
