@@ -415,6 +415,8 @@ class RunRecorder:
                 config = {"environment": self.about["environment"]}
             config["args"] = self.about["args"]
             config.setdefault("resumed_with", []).append(self.about["environment"])
+            if self.about.get("model_config") is not None:  # a run begun before this record: the same architecture
+                config.setdefault("model_config", self.about["model_config"])
         write_json_atomic(config, path)
 
     def checkpoint(self, model, epoch, valid):

@@ -1,5 +1,6 @@
 """Run folders: names, finding and listing runs, CSV logs."""
 import datetime
+import json
 
 import pytest
 
@@ -51,3 +52,24 @@ def test_a_trained_run_is_rebuilt_with_its_recorded_head_and_input(monkeypatch):
              "transform_input": True, "model": torch.nn.Linear(2, 3).state_dict()}
     runs.TrainedRun("run", "ckpt", state).network(Runtime())
     assert built["lws"] is True and built["transform_input"] is True and built["positional"][:2] == (25, 3)
+
+
+def test_config_json_keeps_what_a_fresh_run_recorded_and_a_resumption_adds_the_architecture(tmp_path):
+    """A fresh run writes its flags, environment, --pretrained file's SHA-256 and backbone architecture; a resumption
+    keeps them, appends its environment, and adds the architecture to a run begun before that record existed."""
+    about = {"args": {"lr": 0.1}, "environment": {"torch": "x"}, "pretrained_sha256": "ab" * 32,
+             "model_config": {"embed_dim": 16}}
+    recorder = runs.RunRecorder.__new__(runs.RunRecorder)
+    recorder.run_dir, recorder.about = tmp_path, about
+    recorder._write_config(resumed=False)
+    fresh = json.loads((tmp_path / "config.json").read_text())
+    assert fresh == {"args": {"lr": 0.1}, "environment": {"torch": "x"}, "pretrained_sha256": "ab" * 32,
+                     "model_config": {"embed_dim": 16}}
+    recorder.about = {**about, "environment": {"torch": "y"}}
+    del recorder.about["pretrained_sha256"]  # a resumed run does not read its --pretrained file again
+    recorder._write_config(resumed=True)
+    resumed = json.loads((tmp_path / "config.json").read_text())
+    assert resumed == {**fresh, "resumed_with": [{"torch": "y"}]}
+    (tmp_path / "config.json").write_text(json.dumps({"args": {"lr": 0.1}, "environment": {"torch": "x"}}))
+    recorder._write_config(resumed=True)  # begun before the architecture was recorded
+    assert json.loads((tmp_path / "config.json").read_text())["model_config"] == {"embed_dim": 16}
