@@ -42,7 +42,8 @@
 #   REPORT      the HTML report of the plan's runs (default logs/<model>/<dataset>/report.html; REPORT= none)
 #   DRY_RUN     1: print the commands instead of running them
 #   TAGS        1: print each row's tag, network folder, dataset, the row and its 1_train.py flags for seed 0
-#               (tab-separated), run nothing (tables.py finds a row's runs by its tag, and shows only current ones)
+#               (tab-separated; the flags apart by the ASCII unit separator, \x1f), run nothing (tables.py finds a
+#               row's runs by its tag, and shows only current ones)
 #   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed)
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
@@ -317,11 +318,11 @@ row_command() {  # ROW_COMMAND: the 1_train.py flags of row $2 (a spec) for seed
 }
 
 for spec in $OBJECTIVES; do row_flags "$spec" > /dev/null; done  # a reference to no row stops the plan here
-if [ "${TAGS:-0}" = 1 ]; then  # tag, network folder, dataset, row, the row's 1_train.py flags (seed 0's, quoted)
+if [ "${TAGS:-0}" = 1 ]; then  # tag, network folder, dataset, row, its 1_train.py flags for seed 0 (apart by \x1f)
     name="$(model_folder_name)"
     for spec in $OBJECTIVES; do
         row_command 0 "$spec"
-        printf '%s\t%s\t%s\t%s\t%s\n' "$(row_tag "$spec")" "$name" "$DATASET" "$spec" "$(printf '%q ' "${ROW_COMMAND[@]}")"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$(row_tag "$spec")" "$name" "$DATASET" "$spec" "$(IFS=$'\x1f'; echo "${ROW_COMMAND[*]}")"
     done
     exit 0
 fi

@@ -173,11 +173,12 @@ def class_folders(names, always_numbered=False):
 
 def class_names(folders):
     """The class names behind folder names in label order, as far as ``class_folders`` can be undone: the label
-    prefix dropped when every folder carries one (``0_T-shirt-top`` -> ``T-shirt-top``), ``_`` read as a space
+    prefix dropped when every folder carries its own (``0_T-shirt-top`` -> ``T-shirt-top``), ``_`` read as a space
     (``ankle_boot`` -> ``ankle boot``, as LIFT's code reads class names); a ``-`` stays, as it may have been one."""
-    prefix = re.compile(r"^\d+_(?=.)")
-    numbered = len(folders) > 0 and all(prefix.match(folder) for folder in folders)
-    return [(prefix.sub("", folder) if numbered else folder).replace("_", " ").strip() or folder for folder in folders]
+    digits = len(str(len(folders) - 1))
+    numbered = len(folders) > 0 and all(folder.startswith(f"{label:0{digits}d}_") and len(folder) > digits + 1
+                                        for label, folder in enumerate(folders))  # 0_.., 1_..: the labels in order
+    return [(folder[digits + 1:] if numbered else folder).replace("_", " ").strip() or folder for folder in folders]
 
 
 # ---------------------------------------------------------------- what goes where

@@ -840,11 +840,12 @@ _NOT_TRAINING = {"seed", "tag", "init_from", "resume", "data_dir", "logs_dir", "
 
 
 def differences(run_dir, argv):
-    """The settings in which a run differs from what ``1_train.py argv`` would train now (its saved arguments
-    against the flags resolved by today's code, and ``pretrained`` when the file it started from has changed since:
-    its recorded SHA-256): a plan's row found by its tag is reused only when there are none (a default that changed
-    since, for one, makes the old run another training).  A backbone's config file is the same when the run
-    recorded the architecture that file holds now, wherever the checkout lies (else: the same absolute path)."""
+    """The settings in which a run differs from what ``1_train.py argv`` would train now: its saved arguments against
+    the flags resolved by today's code.  A plan's row found by its tag is reused only when there are none (a default
+    that changed since, for one, makes the old run another training).  Files are compared by what they hold where
+    the run recorded it: the ``--pretrained`` file by its SHA-256, a backbone's config file by its architecture
+    (``model_config``); else by path, where a recorded file that is not on this machine is the same as the path the
+    plan gives when it ends with it (the same file of another checkout)."""
     args = train_args.get_args_parser().parse_args(argv)
     args.lrstep = [int(step) for step in str(" ".join(map(str, args.lrstep))).replace(",", " ").split()]
     wanted = train_args.resolve(vars(args))
@@ -858,21 +859,29 @@ def differences(run_dir, argv):
     def same(key):
         a, b = saved.get(key), wanted.get(key)
         if key == "pretrained" and a not in (None, "imagenet") and b not in (None, "imagenet"):
-            return Path(a).resolve() == Path(b).resolve()
-        if key == "model" and isinstance(a, str) and isinstance(b, str) and a != b:  # a config file, by its contents
-            architecture = file_architecture(b)
+            if recorded.get("pretrained_sha256") is not None and Path(b).is_file():
+                return recorded["pretrained_sha256"] == file_sha256(b)
+            return same_file(a, b)
+        if key == "model" and isinstance(a, str) and isinstance(b, str):
+            architecture = file_architecture(b)  # None: no config file (or none readable)
             if architecture is not None and recorded.get("model_config") is not None:
-                return json.dumps(recorded["model_config"], sort_keys=True) == json.dumps(architecture, sort_keys=True)
-            return absolute_spec(a) == absolute_spec(b)
+                return recorded["model_config"] == architecture
+            if file_architecture(a) is not None or architecture is not None:
+                return same_file(absolute_spec(a).partition(":")[2], b.partition(":")[2])
+            return a == b
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
             return math.isclose(a, b, rel_tol=1e-12)
         return json.dumps(a) == json.dumps(b)
-    changed = [key for key in sorted(wanted) if key not in _NOT_TRAINING and not same(key)]
-    if "pretrained" not in changed and wanted.get("pretrained") not in (None, "imagenet") and \
-            Path(wanted["pretrained"]).is_file() and recorded.get("pretrained_sha256") is not None and \
-            recorded["pretrained_sha256"] != file_sha256(wanted["pretrained"]):  # the same name, another file since
-        changed.append("pretrained (its file changed)")
-    return changed
+    return [key for key in sorted(wanted) if key not in _NOT_TRAINING and not same(key)]
+
+
+def same_file(recorded, wanted):
+    """Whether the file a run recorded is the file a plan names now: the same path, or, the recorded one not on this
+    machine, a path that ends with the relative path the plan gives (the same file of another checkout)."""
+    recorded, wanted = Path(recorded), Path(wanted)
+    if recorded.resolve() == wanted.resolve():
+        return True
+    return not recorded.exists() and not wanted.is_absolute() and recorded.parts[-len(wanted.parts):] == wanted.parts
 
 
 def find_parser():

@@ -4,8 +4,8 @@
     python tables.py --check    # change nothing; exit 1 naming each block that differs from what the records give
 
 A table names its rows as ``3_run.sh`` does (a plan, a row as the plan writes it, and the plan's variables), so
-it shows exactly the runs the plan trains: ``3_run.sh TAGS=1`` gives each row's tag, and a row's runs are the
-records with that tag (the newest of each seed).  Every number comes from ``results.py``, the functions
+it shows exactly the runs the plan trains: ``3_run.sh TAGS=1`` gives each row's tag and flags, and a row's runs
+are the records with that tag (the newest of each seed, when the plan would keep it: ``runs.differences``).  Every number comes from ``results.py``, the functions
 ``compare.py`` and ``report.py`` use; nothing here trains or evaluates.
 """
 import argparse
@@ -14,7 +14,6 @@ import functools
 import math
 import os
 import re
-import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import results
 import stats
-from runs import differences, read_metrics, run_settings, tagged_runs
+from runs import differences, read_metrics, run_settings, tagged_runs, verify_record
 from utils import UserError, atomic_write, run_cli
 
 HERE = Path(__file__).resolve().parent
@@ -116,8 +115,9 @@ SCHEDULE_ROWS = (("ERM", "ERM"), ("LA", "LA"), ("mixup", MIXUP), ("CutMix", CUTM
 def plan_tags(plan, env, specs):
     """``{spec: (tag, model folder, dataset, the row's 1_train.py flags)}`` of the rows of one plan, from
     ``3_run.sh TAGS=1``."""
-    variables = {**os.environ, "PLAN": plan, "OBJECTIVES": "\n".join(specs), "TAGS": "1", **dict(env)}
-    for name in ("EPOCHS", "LRSTEP", "EXTRA", "DATASET_NAME", "MODEL"):
+    variables = {"PYTHON": sys.executable, **os.environ, "PLAN": plan, "OBJECTIVES": "\n".join(specs), "TAGS": "1",
+                 **dict(env)}
+    for name in ("EPOCHS", "LRSTEP", "EXTRA", "DATASET_NAME", "MODEL", "SOURCE"):
         if name not in dict(env):
             variables.pop(name, None)
     done = subprocess.run(["bash", str(HERE / "3_run.sh")], env=variables, capture_output=True, text=True,
@@ -127,7 +127,7 @@ def plan_tags(plan, env, specs):
     found = {}
     for line in done.stdout.splitlines():
         tag, model, dataset, spec, flags = line.split("\t")
-        found[spec] = (tag, model, dataset, shlex.split(flags))
+        found[spec] = (tag, model, dataset, flags.split("\x1f"))  # the flags apart by the unit separator
     return found
 
 
@@ -143,21 +143,26 @@ class Records:
             self.by_plan.setdefault((row.plan, row.env), dict.fromkeys(spec.spec for spec in NAMED))[row.spec] = None
 
     def runs(self, row, seeds=None):
-        """The newest current record of each seed of a row, by seed: one the plan would keep, not train again
-        (``runs.differences`` against the row's flags is empty; paths as the plan reads them, from the repository
-        root).  A record of a recipe or default changed since is left out, as the campaign trains it again."""
+        """The newest record of each seed of a row, by seed, when it is current: one the plan would keep, not train
+        again (``runs.differences`` against the row's flags is empty; paths as the plan reads them, from the
+        repository root).  A seed whose newest record has a recipe or default changed since is left out, as the
+        campaign trains it again; a record edited since its export is a ``UserError`` (``verify_record``)."""
         key = (row.plan, row.env, row.spec)
         if key not in self.current:
             plan = (row.plan, row.env)
             if plan in self.by_plan:
-                for spec, found in plan_tags(*plan, list(self.by_plan.pop(plan))).items():
+                for spec, found in plan_tags(*plan, list(self.by_plan[plan])).items():
                     self.where[(*plan, spec)] = found
+                del self.by_plan[plan]
             tag, model, dataset, flags = self.where[key]
             newest = {}
+            for run in tagged_runs(self.root, model, dataset, tag):  # oldest first
+                newest[run_settings(run).get("seed")] = run
             with contextlib.chdir(HERE):
-                for run in tagged_runs(self.root, model, dataset, tag):  # oldest first
-                    if not differences(run, flags):
-                        newest[run_settings(run).get("seed")] = run
+                for seed, run in list(newest.items()):
+                    verify_record(run)
+                    if differences(run, flags):
+                        del newest[seed]
             self.current[key] = newest
         newest = self.current[key]
         return [newest[seed] for seed in sorted(newest) if seeds is None or seed in seeds]

@@ -106,9 +106,8 @@ class Lift(Method):
         else:
             from b_models.foundation import clip_text_features
 
-            prompts = [PROMPT.format(name) for name in class_names(classes)]
             try:
-                features = clip_text_features(args.model, model.model_config, args.pretrained, prompts)
+                features = clip_text_features(args.model, model.model_config, args.pretrained, prompts(classes))
             except ValueError as error:
                 raise UserError(str(error)) from None
             weight = F.normalize(features.to(model.visual.proj) @ model.visual.proj.t(), dim=-1)
@@ -122,6 +121,11 @@ class Lift(Method):
     @classmethod
     def evaluations(cls, settings):
         return {"ensemble": five_crop_ensemble}
+
+
+def prompts(classes):
+    """Their prompt for each class folder: ``"a photo of a {class name}."``."""
+    return [PROMPT.format(name) for name in class_names(classes)]
 
 
 @torch.no_grad()

@@ -83,8 +83,9 @@ def test_class_folders_keep_the_label_order():
 def test_class_names_undo_the_label_prefix_of_every_folder():
     assert benchmarks.class_names(["0_T-shirt-top", "1_Trouser", "2_Ankle-boot"]) == ["T-shirt-top", "Trouser",
                                                                                      "Ankle-boot"]
-    assert benchmarks.class_names(["00_0", "01_1"]) == ["0", "1"]
+    assert benchmarks.class_names(benchmarks.class_folders([str(k) for k in range(12)])) == [str(k) for k in range(12)]
     assert benchmarks.class_names(["ankle_boot", "3_dogs", "cat"]) == ["ankle boot", "3 dogs", "cat"]  # not all
+    assert benchmarks.class_names(["2019_cars", "2020_cars"]) == ["2019 cars", "2020 cars"]  # not their labels
     assert benchmarks.class_names(benchmarks.class_folders(["great_white shark", "a"], always_numbered=True)) == \
         ["great white-shark", "a"]
 

@@ -252,6 +252,17 @@ def test_a_clip_whose_blocks_lift_does_not_run_is_one_line(lift_run):
     assert "runs open_clip's plain ViT blocks as LIFT's code does" in lines[0]
 
 
+def test_text_features_refuse_what_they_cannot_read():
+    """Another tokenizer's vocabulary, and a config file without published weights, in one ValueError each."""
+    from b_models.foundation import clip_text_features
+
+    other = {**LIFT_CLIP, "text_cfg": {**LIFT_CLIP["text_cfg"], "vocab_size": 64}}
+    with pytest.raises(ValueError, match="a vocabulary of 64 tokens; the text features are read with OpenAI's BPE"):
+        clip_text_features("clip:x.json", other, "weights.pth", ["a photo of a cat."])
+    with pytest.raises(ValueError, match="names no published weights: give --pretrained FILE"):
+        clip_text_features("clip:x.json", LIFT_CLIP, "imagenet", ["a photo of a cat."])
+
+
 def test_weights_without_a_text_tower_are_one_line(lift_run):
     folder, _ = lift_run
     from safetensors.torch import save_file
@@ -314,3 +325,10 @@ def test_a_plan_finds_a_run_of_a_config_file_current(lift_run, monkeypatch):
     deeper["vision_cfg"]["layers"] = 3
     (folder / "elsewhere" / "clip.json").write_text(json.dumps(deeper))
     assert runs.differences(run_dir, moved) == ["model"]
+    text = (run_dir / "config.json").read_text()  # a run from before model_config: by path
+    (run_dir / "config.json").write_text(json.dumps({k: v for k, v in json.loads(text).items() if k != "model_config"}))
+    try:
+        assert runs.differences(run_dir, [*TRAIN, "--epochs=2"]) == []
+        assert runs.differences(run_dir, [*TRAIN, "--epochs=2", "--model=clip:elsewhere/clip.json"]) == ["model"]
+    finally:
+        (run_dir / "config.json").write_text(text)

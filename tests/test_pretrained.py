@@ -47,14 +47,27 @@ def test_pretrained_file_loads_fitting_weights_and_reports_the_rest(workdir, mon
                      "--split=valid", cwd=workdir)
     assert evaluated.returncode == 0 and f"top-1 {state['acc']:.2f} %" in evaluated.stdout  # same normalisation
 
-    # The run records the file it started from: a plan finds it current until another file takes that name.
+    # The run records the file it started from: a plan finds it current until another file takes that name; in
+    # another checkout, the same file under the same relative name is the same
     run_dir = only_run_dir(workdir)
-    recorded = json.loads((run_dir / "config.json").read_text())["pretrained_sha256"]
-    assert recorded == hashlib.sha256((workdir / "weights.pth").read_bytes()).hexdigest()
+    config = json.loads((run_dir / "config.json").read_text())
+    original = (workdir / "weights.pth").read_bytes()
+    assert config["pretrained_sha256"] == hashlib.sha256(original).hexdigest()
+    assert config["args"]["pretrained"] == str(workdir / "weights.pth")  # recorded by its absolute path
     flags = [*FAST, "--epochs=1", "--pretrained=weights.pth"]
     assert runs.differences(run_dir, flags) == []
     torch.save(get_model.build_network(41, 5).state_dict(), workdir / "weights.pth")  # a source trained again
-    assert runs.differences(run_dir, flags) == ["pretrained (its file changed)"]
+    assert runs.differences(run_dir, flags) == ["pretrained"]
+    clone = workdir.parent / "clone"
+    clone.mkdir()
+    (clone / "weights.pth").write_bytes(original)
+    monkeypatch.chdir(clone)
+    assert runs.differences(run_dir, flags) == []  # by its SHA-256
+    del config["pretrained_sha256"]  # a run from before that record: by path
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert runs.differences(run_dir, flags) == ["pretrained"]  # the recorded file is on this machine, elsewhere
+    (workdir / "weights.pth").unlink()
+    assert runs.differences(run_dir, flags) == []  # not here: the path the plan gives ends the recorded one
 
 
 def test_freeze_backbone_trains_the_classifier_only(workdir):

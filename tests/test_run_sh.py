@@ -200,9 +200,10 @@ def test_a_named_row_and_an_unknown_reference(tmp_path):
     assert missing.returncode == 2 and "refers to row:nowhere, which is not a row of this plan" in missing.stderr
 
 
-def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypatch):
+def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypatch, capsys):
     """The plan on tiny images: a run of the row's tag and seed that stopped part-way (Ctrl-C in its second epoch) is
-    resumed, not started again; the second time everything is found complete and evaluated, so nothing trains."""
+    resumed, not started again; the second time everything is found complete and evaluated, so nothing trains.  A
+    run whose settings the row no longer has is stale (``runs.py find``: the plan trains it again)."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
     planned = run_sh(tmp_path, DRY_RUN="1", EPOCHS="2", SEEDS="0", OBJECTIVES="ERM")
     (command,) = _training_lines(planned.stdout)
@@ -228,6 +229,17 @@ def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypat
         in again.stdout
     assert "training SimpleCNN" not in again.stdout and "resuming" not in again.stdout
     assert len(list(run.parent.iterdir())) == 1
+
+    import runs
+    tag = next(a for a in argv if a.startswith("--tag=")).removeprefix("--tag=")
+    find = runs.find_parser().parse_args(["find", "--model_index=41", "--dataset=digits-lt", f"--tag={tag}",
+                                          "--seed=0", f"--logs_dir={tmp_path / 'logs'}"])
+    capsys.readouterr()
+    assert runs.find_main(find, argv) == 0 and capsys.readouterr().out == f"evaluated\t{run}\n"
+    config = json.loads((run / "config.json").read_text())
+    config["args"]["lr"] *= 2  # trained otherwise than the row trains now
+    (run / "config.json").write_text(json.dumps(config))
+    assert runs.find_main(find, argv) == 0 and capsys.readouterr().out == f"stale\t{run}\tlr\n"
 
 
 def test_a_run_stopped_in_its_first_epoch_is_trained_anew_once_by_two_plans_at_once(tmp_path, monkeypatch):

@@ -1,10 +1,13 @@
 """Run folders: names, finding and listing runs, CSV logs."""
 import datetime
 import json
+import subprocess
+import sys
 
 import pytest
 
 import runs
+from conftest import ROOT
 from utils import UserError
 
 
@@ -73,3 +76,13 @@ def test_config_json_keeps_what_a_fresh_run_recorded_and_a_resumption_adds_the_a
     (tmp_path / "config.json").write_text(json.dumps({"args": {"lr": 0.1}, "environment": {"torch": "x"}}))
     recorder._write_config(resumed=True)  # begun before the architecture was recorded
     assert json.loads((tmp_path / "config.json").read_text())["model_config"] == {"embed_dim": 16}
+
+
+def test_runs_py_find_answers_bad_input_in_one_line(tmp_path):
+    for argv, message in ((["--model_index=999"], "unknown model index 999"),
+                          (["--model_index=41", "--dataset=../x"], "leads outside")):
+        argv = argv if any(a.startswith("--dataset") for a in argv) else [*argv, "--dataset=tiny"]
+        done = subprocess.run([sys.executable, str(ROOT / "runs.py"), "find", *argv, "--tag=t", "--seed=0", "--",
+                               "--dataset=tiny"], cwd=tmp_path, capture_output=True, text=True)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

@@ -9,7 +9,7 @@ import pytest
 
 import tables
 from conftest import ROOT
-from utils import run_cli
+from utils import UserError, run_cli
 
 
 def tables_py(*args, cwd=ROOT):
@@ -83,15 +83,36 @@ def test_the_schedule_reading_needs_every_seed_to_agree(short, long, reading):
     assert tables.schedule_reading(short, long) == reading
 
 
-def test_a_table_leaves_out_a_record_the_plan_would_train_again(tmp_path):
+def test_a_table_leaves_out_a_record_the_plan_would_train_again(tmp_path, monkeypatch):
     """A record whose settings differ from what its row trains today (a recipe or a default changed since) is not
-    shown: the plan finds it stale and trains the seed again, so its number is no longer the row's."""
+    shown: the plan finds it stale and trains the seed again, so its number is no longer the row's.  A record edited
+    since its export is one error line."""
     row = tables.OBJECTIVE_ROWS[0]  # ERM
     (kept,) = tables.Records(ROOT / "results", (row,)).runs(row, seeds={0})
     copy = tmp_path / kept.relative_to(ROOT / "results")
     shutil.copytree(kept, copy)
     assert tables.Records(tmp_path, (row,)).runs(row) == [copy]
-    config = json.loads((copy / "config.json").read_text())
-    config["args"]["lr"] = 0.5  # trained otherwise than the plan's lr 0.1
-    (copy / "config.json").write_text(json.dumps(config))
+    plan_tags = tables.plan_tags
+
+    def recipe_changed(*args):  # the plan's lr is 0.5 now
+        return {spec: (*found[:3], [*found[3], "--lr=0.5"]) for spec, found in plan_tags(*args).items()}
+    monkeypatch.setattr(tables, "plan_tags", recipe_changed)
     assert tables.Records(tmp_path, (row,)).runs(row) == []
+    monkeypatch.setattr(tables, "plan_tags", plan_tags)
+    config = json.loads((copy / "config.json").read_text())
+    config["args"]["lr"] = 0.5
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="config.json is not the file that was recorded"):
+        tables.Records(tmp_path, (row,)).runs(row)
+
+
+def test_a_table_of_no_plan_row_asks_no_plan(monkeypatch):
+    """Records ask 3_run.sh for a plan's tags only when a table needs one of its rows: the side-by-side tables read
+    their JSON files alone."""
+    def no_plan(*args):
+        raise AssertionError("3_run.sh was asked for tags")
+    monkeypatch.setattr(tables, "plan_tags", no_plan)
+    records = tables.Records(ROOT / "results", tables.ALL_ROWS)
+    assert "| adaptformer | yes |" in tables.TABLES["lift-side-by-side"](records)
+    with pytest.raises(AssertionError, match="was asked for tags"):
+        records.runs(tables.OBJECTIVE_ROWS[0])

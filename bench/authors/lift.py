@@ -128,12 +128,10 @@ def compare(code, folder, module):
     import open_clip
     from optimisation import build_optimisation
 
-    from benchmarks import class_names
-    from methods.lift import PROMPT
+    from methods.lift import prompts
 
     theirs_prompts = [f"a photo of a {name.replace('_', ' ')}." for name in CLASSES]  # their trainer.py:306, :344
-    ours_tokenised = open_clip.tokenizer.SimpleTokenizer(context_length=77)(
-        [PROMPT.format(name) for name in class_names(CLASSES)])
+    ours_tokenised = open_clip.tokenizer.SimpleTokenizer(context_length=77)(prompts(CLASSES))
     same_tokens = torch.equal(their_clip.tokenize(theirs_prompts), ours_tokenised)
     torch.manual_seed(5)
     images, labels = torch.randn(16, 3, 32, 32), torch.arange(16) % len(CLASSES)
