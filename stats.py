@@ -234,8 +234,7 @@ def paired_difference(targets, predictions_a, predictions_b, resamples=RESAMPLES
     """Balanced accuracy of B minus A (%) with a paired bootstrap interval: both runs are scored on the same
     resampled images in every replicate.  ``predictions_*`` may be lists (pairs of runs, e.g. seeds); then the
     difference is the mean over pairs, images resampled once per replicate for all of them."""
-    runs_a = [np.asarray(p) for p in (predictions_a if np.ndim(predictions_a) == 2 else [predictions_a])]
-    runs_b = [np.asarray(p) for p in (predictions_b if np.ndim(predictions_b) == 2 else [predictions_b])]
+    runs_a, runs_b = _as_runs(predictions_a), _as_runs(predictions_b)
     targets = np.asarray(targets)
     draws = stratified_resamples(targets, resamples, seed)
     # The mean over pairs is linear: taken per image first, one pass over the replicates instead of two per pair.
