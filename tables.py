@@ -307,6 +307,10 @@ def priors_table(records, rows=PRIOR_ROWS):
         else:  # learned again under each prior: its metrics, as 2_test.py --test_prior all wrote them
             accuracies = [sum(_prior_metrics(run, name, row.variant) for run in members) / len(members)
                           for name in names]
+            if any(math.isnan(acc) for acc in accuracies):
+                lines.append(f"{row.label:<{width}} {len(members):>5}  not evaluated under the priors yet "
+                             "(2_test.py --test_prior all)")
+                continue
         lines.append(f"{row.label:<{width}} {len(members):>5} " + " ".join(f"{acc:7.2f}" for acc in accuracies))
     return "\n".join(lines + ["```"]) + "\n"
 

@@ -116,3 +116,19 @@ def test_a_table_of_no_plan_row_asks_no_plan(monkeypatch):
     assert "| adaptformer | yes |" in tables.TABLES["lift-side-by-side"](records)
     with pytest.raises(AssertionError, match="was asked for tags"):
         records.runs(tables.OBJECTIVE_ROWS[0])
+
+
+def test_a_row_learned_again_under_each_prior_without_those_metrics_says_so(monkeypatch):
+    """SADE's aggregation row reads what 2_test.py --test_prior all wrote; a run evaluated without it is named, not
+    printed as nan."""
+    class OneRun:
+        def runs(self, row):
+            return ["a run"]
+    monkeypatch.setattr(tables, "read_metrics", lambda run, split: {"acc": 80.0})
+    row = tables.Row("SADE + test-time aggregation", "ERM:--method=sade", variant="aggregated")
+    text = tables.priors_table(OneRun(), rows=(row,))
+    assert "nan" not in text and "SADE + test-time aggregation     1  not evaluated under the priors yet" in text
+    priors = {name: {"aggregated": {"acc": 70.0 + k}} for k, name in enumerate(tables.stats.SHIFTED_PRIORS)}
+    monkeypatch.setattr(tables, "read_metrics", lambda run, split: {"test_priors": priors})
+    assert tables.priors_table(OneRun(), rows=(row,)).splitlines()[2].split()[-11:] == \
+        [f"{70.0 + k:.2f}" for k in range(11)]
