@@ -886,9 +886,10 @@ def same_file(recorded, wanted):
 
 def find_parser():
     """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs]
-    [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as ``complete|evaluated|incomplete<TAB>
-    <folder>``, ``stale<TAB><folder><TAB><settings>`` when it trained otherwise than ``1_train.py FLAGS`` would now
-    (``differences``), or nothing (exit 1)."""
+    [--evaluated_with KEY ...] [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as
+    ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB><folder><TAB><settings>`` when it trained otherwise
+    than ``1_train.py FLAGS`` would now (``differences``), or nothing (exit 1).  ``evaluated`` needs metrics that
+    hold every ``KEY`` (``test_priors``: an evaluation under ``--test_prior all``)."""
     parser = ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
     model = parser.add_mutually_exclusive_group(required=True)
@@ -898,6 +899,8 @@ def find_parser():
     parser.add_argument("--tag", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--logs_dir", default="logs")
+    parser.add_argument("--evaluated_with", action="append", default=[], metavar="KEY",
+                        help="a key the run's metrics must hold for it to count as evaluated (repeatable)")
     return parser
 
 
@@ -917,7 +920,8 @@ def find_main(args, flags=()):
     status = "incomplete"
     if run_is_complete(run):
         try:
-            evaluated = any(read_metrics(run, split) is not None for split in ("test", "valid"))
+            evaluated = any(metrics is not None and all(key in metrics for key in args.evaluated_with)
+                            for metrics in (read_metrics(run, split) for split in ("test", "valid")))
         except UserError:  # a damaged metrics file: evaluate again
             evaluated = False
         status = "evaluated" if evaluated else "complete"
