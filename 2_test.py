@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import figures
 import methods
@@ -233,12 +234,14 @@ def main(args):
                                                                  *shot_limits(state)),
                                          **_shifted_posthoc(summary, logits, targets, prior, state)}
                                   for name, prior in priors.items()}
-        for name, evaluation in evaluations.items():  # learned again for each test prior, as on its own test set
-            for prior_name, prior in priors.items():
-                learned_logits, learned = evaluation(model, stream_of(split), runtime, state["args"], prior)
-                shifted, _ = softmax_rows(learned_logits * scale)
-                summary["test_priors"][prior_name][name] = {**learned, **stats.shifted_metrics(
-                    targets, shifted, prior, state["class_counts"], *shot_limits(state))}
+        learned_again = [(name, evaluation, prior_name, prior) for name, evaluation in evaluations.items()
+                         for prior_name, prior in priors.items()]  # as on each prior's own test set: minutes each
+        for name, evaluation, prior_name, prior in tqdm(learned_again, desc="learned again under each test prior",
+                                                         unit="prior", disable=None, file=sys.stderr):
+            learned_logits, learned = evaluation(model, stream_of(split), runtime, state["args"], prior)
+            shifted, _ = softmax_rows(learned_logits * scale)
+            summary["test_priors"][prior_name][name] = {**learned, **stats.shifted_metrics(
+                targets, shifted, prior, state["class_counts"], *shot_limits(state))}
     table = per_class_table(targets, predictions, classes)
     report(summary, table, run.run_dir)
     evaluation = split.name if args.tta is None else f"{split.name}_{args.tta}"  # test_flip_*: beside the plain one

@@ -141,3 +141,25 @@ def test_aggregation_stops_after_the_epoch_that_leaves_a_weight_below_005(skewed
     assert aggregate(skewed_stream, sade_tta_lr=1.0, sade_tta_epochs=1)[1] == learned
     _, untrained = aggregate(skewed_stream, sade_tta_epochs=0)
     assert untrained == {"aggregation_weights": pytest.approx([1 / 3] * 3), "aggregation_epochs": 0}
+
+
+def test_a_sade_run_is_aggregated_again_under_each_test_prior(workdir):
+    """Trained, then evaluated as its plan row is (--test_prior all): the aggregation beside the plain mean, and
+    learned again under each of the eleven priors, each with its own weights."""
+    import json
+
+    import stats
+    from conftest import FAST, call
+
+    trained = call("1_train.py", *FAST, "--epochs=1", "--method=sade", "--normed_head", "--normed_scale=30",
+                   "--sade_tta_epochs=2", cwd=workdir)
+    assert trained.returncode == 0, trained.stderr
+    tested = call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=ERM", "--datetime=latest",
+                  "--test_prior=all", "--resamples=200", cwd=workdir)
+    assert tested.returncode == 0, tested.stderr
+    (run_dir,) = (workdir / "logs" / "SimpleCNN" / "tiny" / "ERM").iterdir()
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert len(metrics["aggregated"]["aggregation_weights"]) == 3
+    learned = {name: metrics["test_priors"][name]["aggregated"] for name in stats.SHIFTED_PRIORS}
+    assert all(len(entry["aggregation_weights"]) == 3 and 0 <= entry["acc"] <= 100 for entry in learned.values())
+    assert math.isclose(sum(learned["forward-50"]["aggregation_weights"]), 1.0, rel_tol=1e-5)
