@@ -335,12 +335,21 @@ MODEL_NAME="$(model_folder_name)"
 
 EVAL_FLAGS="--posthoc_tau=auto --tau_norm=auto"  # test-time adjustments beside every row (tau-norm where it applies)
 
+row_eval_flags() {  # the 2_test.py flags of the row in ROW_COMMAND: SADE's test-time aggregation learns its weights
+    # for each test prior, so its rows (the method in the row, EXTRA or the plan's flags) are evaluated under all eleven
+    case " ${ROW_COMMAND[*]} " in
+        *" --method=sade "*) echo "$EVAL_FLAGS --test_prior=all" ;;
+        *) echo "$EVAL_FLAGS" ;;
+    esac
+}
+
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
-    local needs=()  # a run evaluated without the test priors its row's evaluation asks for is evaluated again
-    case " ${eval_flags:-} " in *" --test_prior=all "*) needs=(--evaluated_with=test_priors) ;; esac
+    local needs=""  # a run evaluated without the test priors its row's evaluation asks for is evaluated again
     row_command "$1" "$2"
+    case " $(row_eval_flags) " in *" --test_prior=all "*) needs="--evaluated_with=test_priors" ;; esac
+    # shellcheck disable=SC2086  # needs: no flag or one
     "$PYTHON" "$HERE/runs.py" find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" \
-        "${needs[@]}" -- "${ROW_COMMAND[@]}" || true
+        $needs -- "${ROW_COMMAND[@]}" || true
 }
 
 lock_run() {  # hold a lock on seed $1 of row $2 while it trains and is evaluated: two plans never train one run at once
@@ -360,10 +369,9 @@ unlock_run() {
 }
 
 run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; appends its run to RUNS
-    local seed="$1" spec="$2" found="" status run objective eval_flags="$EVAL_FLAGS"
+    local seed="$1" spec="$2" found="" status run objective eval_flags
     row_command "$seed" "$spec"
-    # SADE's test-time aggregation learns its weights for each test prior: its rows are evaluated under all eleven
-    case ",${spec#*:}," in *,--method=sade,*) eval_flags="$eval_flags --test_prior=all" ;; esac
+    eval_flags="$(row_eval_flags)"
     objective="${ROW_COMMAND[2]#--objective=}"
     [ "$DRY_RUN" = 1 ] || lock_run "$seed" "$spec"
     [ "$DRY_RUN" = 1 ] || found="$(find_run "$seed" "$spec")"

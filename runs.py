@@ -888,8 +888,8 @@ def find_parser():
     """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs]
     [--evaluated_with KEY ...] [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as
     ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB><folder><TAB><settings>`` when it trained otherwise
-    than ``1_train.py FLAGS`` would now (``differences``), or nothing (exit 1).  ``evaluated`` needs metrics that
-    hold every ``KEY`` (``test_priors``: an evaluation under ``--test_prior all``)."""
+    than ``1_train.py FLAGS`` would now (``differences``), or nothing (exit 1).  ``evaluated`` needs test metrics
+    (else valid ones) that hold every ``KEY`` (``_holds``; ``test_priors``: evaluated under ``--test_prior all``)."""
     parser = ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
     model = parser.add_mutually_exclusive_group(required=True)
@@ -920,13 +920,21 @@ def find_main(args, flags=()):
     status = "incomplete"
     if run_is_complete(run):
         try:
-            evaluated = any(metrics is not None and all(key in metrics for key in args.evaluated_with)
-                            for metrics in (read_metrics(run, split) for split in ("test", "valid")))
+            metrics = read_metrics(run, "test") or read_metrics(run, "valid")  # test's, as the tables read
+            evaluated = metrics is not None and all(_holds(metrics, key) for key in args.evaluated_with)
         except UserError:  # a damaged metrics file: evaluate again
             evaluated = False
         status = "evaluated" if evaluated else "complete"
     print(f"{status}\t{run}")
     return 0
+
+
+def _holds(metrics, key):
+    """Whether an evaluation's metrics hold ``key`` (``test_priors``: every one of the eleven shifted priors, as
+    ``2_test.py --test_prior all`` writes them)."""
+    if key == "test_priors":
+        return set(stats.SHIFTED_PRIORS) <= set(metrics.get(key) or {})
+    return key in metrics
 
 
 if __name__ == "__main__":

@@ -304,13 +304,16 @@ def priors_table(records, rows=PRIOR_ROWS):
         if row.variant is None:
             (shifted,) = results.prior_shift([("row", members)]).values()
             accuracies = [shifted[name]["acc"] for name in names]
-        else:  # learned again under each prior: its metrics, as 2_test.py --test_prior all wrote them
-            accuracies = [sum(_prior_metrics(run, name, row.variant) for run in members) / len(members)
-                          for name in names]
-            if any(math.isnan(acc) for acc in accuracies):
-                lines.append(f"{row.label:<{width}} {len(members):>5}  not evaluated under the priors yet "
-                             "(2_test.py --test_prior all)")
+        else:  # learned again under each prior: its metrics, as 2_test.py --test_prior all wrote them (the seeds so
+            # evaluated; the others are named)
+            learned = [[_prior_metrics(run, name, row.variant) for name in names] for run in members]
+            learned = [accuracies for accuracies in learned if not any(math.isnan(acc) for acc in accuracies)]
+            if len(learned) < len(members):
+                lines.append(f"{row.label:<{width}} {len(members):>5}  {len(members) - len(learned)} of the seeds not "
+                             "evaluated under the priors yet (2_test.py --test_prior all)")
+            if not learned:
                 continue
+            members, accuracies = learned, [sum(column) / len(learned) for column in zip(*learned)]
         lines.append(f"{row.label:<{width}} {len(members):>5} " + " ".join(f"{acc:7.2f}" for acc in accuracies))
     return "\n".join(lines + ["```"]) + "\n"
 

@@ -109,27 +109,32 @@ def test_a_study_of_a_clip_encoder_runs_lifts_rows_at_its_input_size(tmp_path):
 
 
 def test_a_row_evaluated_under_the_test_priors_asks_for_them(tmp_path):
-    """A SADE row is evaluated under --test_prior all, so the plan asks runs.py find for a run whose metrics hold
-    the priors (an older evaluation without them is evaluated again); other rows ask for nothing.  The scripts the
-    plan starts are stand-ins that log their arguments (the network's folder name still comes from Python)."""
+    """A SADE row (named here) is evaluated under --test_prior all, so the plan asks runs.py find for a run whose
+    metrics hold the priors (an older evaluation without them is evaluated again), and so does a cluster plan's
+    collecting job; other rows ask for nothing.  The scripts the plan starts are stand-ins that log their arguments
+    (the network's folder name still comes from Python)."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
     log = tmp_path / "calls.log"
     stand_in = tmp_path / "python"
     stand_in.write_text(f"""#!/bin/sh
 case "$1" in
-    -c) exec {sys.executable} "$@" ;;
-    *) echo "$*" >> '{log}'; [ "${{1##*/}}" != runs.py ] ;;
+    -c) exec {shlex.quote(sys.executable)} "$@" ;;
+    *) echo "$*" >> {shlex.quote(str(log))}; [ "${{1##*/}}" != runs.py ] ;;
 esac
 """)
     stand_in.chmod(0o755)
-    result = run_sh(tmp_path, PYTHON=str(stand_in), SEEDS="0", OBJECTIVES="ERM ERM:--method=sade,--normed_head",
-                    REPORT="")
+    rows = "ERM sade=ERM:--method=sade,--normed_head"
+    result = run_sh(tmp_path, PYTHON=str(stand_in), SEEDS="0", OBJECTIVES=rows, REPORT="")
     assert result.returncode == 0, result.stderr
-    finds = [line for line in log.read_text().splitlines() if line.split()[0].endswith("runs.py")]
-    assert len(finds) == 4  # before training and after, each row
-    assert ["--evaluated_with=test_priors" in line for line in finds] == [False, False, True, True]
-    tests = [line for line in log.read_text().splitlines() if line.split()[0].endswith("2_test.py")]
+    calls = log.read_text().splitlines()
+    finds = [line for line in calls if line.split()[0].endswith("runs.py")]
+    assert ["--evaluated_with=test_priors" in line for line in finds] == [False, False, True, True]  # before, after
+    tests = [line for line in calls if line.split()[0].endswith("2_test.py")]
     assert ["--test_prior=all" in line for line in tests] == [False, True]
+    log.unlink()
+    collected = run_sh(tmp_path, PYTHON=str(stand_in), SEEDS="0", OBJECTIVES=rows, REPORT="", COLLECT="1")
+    assert collected.returncode == 2 and "no evaluated run of this plan" in collected.stderr
+    assert ["--evaluated_with=test_priors" in line for line in log.read_text().splitlines()] == [False, True]
 
 
 def test_large_plans_build_from_lists_and_train_through_torchrun(tmp_path):
@@ -260,9 +265,13 @@ def test_a_complete_run_is_skipped_and_a_stopped_one_resumed(tmp_path, monkeypat
                                           "--seed=0", f"--logs_dir={tmp_path / 'logs'}"])
     capsys.readouterr()
     assert runs.find_main(find, argv) == 0 and capsys.readouterr().out == f"evaluated\t{run}\n"
-    find.evaluated_with = ["test_priors"]  # a row evaluated under --test_prior all (SADE's): not yet, so again
-    assert runs.find_main(find, argv) == 0 and capsys.readouterr().out == f"complete\t{run}\n"
-    find.evaluated_with = []
+    priors = runs.find_parser().parse_args([*(f"--{key}={getattr(find, key)}" for key in
+                                              ("model_index", "dataset", "tag", "seed", "logs_dir")),
+                                            "find", "--evaluated_with=test_priors"])
+    assert runs.find_main(priors, argv) == 0 and capsys.readouterr().out == f"complete\t{run}\n"  # not under them
+    assert call("2_test.py", "--model_index=41", "--dataset=digits-lt", "--objective=ERM", f"--datetime={run.name}",
+                "--test_prior=all", cwd=tmp_path).returncode == 0
+    assert runs.find_main(priors, argv) == 0 and capsys.readouterr().out == f"evaluated\t{run}\n"
     config = json.loads((run / "config.json").read_text())
     config["args"]["lr"] *= 2  # trained otherwise than the row trains now
     (run / "config.json").write_text(json.dumps(config))

@@ -2,6 +2,7 @@
 aggregation on a case whose answer is known: the weights go to the expert whose predictions hold still on the
 images that dominate the test set, by count or by the test prior."""
 import argparse
+import json
 import math
 
 import numpy as np
@@ -11,7 +12,9 @@ from PIL import Image
 
 import criterion
 import loader
+import stats
 from b_models.simple_cnn import SimpleCNN
+from conftest import FAST, call
 from methods.sade import SADE, aggregate_experts, expert_logits_of, inverse_prior, tta_view
 from runtime import Runtime
 from utils import UserError
@@ -146,11 +149,6 @@ def test_aggregation_stops_after_the_epoch_that_leaves_a_weight_below_005(skewed
 def test_a_sade_run_is_aggregated_again_under_each_test_prior(workdir):
     """Trained, then evaluated as its plan row is (--test_prior all): the aggregation beside the plain mean, and
     learned again under each of the eleven priors, each with its own weights."""
-    import json
-
-    import stats
-    from conftest import FAST, call
-
     trained = call("1_train.py", *FAST, "--epochs=1", "--method=sade", "--normed_head", "--normed_scale=30",
                    "--sade_tta_epochs=2", cwd=workdir)
     assert trained.returncode == 0, trained.stderr
@@ -163,3 +161,4 @@ def test_a_sade_run_is_aggregated_again_under_each_test_prior(workdir):
     learned = {name: metrics["test_priors"][name]["aggregated"] for name in stats.SHIFTED_PRIORS}
     assert all(len(entry["aggregation_weights"]) == 3 and 0 <= entry["acc"] <= 100 for entry in learned.values())
     assert math.isclose(sum(learned["forward-50"]["aggregation_weights"]), 1.0, rel_tol=1e-5)
+    assert learned["forward-50"]["aggregation_weights"] != learned["backward-50"]["aggregation_weights"]

@@ -127,8 +127,17 @@ def test_a_row_learned_again_under_each_prior_without_those_metrics_says_so(monk
     monkeypatch.setattr(tables, "read_metrics", lambda run, split: {"acc": 80.0})
     row = tables.Row("SADE + test-time aggregation", "ERM:--method=sade", variant="aggregated")
     text = tables.priors_table(OneRun(), rows=(row,))
-    assert "nan" not in text and "SADE + test-time aggregation     1  not evaluated under the priors yet" in text
+    assert "nan" not in text and "SADE + test-time aggregation     1  1 of the seeds not evaluated under the priors" \
+        in text and len(text.splitlines()) == 4
     priors = {name: {"aggregated": {"acc": 70.0 + k}} for k, name in enumerate(tables.stats.SHIFTED_PRIORS)}
     monkeypatch.setattr(tables, "read_metrics", lambda run, split: {"test_priors": priors})
     assert tables.priors_table(OneRun(), rows=(row,)).splitlines()[2].split()[-11:] == \
         [f"{70.0 + k:.2f}" for k in range(11)]
+
+    class TwoRuns:  # one seed evaluated under the priors, one not: the row is that seed's, and the other is named
+        def runs(self, row):
+            return ["with", "without"]
+    monkeypatch.setattr(tables, "read_metrics", lambda run, split: {"test_priors": priors} if run == "with" else {})
+    lines = tables.priors_table(TwoRuns(), rows=(row,)).splitlines()
+    assert "1 of the seeds not evaluated under the priors yet" in lines[2]
+    assert lines[3].split()[4] == "1" and lines[3].split()[-11:] == [f"{70.0 + k:.2f}" for k in range(11)]
