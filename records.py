@@ -157,16 +157,20 @@ def first_stage(run_dir):
 
 
 def is_current(run_dir, to_root):
-    """Whether the run has a record made from its present files (same predictions, same config)."""
+    """Whether the run has a record made from its present files: the same predictions, and the same config, logs
+    and metrics (an evaluation run again, under the test priors say, writes the same predictions but new metrics)."""
     record = record_path(run_dir, to_root) / RECORD
     try:
         saved = json.loads(record.read_text())
     except (OSError, ValueError):
         return False
+    found = evaluations(run_dir)
     sources = {name: entry.get("source_sha256") for name, entry in saved.get("predictions", {}).items()}
-    found = {predictions_file(split, kind): file_sha256(run_dir / predictions_file(split, kind))
-             for split, kind in evaluations(run_dir)}
-    return sources == found and saved.get("files", {}).get(CONFIG) == file_sha256(run_dir / CONFIG)
+    predictions = {predictions_file(split, kind): file_sha256(run_dir / predictions_file(split, kind))
+                   for split, kind in found}
+    copied = [name for name in (CONFIG, TRAIN_CSV, VALID_CSV) if (run_dir / name).is_file()]
+    files = {name: file_sha256(run_dir / name) for name in [*copied, *(metrics_file(*each) for each in found)]}
+    return sources == predictions and saved.get("files") == files
 
 
 def export(runs, to_root="results", quiet_current=False):

@@ -63,6 +63,14 @@ def test_a_record_gives_the_runs_numbers(evaluated):
         assert saved["classes"] == ["cat", "dog", "fox"] and saved["class_counts"] == [12, 8, 4]
     again = export(evaluated, *(run.relative_to(evaluated) for run in runs))
     assert again.returncode == 0 and again.stdout.count("current already") == 2
+    # Evaluated again under the test priors: the same predictions, new metrics, so the record is written again
+    assert call("2_test.py", "--model_index=41", "--dataset=tiny", "--objective=LA", "--datetime=latest",
+                "--posthoc_tau=auto", "--tau_norm=auto", "--test_prior=all", cwd=evaluated).returncode == 0
+    third = export(evaluated, *(run.relative_to(evaluated) for run in runs))
+    assert third.stdout.count("current already") == 1 and third.stdout.count("wrote ") == 1
+    record = evaluated / "results" / runs[1].relative_to(evaluated / "logs")
+    assert (record / "test_metrics.json").read_bytes() == (runs[1] / "test_metrics.json").read_bytes()
+    assert "test_priors" in json.loads((record / "test_metrics.json").read_text())
     # compare.py reads the records as it read the run folders, which a fresh clone does not have: the same table,
     # test prior included (its class counts come from record.json), to the last digit
     from_runs = table(evaluated, "logs")
