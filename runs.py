@@ -876,12 +876,14 @@ def differences(run_dir, argv):
 
 
 def same_file(recorded, wanted):
-    """Whether the file a run recorded is the file a plan names now: the same path, or, the recorded one not on this
-    machine, a path that ends with the relative path the plan gives (the same file of another checkout)."""
+    """Whether the file a run recorded is the file a plan names now: the same path, or the same file of another
+    checkout: a recorded path that ends with the relative path the plan gives, where one of the two is not there
+    (a clone without the run's files, or a machine without that checkout)."""
     recorded, wanted = Path(recorded), Path(wanted)
     if recorded.resolve() == wanted.resolve():
         return True
-    return not recorded.exists() and not wanted.is_absolute() and recorded.parts[-len(wanted.parts):] == wanted.parts
+    return not wanted.is_absolute() and recorded.parts[-len(wanted.parts):] == wanted.parts and \
+        not (recorded.exists() and wanted.exists())
 
 
 def find_parser():

@@ -68,6 +68,10 @@ def test_pretrained_file_loads_fitting_weights_and_reports_the_rest(workdir, mon
     assert runs.differences(run_dir, flags) == ["pretrained"]  # the recorded file is on this machine, elsewhere
     (workdir / "weights.pth").unlink()
     assert runs.differences(run_dir, flags) == []  # not here: the path the plan gives ends the recorded one
+    (workdir / "weights.pth").write_bytes(original)
+    (clone / "weights.pth").unlink()
+    assert runs.differences(run_dir, flags) == []  # a clone without the file: the same name is the same file
+    assert runs.differences(run_dir, [*flags[:-1], "--pretrained=other/weights.pth"]) == ["pretrained"]
 
 
 def test_freeze_backbone_trains_the_classifier_only(workdir):
