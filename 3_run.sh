@@ -47,8 +47,9 @@
 #   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed)
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
-# test metrics); one that stopped part-way is resumed.  Paths are relative to the current folder (a_datasets/,
-# logs/, data/); the scripts are found next to this file.
+# test metrics, a SADE row's under every test prior); one that stopped part-way is resumed; one that trained
+# otherwise than the row trains now is trained again beside it.  Paths are relative to the current folder
+# (a_datasets/, logs/, data/); the scripts are found next to this file.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python}"
