@@ -5,8 +5,9 @@
 
 A table names its rows as ``3_run.sh`` does (a plan, a row as the plan writes it, and the plan's variables), so
 it shows exactly the runs the plan trains: ``3_run.sh TAGS=1`` gives each row's tag and flags, and a row's runs
-are the records with that tag (the newest of each seed, when the plan would keep it: ``runs.differences``).  Every number comes from ``results.py``, the functions
-``compare.py`` and ``report.py`` use; nothing here trains or evaluates.
+are the records with that tag (the newest of each seed, when the plan would keep it: ``runs.differences``).  Every
+number comes from ``results.py``, the functions ``compare.py`` and ``report.py`` use; nothing here trains or
+evaluates.
 """
 import argparse
 import contextlib

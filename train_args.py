@@ -226,8 +226,8 @@ def complete(settings):
     before a flag existed did what the project did then: a plain head (before ``--normed_head``), flips with every
     policy (before ``--flip``) and black fill, CMO's minority classes drawn in proportion to 1 / n_k (``--cmo_alpha
     2``), every batch mixed in every epoch, the batch-norm statistics of a frozen backbone kept, MaxNorm as an
-    absolute radius after every step, SAM's second pass keeping the statistics; and what a method says its runs did before a flag of
-    its (``Method.before_flags``)."""
+    absolute radius after every step, SAM's second pass keeping the statistics; and what a method says its runs did
+    before a flag of its existed (``Method.before_flags``)."""
     saved = dict(settings)
     if "flip" not in saved and saved.get("augment") in POLICIES:
         saved["flip"] = True

@@ -53,8 +53,9 @@ class Lift(Method):
             raise UserError("--method lift fine-tunes a CLIP image encoder: give --model clip:NAME.TAG or "
                             "--model clip:CONFIG.json")
         if args.normed_head:
+            set_by = f" (which --objective {args.objective} sets)" if objective.normed_head else ""
             raise UserError(f"--method lift has its own cosine classifier (--lift_scale): it does not go with "
-                            f"--normed_head{' (which --objective ' + args.objective + ' sets)' if objective.normed_head else ''}")
+                            f"--normed_head{set_by}")
         if args.pretrained is None:
             raise UserError("--method lift starts from CLIP's weights (its classifier from the text tower): give "
                             "--pretrained FILE, or --pretrained for the tag's cached weights")
