@@ -89,12 +89,10 @@ def choose_split(args, state):
 
 
 def per_class_table(targets, predictions, classes):
-    from sklearn.metrics import precision_recall_fscore_support
-
-    precision, recall, f1, support = precision_recall_fscore_support(
-        targets, predictions, labels=list(range(len(classes))), zero_division=0)
+    scores = stats.per_class_scores(targets, predictions, len(classes))
     return [{"class": name, "support": int(n), "recall": 100 * float(r), "precision": 100 * float(p),
-             "f1": 100 * float(f)} for name, n, r, p, f in zip(classes, support, recall, precision, f1)]
+             "f1": 100 * float(f)}
+            for name, n, r, p, f in zip(classes, scores["support"], scores["recall"], scores["precision"], scores["f1"])]
 
 
 @torch.inference_mode()

@@ -300,13 +300,12 @@ row_flags() {  # the flags of a row, with --init_from=row:NAME turned into the t
 
 # MODEL: a registry index (--model_index) or a backbone by name (--model timm:NAME, clip:NAME.TAG, clip:CONFIG.json)
 if [[ "$MODEL" =~ ^[0-9]+$ ]]; then MODEL_FLAG="--model_index=$MODEL"; else MODEL_FLAG="--model=$MODEL"; fi
-model_folder_name() {  # the run folders' network name of MODEL (logs/<name>/...)
-    "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from runs import model_folder
-from utils import UserError
+model_folder_name() {  # the run folders' network name of MODEL (logs/<name>/...; a registry index's without torch)
+    "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from b_models.names import folder_name
 model = sys.argv[2]
 try:
-    print(model_folder(int(model) if model.isdigit() else model))
-except UserError as error:
+    print(folder_name(int(model) if model.isdigit() else model))
+except ValueError as error:
     sys.exit(f'error: MODEL: {error}')" "$HERE" "$MODEL" || exit 2
 }
 
@@ -344,13 +343,25 @@ row_eval_flags() {  # the 2_test.py flags of the row in ROW_COMMAND: SADE's test
     esac
 }
 
+start_runs_server() {  # one runs.py serve answers every runs.py find of this plan (RUNS_ASK, RUNS_ANSWER): a
+    # question then costs no start of Python and torch, seconds each; it ends with the plan (its input closes)
+    coproc RUNS_SERVER { "$PYTHON" "$HERE/runs.py" serve; }
+    exec {RUNS_ASK}>&"${RUNS_SERVER[1]}" {RUNS_ANSWER}<&"${RUNS_SERVER[0]}"
+    eval "exec ${RUNS_SERVER[1]}>&- ${RUNS_SERVER[0]}<&-"  # the copies above, which subshells keep, stay open
+}
+
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
-    local needs=""  # a run evaluated without the test priors its row's evaluation asks for is evaluated again
-    row_command "$1" "$2"
+    local needs="" request status answer  # a run evaluated without the test priors its row's evaluation asks for
+    row_command "$1" "$2"  # is evaluated again
     case " $(row_eval_flags) " in *" --test_prior=all "*) needs="--evaluated_with=test_priors" ;; esac
     # shellcheck disable=SC2086  # needs: no flag or one
-    "$PYTHON" "$HERE/runs.py" find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" \
-        $needs -- "${ROW_COMMAND[@]}" || true
+    request=(find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" $needs -- "${ROW_COMMAND[@]}")
+    (IFS=$'\x1f'; printf '%s\n' "${request[*]}") >&"$RUNS_ASK"
+    if ! IFS=$'\x1f' read -r status answer <&"$RUNS_ANSWER"; then
+        echo "error: runs.py serve, which finds this plan's runs, has stopped (killed, or the error above)" >&2
+        exit 2
+    fi
+    [ -z "$answer" ] || printf '%s\n' "$answer"
 }
 
 lock_run() {  # hold a lock on seed $1 of row $2 while it trains and is evaluated: two plans never train one run at once
@@ -429,6 +440,7 @@ SCHEDULER="${SCHEDULER:-local}"
 if [ "${LAUNCH:-}" = slurm ]; then SCHEDULER=slurm; unset LAUNCH; fi  # LAUNCH=slurm: the same as SCHEDULER=slurm
 
 if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every task left, compared and reported
+    start_runs_server
     for seed in $SEEDS; do
         for spec in $OBJECTIVES; do
             found="$(find_run "$seed" "$spec")"
@@ -442,6 +454,7 @@ if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every
 elif [ "$SCHEDULER" = slurm ]; then
     submit_plan
 elif [ "$SCHEDULER" = local ]; then
+    [ "$DRY_RUN" = 1 ] || start_runs_server
     index=0
     for seed in $SEEDS; do
         index=0

@@ -52,12 +52,19 @@ def plot_class_counts(class_counts, classes, path, title):
     return _finish(figure, path)
 
 
+def confusion_fractions(targets, predictions, num_classes):
+    """Row-normalised confusion matrix: entry (i, j) is the fraction of class i's images predicted as j (a row of
+    zeros for a class with no image)."""
+    counts = np.bincount(np.asarray(targets, dtype=np.int64) * num_classes + np.asarray(predictions),
+                         minlength=num_classes * num_classes).reshape(num_classes, num_classes).astype(np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
 def plot_confusion_matrix(targets, predictions, classes, path, title):
     """Row-normalised confusion matrix as SVG; class names on the axes up to 30 classes."""
     plt = _pyplot()
-    from sklearn.metrics import confusion_matrix
-
-    matrix = confusion_matrix(targets, predictions, labels=list(range(len(classes))), normalize="true")
+    matrix = confusion_fractions(targets, predictions, len(classes))
     size = min(4 + 0.3 * len(classes), 24)
     figure, axes = plt.subplots(figsize=(size + 1.5, size))
     image = axes.imshow(matrix, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")

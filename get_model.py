@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from b_models import foundation
+from b_models import foundation, names
 from b_models.he_cifar_resnets import ResNet20, ResNet32, ResNet44, ResNet56, ResNet110
 from b_models.heads import add_class_scales, cosine_head, find_classifier, fresh_classifier, replace_classifier
 from b_models.simple_cnn import SimpleCNN
@@ -99,8 +99,7 @@ def network(model_id, config=None):
     if isinstance(model_id, str):
         return Network(**foundation.describe(model_id, config))
     if model_id not in MODELS:
-        raise ValueError(f"unknown model index {model_id}; valid indices are 0-{max(MODELS)} "
-                         "(run 'python get_model.py' for the table)")
+        raise names.unknown_index(model_id)
     return MODELS[model_id]
 
 
@@ -122,7 +121,7 @@ def get_model(model_id):
 
 def model_name(model_id):
     """The log-folder name of ``model_id`` (e.g. ``ResNet34``, ``timm-resnet18``), without importing a library."""
-    return foundation.folder_name(model_id) if isinstance(model_id, str) else network(model_id).name
+    return names.folder_name(model_id)
 
 
 def architecture_config(model):

@@ -9,13 +9,16 @@ loading a trained one for evaluation, prediction and comparison.
 ``logs/README.md`` describes the same files for users.
 """
 import argparse
+import contextlib
 import csv
 import datetime
 import difflib
 import hashlib
+import io
 import json
 import math
 import re
+import signal
 import sys
 import warnings
 import zipfile
@@ -939,7 +942,34 @@ def _holds(metrics, key):
     return key in metrics
 
 
+def find_command(argv):
+    """``runs.py find ... [-- FLAGS]`` as its command line gives it: the exit status."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return run_cli(lambda args: find_main(args, argv[cut + 1:]), find_parser(), argv[:cut])
+
+
+def serve(requests, answers):
+    """``python runs.py serve``: a plan's questions, one a line (a ``runs.py find`` command line, its arguments
+    apart by the ASCII unit separator, \\x1f), each answered on one line, ``<exit status>\\x1f<what it printed>``.
+    3_run.sh asks all of its questions of one such process, so a question costs no start of Python and torch
+    (seconds each); errors go to stderr as the command's would.  It ends when its input does (the plan's end)."""
+    # Ctrl-C reaches every process of the plan: the plan's shell decides whether it stops (it does when no command
+    # of its own handles it), and this process goes when the plan does
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for line in requests:
+        argv = line.rstrip("\n").split("\x1f")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            try:
+                status = find_command(argv) if argv[:1] == ["find"] else run_cli(None, find_parser(), argv)
+            except SystemExit as stop:  # argparse's refusal of a bad command line (it said why)
+                status = stop.code if isinstance(stop.code, int) else 2
+        answers.write(f"{status}\x1f{printed.getvalue().strip()}\n")
+        answers.flush()
+
+
 if __name__ == "__main__":
-    _argv = sys.argv[1:]
-    _cut = _argv.index("--") if "--" in _argv else len(_argv)
-    sys.exit(run_cli(lambda args: find_main(args, _argv[_cut + 1:]), find_parser(), _argv[:_cut]))
+    if sys.argv[1:] == ["serve"]:
+        serve(sys.stdin, sys.stdout)
+    else:
+        sys.exit(find_command(sys.argv[1:]))

@@ -30,18 +30,39 @@ def shot_groups(class_counts, many_shot=100, few_shot=20):
     }
 
 
+def per_class_scores(targets, predictions, num_classes, weights=None):
+    """Each class's recall, precision and F1 (fractions) and its support, the images' ``weights`` summed where given
+    (else counted): recall = TP / (TP + FN), precision = TP / (TP + FP), F1 = 2 TP / (2 TP + FP + FN), each 0 where
+    its denominator is (a class with no image, or one never predicted), as scikit-learn's ``zero_division=0``."""
+    targets, predictions = np.asarray(targets), np.asarray(predictions)
+    weights = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
+    correct = targets == predictions
+    true_positives = np.bincount(targets[correct], weights[correct], minlength=num_classes)
+    support = np.bincount(targets, weights, minlength=num_classes)
+    predicted = np.bincount(predictions, weights, minlength=num_classes)
+
+    def ratio(numerator, denominator):
+        return np.divide(numerator, denominator, out=np.zeros(num_classes), where=denominator > 0)
+    return {"recall": ratio(true_positives, support), "precision": ratio(true_positives, predicted),
+            "f1": ratio(2 * true_positives, support + predicted), "support": support}
+
+
+def macro_f1(targets, predictions, num_classes, weights=None):
+    """Mean F1 (%) over the classes present in ``targets``."""
+    present = np.unique(targets)
+    return 100.0 * float(np.mean(per_class_scores(targets, predictions, num_classes, weights)["f1"][present]))
+
+
 def classification_metrics(targets, predictions, num_classes, class_counts=None, many_shot=100, few_shot=20):
     """Top-1 (%), balanced accuracy (%), macro-F1 (%), per-class recall and shot-group accuracies."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
-
-    labels = list(range(num_classes))
+    targets, predictions = np.asarray(targets), np.asarray(predictions)
     present = np.unique(targets)
-    per_class_recall = recall_score(targets, predictions, labels=labels, average=None, zero_division=0)
+    per_class_recall = per_class_scores(targets, predictions, num_classes)["recall"]
     metrics = {
-        "acc": 100.0 * float(np.mean(np.asarray(targets) == np.asarray(predictions))),
+        "acc": 100.0 * float(np.mean(targets == predictions)),
         # Balanced accuracy over the classes that occur in this split.
-        "balanced_acc": 100.0 * float(balanced_accuracy_score(targets, predictions)) if len(present) else math.nan,
-        "macro_f1": 100.0 * float(f1_score(targets, predictions, labels=present, average="macro", zero_division=0)),
+        "balanced_acc": 100.0 * float(np.mean(per_class_recall[present])) if len(present) else math.nan,
+        "macro_f1": macro_f1(targets, predictions, num_classes),
         "per_class_recall": per_class_recall,
     }
     if class_counts is not None:
@@ -542,8 +563,6 @@ def shifted_metrics(targets, probabilities, prior, class_counts=None, many_shot=
     images weighted, and what no prior changes: balanced accuracy and the shot groups' accuracies, plain means of
     their classes' recalls as SADE takes them (``group_accuracies``).  ``ValueError`` for a prior that puts mass on
     a class with no test image (``present_prior``)."""
-    from sklearn.metrics import f1_score
-
     targets, probabilities = np.asarray(targets), np.asarray(probabilities)
     predictions = probabilities.argmax(axis=1)
     correct = predictions == targets
@@ -553,8 +572,7 @@ def shifted_metrics(targets, probabilities, prior, class_counts=None, many_shot=
     result = {"acc": float(weighted_accuracy(targets, correct, weights_by_class)[0]),
               "acc_ci95": images_interval(targets, correct, weights_by_class, level),
               "balanced_acc": balanced_accuracy(targets, predictions),
-              "macro_f1": 100.0 * float(f1_score(targets, predictions, labels=present, average="macro",
-                                                 sample_weight=sample_weight, zero_division=0)),
+              "macro_f1": macro_f1(targets, predictions, len(prior), sample_weight),
               "ece": expected_calibration_error(probabilities, targets, weights=sample_weight)}
     if class_counts is not None:
         recall = np.array([correct[targets == k].mean() if np.any(targets == k) else np.nan for k in range(len(prior))])

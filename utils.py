@@ -17,8 +17,6 @@ import threading
 import warnings
 from pathlib import Path
 
-import torch
-
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
@@ -224,6 +222,8 @@ def atomic_write(path, mode="w", **open_options):
 def save_atomic(payload, path):
     """``torch.save`` through ``atomic_write``.  torch's zip writer reports a failed write (a full disk, a file-size
     limit) as a ``RuntimeError`` raised while handling the ``OSError``: that is a ``WriteError`` too."""
+    import torch  # here, not above: a plan asks this module to check a name, and torch takes seconds to import
+
     with atomic_write(path, "wb") as file:
         try:
             torch.save(payload, file)
@@ -369,6 +369,8 @@ def load_checkpoint(path, map_location="cpu", required=()):
     if not header.startswith((b"PK\x03\x04", b"\x80")):  # torch.save writes a zip archive (or, long ago, a pickle)
         raise UserError(f"refusing to load {path}: it is not a file torch.save wrote (text, an image, or another "
                         "format)")
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols; we refuse those files anyway

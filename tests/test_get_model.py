@@ -139,3 +139,15 @@ def test_class_scales_need_a_linear_classifier_and_transform_input_is_rebuilt():
     with torch.device("meta"):
         assert get_model.build_network(25, 5, transform_input=True).transform_input is True  # GoogLeNet
         assert get_model.build_network(25, 5).transform_input is False
+
+
+def test_the_names_a_plan_reads_without_torch_are_the_registrys():
+    """3_run.sh names a plan's run folders from b_models/names.py, which imports no torch: the same names in the
+    same order as get_model.MODELS, and an index the registry has not is the same error (that it imports no torch:
+    tests/test_structure.py)."""
+    from b_models import names
+    assert names.NAMES == tuple(entry.name for entry in get_model.MODELS.values())
+    assert [names.folder_name(index) for index in get_model.MODELS] == [get_model.network(index).name
+                                                                          for index in get_model.MODELS]
+    with pytest.raises(ValueError, match="unknown model index 57.*python get_model.py"):
+        names.folder_name(57)

@@ -111,15 +111,19 @@ def test_a_study_of_a_clip_encoder_runs_lifts_rows_at_its_input_size(tmp_path):
 def test_a_row_evaluated_under_the_test_priors_asks_for_them(tmp_path):
     """A SADE row (named here) is evaluated under --test_prior all, so the plan asks runs.py find for a run whose
     metrics hold the priors (an older evaluation without them is evaluated again), and so does a cluster plan's
-    collecting job; other rows ask for nothing.  The scripts the plan starts are stand-ins that log their arguments
-    (the network's folder name still comes from Python)."""
+    collecting job; other rows ask for nothing.  The scripts the plan starts are stand-ins that log their arguments,
+    and so is the runs.py serve the plan asks (each question a line, its arguments apart by \\x1f; every answer:
+    not found); the network's folder name still comes from Python."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
     log = tmp_path / "calls.log"
     stand_in = tmp_path / "python"
     stand_in.write_text(f"""#!/bin/sh
-case "$1" in
-    -c) exec {shlex.quote(sys.executable)} "$@" ;;
-    *) echo "$*" >> {shlex.quote(str(log))}; [ "${{1##*/}}" != runs.py ] ;;
+case "$1 $2" in
+    -c*) exec {shlex.quote(sys.executable)} "$@" ;;
+    *runs.py\\ serve) while IFS= read -r line; do
+            printf '%s\\n' "$line" | tr '\\037' ' ' >> {shlex.quote(str(log))}; printf '1\\037\\n'
+        done ;;
+    *) echo "$*" >> {shlex.quote(str(log))} ;;
 esac
 """)
     stand_in.chmod(0o755)
@@ -127,7 +131,7 @@ esac
     result = run_sh(tmp_path, PYTHON=str(stand_in), SEEDS="0", OBJECTIVES=rows, REPORT="")
     assert result.returncode == 0, result.stderr
     calls = log.read_text().splitlines()
-    finds = [line for line in calls if line.split()[0].endswith("runs.py")]
+    finds = [line for line in calls if line.split()[0] == "find"]
     assert ["--evaluated_with=test_priors" in line for line in finds] == [False, False, True, True]  # before, after
     tests = [line for line in calls if line.split()[0].endswith("2_test.py")]
     assert ["--test_prior=all" in line for line in tests] == [False, True]

@@ -127,6 +127,30 @@ def test_metrics_against_hand_computed_values():
     assert (m["many_acc"], m["medium_acc"], m["few_acc"]) == pytest.approx((75.0, 50.0, 100.0))
 
 
+def test_per_class_scores_by_hand_with_a_class_never_predicted_and_one_absent():
+    """Class 1 is never predicted (precision 0, not nan), class 3 has no image and is never predicted (every score
+    0); weights count an image that many times."""
+    targets = np.array([0, 0, 1, 2, 2, 2])
+    predictions = np.array([0, 2, 0, 2, 2, 0])
+    scores = stats.per_class_scores(targets, predictions, 4)
+    assert scores["support"].tolist() == [2, 1, 3, 0]
+    assert scores["recall"] == pytest.approx([1 / 2, 0, 2 / 3, 0])
+    assert scores["precision"] == pytest.approx([1 / 3, 0, 2 / 3, 0])
+    assert scores["f1"] == pytest.approx([2 * 1 / (2 * 1 + 2 + 1), 0, 2 * 2 / (2 * 2 + 1 + 1), 0])
+    # macro-F1 over the classes present (0, 1, 2), not the absent class 3
+    assert stats.macro_f1(targets, predictions, 4) == pytest.approx(100 * (0.4 + 0 + 2 / 3) / 3)
+    weighted = stats.per_class_scores(targets, predictions, 4, weights=[1, 1, 1, 3, 1, 1])
+    assert weighted["support"].tolist() == [2, 1, 5, 0]
+    assert weighted["recall"][2] == pytest.approx(4 / 5) and weighted["precision"][2] == pytest.approx(4 / 5)
+    assert weighted["f1"][0] == pytest.approx(2 * 1 / (2 * 1 + 2 + 1))
+
+
+def test_the_confusion_fractions_by_hand():
+    import figures
+    matrix = figures.confusion_fractions([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], 3)
+    assert matrix.tolist() == [[1 / 2, 1 / 2, 0], [1 / 3, 2 / 3, 0], [0, 0, 0]]  # class 2 has no image: zeros
+
+
 def test_shot_groups_thresholds():
     groups = stats.shot_groups([101, 100, 20, 19, 0], many_shot=100, few_shot=20)
     assert groups["many"].tolist() == [0]

@@ -1,6 +1,8 @@
 """The layout's rules: entry scripts never import one another; utils.py imports no project module and the other
 bottom modules only utils.py."""
 import ast
+import subprocess
+import sys
 
 import pytest
 
@@ -59,3 +61,12 @@ def test_a_virtual_environment_in_the_checkout_is_not_the_project(tmp_path):
     finally:
         import shutil
         shutil.rmtree(venv)
+
+
+def test_what_a_plan_asks_before_training_imports_no_torch():
+    """3_run.sh names its run folders (b_models/names.py) and checks a dataset name (utils.name_argument) in Python
+    before anything trains, dry runs included: neither may import torch, which takes seconds to start."""
+    code = ("import sys; from b_models import names; import utils; utils.name_argument('DATASET')('my data'); "
+            "print(names.folder_name(41), 'torch' in sys.modules)")
+    checked = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert checked.stdout.split() == ["SimpleCNN", "False"], checked.stderr
