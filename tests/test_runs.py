@@ -3,11 +3,12 @@ import datetime
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import runs
-from conftest import ROOT
+from conftest import ROOT, run_dir_of
 from utils import UserError
 
 
@@ -86,3 +87,37 @@ def test_runs_py_find_answers_bad_input_in_one_line(tmp_path):
                                "--dataset=tiny"], cwd=tmp_path, capture_output=True, text=True)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_runs_py_serve_answers_each_question_on_one_line_and_survives_bad_ones(trained, monkeypatch, capsys):
+    """3_run.sh's one process for all of a plan's finds: each line a runs.py find command line (arguments apart by
+    \\x1f), each answer one line, ``<exit status>\\x1f<what find printed>``; a bad question is its one error line
+    and exit status 2, and the next question is still answered."""
+    import io
+    monkeypatch.chdir(trained)
+    run = run_dir_of(trained)
+    saved = json.loads((run / "config.json").read_text())
+    saved["args"]["tag"] = "t"
+    (run / "config.json").write_text(json.dumps(saved))
+    seed = saved["args"]["seed"]
+    ask = "\x1f".join
+    questions = [ask(["find", "--model_index=41", "--dataset=tiny", "--tag=t", f"--seed={seed}"]),
+                 ask(["find", "--model_index=41", "--dataset=tiny", "--tag=t", "--seed=zero"]),
+                 ask(["list"]),
+                 ask(["find", "--model_index=41", "--dataset=tiny", "--tag=other", f"--seed={seed}"]),
+                 ask(["find", "--model_index=41", "--dataset=tiny", "--tag=t", f"--seed={seed}", "--",
+                      "--dataset=tiny", "--model_index=41", "--objective=ERM", "--epochs=99"])]
+    answers = io.StringIO()
+    runs.serve(io.StringIO("".join(f"{question}\n" for question in questions)), answers)
+    lines = answers.getvalue().splitlines()
+    assert len(lines) == 5
+    status, printed = lines[0].split("\x1f")
+    assert status == "0" and printed.split("\t")[0] in ("complete", "evaluated")
+    assert Path(printed.split("\t")[1]).resolve() == run.resolve()
+    assert lines[1] == "2\x1f" and lines[2] == "2\x1f"  # a bad seed, a command serve does not know
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors) and "--seed" in errors[0]
+    assert lines[3] == "1\x1f"  # no run of that tag
+    status, printed = lines[4].split("\x1f")
+    assert status == "0" and printed.startswith("stale\t")  # the row's flags are not what it trained with
+    assert "epochs" in printed.split("\t")[2].split(",")
