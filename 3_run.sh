@@ -345,9 +345,17 @@ row_eval_flags() {  # the 2_test.py flags of the row in ROW_COMMAND: SADE's test
 
 start_runs_server() {  # one runs.py serve answers every runs.py find of this plan (RUNS_ASK, RUNS_ANSWER): a
     # question then costs no start of Python and torch, seconds each; it ends with the plan (its input closes)
-    coproc RUNS_SERVER { "$PYTHON" "$HERE/runs.py" serve; }
+    coproc RUNS_SERVER { exec "$PYTHON" "$HERE/runs.py" serve; }
+    SERVER_PID="$RUNS_SERVER_PID"  # the coproc's variables go when it ends; this copy stays for the wait
     exec {RUNS_ASK}>&"${RUNS_SERVER[1]}" {RUNS_ANSWER}<&"${RUNS_SERVER[0]}"
     eval "exec ${RUNS_SERVER[1]}>&- ${RUNS_SERVER[0]}<&-"  # the copies above, which subshells keep, stay open
+    trap stop_runs_server EXIT
+}
+
+stop_runs_server() {  # at the plan's end, however it ends: close the server's input and wait for it to go, so
+    # nothing of the plan outlives it (a caller reading the plan's output waits for every process that holds it)
+    exec {RUNS_ASK}>&-
+    wait "$SERVER_PID" 2> /dev/null || true
 }
 
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
@@ -356,6 +364,11 @@ find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><ru
     case " $(row_eval_flags) " in *" --test_prior=all "*) needs="--evaluated_with=test_priors" ;; esac
     # shellcheck disable=SC2086  # needs: no flag or one
     request=(find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" $needs -- "${ROW_COMMAND[@]}")
+    case "${request[*]}" in
+        *$'\x1f'*|*$'\n'*)  # the question's separators
+            echo "error: row $2 (or EXTRA) holds a newline or an ASCII unit separator (\\x1f) in a flag" >&2
+            exit 2 ;;
+    esac
     (IFS=$'\x1f'; printf '%s\n' "${request[*]}") >&"$RUNS_ASK"
     if ! IFS=$'\x1f' read -r status answer <&"$RUNS_ANSWER"; then
         echo "error: runs.py serve, which finds this plan's runs, has stopped (killed, or the error above)" >&2

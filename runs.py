@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -156,9 +157,10 @@ def tagged_runs(logs_dir, model, dataset, tag, seed=None):
         if not RUN_NAME.match(config.parent.name):
             continue
         try:
-            args = json.loads(config.read_text()).get("args", {})
+            saved = json.loads(config.read_text())
         except (OSError, ValueError):
             continue
+        args = saved.get("args", {}) if isinstance(saved, dict) else None  # a damaged one (null, a list): not a run
         if isinstance(args, dict) and args.get("tag") == tag and (seed is None or args.get("seed") == seed):
             found.append(config.parent)
     return sorted(found, key=lambda run: (run.name, str(run)))
@@ -952,7 +954,9 @@ def serve(requests, answers):
     """``python runs.py serve``: a plan's questions, one a line (a ``runs.py find`` command line, its arguments
     apart by the ASCII unit separator, \\x1f), each answered on one line, ``<exit status>\\x1f<what it printed>``.
     3_run.sh asks all of its questions of one such process, so a question costs no start of Python and torch
-    (seconds each); errors go to stderr as the command's would.  It ends when its input does (the plan's end)."""
+    (seconds each); errors go to stderr as the command's would, and so does anything but the one line a find
+    prints (argparse's help: then exit status 2), so an answer is always one line.  It ends when its input does
+    (the plan's end)."""
     # Ctrl-C reaches every process of the plan: the plan's shell decides whether it stops (it does when no command
     # of its own handles it), and this process goes when the plan does
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -961,15 +965,29 @@ def serve(requests, answers):
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             try:
-                status = find_command(argv) if argv[:1] == ["find"] else run_cli(None, find_parser(), argv)
-            except SystemExit as stop:  # argparse's refusal of a bad command line (it said why)
+                status = find_command(argv) if argv[:1] == ["find"] else _not_a_question(argv)
+            except SystemExit as stop:  # argparse's refusal of a bad command line (it said why), or its help
                 status = stop.code if isinstance(stop.code, int) else 2
-        answers.write(f"{status}\x1f{printed.getvalue().strip()}\n")
+        lines = printed.getvalue().strip().splitlines()
+        if len(lines) > 1:
+            sys.stderr.write(printed.getvalue())
+            lines, status = [], status or 2
+        answers.write(f"{status}\x1f{''.join(lines)}\n")
         answers.flush()
+
+
+def _not_a_question(argv):
+    print(f"error: runs.py serve answers 'find' command lines only, not {argv[0]!r}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["serve"]:
-        serve(sys.stdin, sys.stdout)
+        # bytes as the command line's arguments are decoded (a folder name that is not UTF-8 survives the trip)
+        encoding = sys.getfilesystemencoding()
+        serve(io.TextIOWrapper(sys.stdin.buffer, encoding, errors="surrogateescape"),
+              io.TextIOWrapper(sys.stdout.buffer, encoding, errors="surrogateescape"))
+        sys.stderr.flush()
+        os._exit(0)  # at once: the plan waits for this process, and unloading torch takes seconds
     else:
         sys.exit(find_command(sys.argv[1:]))

@@ -52,6 +52,25 @@ def test_plan_end_to_end_with_seeds_and_per_objective_flags(tmp_path):
         assert f"{label} ({run.name})" in curves  # one run: its name
 
 
+def test_a_flag_the_plans_questions_cannot_carry_is_one_line_and_the_plan_leaves_no_process(tmp_path):
+    """A plan asks its one runs.py serve a line a question, the arguments apart by \\x1f: a flag holding either is
+    refused in one line before anything trains, and the plan's end (an error's too) waits for the server to go."""
+    make_dataset(tmp_path / "a_datasets", name="digits-lt")
+    result = run_sh(tmp_path, SEEDS="0", OBJECTIVES="ERM", EPOCHS="1", REPORT="", EXTRA="--label_smoothing=0.1\x1f")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and lines == ["error: row ERM (or EXTRA) holds a newline or an ASCII unit "
+                                                "separator (\\x1f) in a flag"], result.stderr
+    assert not (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").exists()  # nothing trained
+    left = []
+    for process in Path("/proc").iterdir():
+        try:
+            if process.name.isdigit() and Path(os.readlink(process / "cwd")) == tmp_path:
+                left.append((process / "cmdline").read_bytes())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    assert left == []
+
+
 def test_unknown_plan(tmp_path):
     result = run_sh(tmp_path, PLAN="coco-lt")
     assert result.returncode == 2 and result.stderr.strip() == ("error: unknown PLAN 'coco-lt'; choose demo, study, "

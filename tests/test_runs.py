@@ -1,6 +1,7 @@
 """Run folders: names, finding and listing runs, CSV logs."""
 import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,18 +107,32 @@ def test_runs_py_serve_answers_each_question_on_one_line_and_survives_bad_ones(t
                  ask(["list"]),
                  ask(["find", "--model_index=41", "--dataset=tiny", "--tag=other", f"--seed={seed}"]),
                  ask(["find", "--model_index=41", "--dataset=tiny", "--tag=t", f"--seed={seed}", "--",
-                      "--dataset=tiny", "--model_index=41", "--objective=ERM", "--epochs=99"])]
+                      "--dataset=tiny", "--model_index=41", "--objective=ERM", "--epochs=99"]),
+                 ask(["find", "--model_index=41", "--dataset=tiny", "--tag=t", f"--seed={seed}", "--", "-h"])]
     answers = io.StringIO()
     runs.serve(io.StringIO("".join(f"{question}\n" for question in questions)), answers)
     lines = answers.getvalue().splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 6
     status, printed = lines[0].split("\x1f")
     assert status == "0" and printed.split("\t")[0] in ("complete", "evaluated")
     assert Path(printed.split("\t")[1]).resolve() == run.resolve()
     assert lines[1] == "2\x1f" and lines[2] == "2\x1f"  # a bad seed, a command serve does not know
-    errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors) and "--seed" in errors[0]
+    errors = capsys.readouterr().err
+    assert errors.count("error: ") == 2 and "--seed" in errors.splitlines()[0] and "'list'" in errors
+    assert "usage:" in errors and "--objective" in errors  # the help a row's -h printed: on stderr, not the answer
     assert lines[3] == "1\x1f"  # no run of that tag
     status, printed = lines[4].split("\x1f")
     assert status == "0" and printed.startswith("stale\t")  # the row's flags are not what it trained with
     assert "epochs" in printed.split("\t")[2].split(",")
+    assert lines[5] == "2\x1f"  # more than one line printed: not an answer (every answer is one line)
+
+
+def test_runs_py_serve_reads_and_answers_bytes_as_the_command_line_does(tmp_path):
+    """A folder name that is not UTF-8 reaches a command line as bytes; the same question sent to runs.py serve
+    (as 3_run.sh sends it) is answered, not a crash, where Python would decode its input strictly."""
+    logs = os.fsencode(tmp_path) + b"/caf\xe9"
+    question = b"\x1f".join([b"find", b"--model_index=41", b"--dataset=tiny", b"--tag=t", b"--seed=0",
+                             b"--logs_dir=" + logs]) + b"\n"
+    done = subprocess.run([sys.executable, str(ROOT / "runs.py"), "serve"], input=question * 2, capture_output=True,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=120)
+    assert done.returncode == 0 and done.stdout == b"1\x1f\n" * 2, done.stderr  # twice: no run there, still serving
