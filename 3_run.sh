@@ -359,8 +359,9 @@ stop_runs_server() {  # at the plan's end, however it ends: close the server's i
 }
 
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
-    local needs="" request status answer  # a run evaluated without the test priors its row's evaluation asks for
-    row_command "$1" "$2"  # is evaluated again
+    local needs="" request status answer
+    row_command "$1" "$2"
+    # a run evaluated without the test priors its row's evaluation asks for is evaluated again
     case " $(row_eval_flags) " in *" --test_prior=all "*) needs="--evaluated_with=test_priors" ;; esac
     # shellcheck disable=SC2086  # needs: no flag or one
     request=(find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" $needs -- "${ROW_COMMAND[@]}")
@@ -370,6 +371,7 @@ find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><ru
             exit 2 ;;
     esac
     (IFS=$'\x1f'; printf '%s\n' "${request[*]}") >&"$RUNS_ASK"
+    # its exit status (1: no run) and what it printed; "not found" and an error it explained print nothing
     if ! IFS=$'\x1f' read -r status answer <&"$RUNS_ANSWER"; then
         echo "error: runs.py serve, which finds this plan's runs, has stopped (killed, or the error above)" >&2
         exit 2
