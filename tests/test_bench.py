@@ -108,3 +108,12 @@ def test_the_transfer_datasets_split_fashion_mnist_s_classes(tmp_path):
     bad = subprocess.run(prepare, cwd=tmp_path, capture_output=True, text=True)
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "valid is missing" in lines[0]
+
+
+def test_plan_questions_quick():
+    """One runs.py serve and a runs.py find process per question give the same answers (the script checks), here
+    "no run" for the one question of row ERM, seed 0."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "plan_questions.py"), "--quick"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    assert re.search(r"^1 questions \(0 found a run\): \(a\) one runs.py serve [\d.]+ s, \(b\) a runs.py find "
+                     r"process each [\d.]+ s; b/a = [\d.]+$", out.strip()), out
