@@ -345,7 +345,8 @@ row_eval_flags() {  # the 2_test.py flags of the row in ROW_COMMAND: SADE's test
 
 start_runs_server() {  # one runs.py serve answers every runs.py find of this plan (RUNS_ASK, RUNS_ANSWER): a
     # question then costs no start of Python and torch, seconds each; it ends with the plan (its input closes)
-    coproc RUNS_SERVER { exec "$PYTHON" "$HERE/runs.py" serve; }
+    coproc RUNS_SERVER { trap '' INT; exec "$PYTHON" "$HERE/runs.py" serve; }  # Ctrl-C: the plan's to act on,
+    # even while the server still imports torch (an ignored signal stays ignored in the program exec starts)
     SERVER_PID="$RUNS_SERVER_PID"  # the coproc's variables go when it ends; this copy stays for the wait
     exec {RUNS_ASK}>&"${RUNS_SERVER[1]}" {RUNS_ANSWER}<&"${RUNS_SERVER[0]}"
     eval "exec ${RUNS_SERVER[1]}>&- ${RUNS_SERVER[0]}<&-"  # the copies above, which subshells keep, stay open
