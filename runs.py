@@ -957,9 +957,6 @@ def serve(requests, answers):
     (seconds each); errors go to stderr as the command's would, and so does anything but the one line a find
     prints (argparse's help: then exit status 2), so an answer is always one line.  It ends when its input does
     (the plan's end)."""
-    # Ctrl-C reaches every process of the plan: the plan's shell decides whether it stops (it does when no command
-    # of its own handles it), and this process goes when the plan does
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for line in requests:
         argv = line.rstrip("\n").split("\x1f")
         printed = io.StringIO()
@@ -983,6 +980,9 @@ def _not_a_question(argv):
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["serve"]:
+        # Ctrl-C reaches every process of the plan: the plan's shell decides whether it stops (it does when no
+        # command of its own handles it), and this process goes when the plan does (3_run.sh starts it so already)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # bytes as the command line's arguments are decoded (a folder name that is not UTF-8 survives the trip)
         encoding = sys.getfilesystemencoding()
         serve(io.TextIOWrapper(sys.stdin.buffer, encoding, errors="surrogateescape"),
