@@ -3,7 +3,7 @@
 # flags), run for every seed in SEEDS, each run evaluated on the test split, then one table (mean +- std over
 # seeds) of every row.
 #
-#   bash 3_run.sh                                   # the demo: long-tailed digits, ~2 min on 2 CPU cores
+#   bash 3_run.sh                                   # the demo: long-tailed digits, ~1.5 min on 2 CPU cores
 #   EPOCHS=1 bash 3_run.sh                          # a quick smoke run
 #   SEEDS="0 1 2" PLAN=fmnist-lt bash 3_run.sh      # Fashion-MNIST-LT, all eight objectives, 3 seeds (CPU)
 #   SEEDS="0 1 2" PLAN=cifar10-lt bash 3_run.sh     # CIFAR-10-LT as Cao et al. (2019) train it (GPU)
