@@ -44,7 +44,9 @@
 #   TAGS        1: print each row's tag, network folder, dataset, the row and its 1_train.py flags for seed 0
 #               (tab-separated; the flags apart by the ASCII unit separator, \x1f), run nothing (tables.py finds a
 #               row's runs by its tag, and shows only current ones)
-#   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed)
+#   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed),
+#               and keep a current record there as its row's run where logs/ has none (a fresh clone: nothing
+#               trains again; a second stage that must train trains its first stage again, for its checkpoint)
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
 # test metrics, a SADE row's under every test prior); one that stopped part-way is resumed; one that trained
@@ -364,7 +366,9 @@ find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><ru
     row_command "$1" "$2"
     # a run evaluated without the test priors its row's evaluation asks for is evaluated again
     case " $(row_eval_flags) " in *" --test_prior=all "*) needs="--evaluated_with=test_priors" ;; esac
-    # shellcheck disable=SC2086  # needs: no flag or one
+    # a run's committed record stands for it where logs/ has none (a fresh clone, a lost machine): --records
+    [ -z "${RECORDS:-}" ] || [ -n "${WITHOUT_RECORDS:-}" ] || needs="$needs --records=$RECORDS"
+    # shellcheck disable=SC2086  # needs: no flag, or a few
     request=(find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" $needs -- "${ROW_COMMAND[@]}")
     case "${request[*]}" in
         *$'\x1f'*|*$'\n'*)  # the question's separators
@@ -396,15 +400,53 @@ unlock_run() {
     LOCK_FD=""
 }
 
+first_stages() {  # the rows whose runs row $1 starts from (its --init_from=row:NAME), one a line
+    local body flag parts
+    body="$(row_body "$1")"
+    [ "$body" != "${body%%:*}" ] || return 0
+    IFS=',' read -r -a parts <<< "${body#*:}"
+    for flag in "${parts[@]}"; do
+        [[ "$flag" != --init_from=row:* ]] || named_row "${flag#--init_from=row:}"
+    done
+}
+
+restore_first_stages() {  # seed $1 of row $2 is to train, and starts from another row's checkpoint: where that run
+    # is only a record here (RECORDS, on a machine without its run folder), train it again first, as the plan would
+    # have; the record stays, and the table shows the newest
+    local seed="$1" spec="$2" first status
+    while IFS= read -r first; do
+        [ -n "$first" ] || continue
+        IFS=$'\t' read -r status _ <<< "$(WITHOUT_RECORDS=1 find_run "$seed" "$first")"
+        case "$status" in
+            evaluated|complete) ;;
+            *) echo "row $spec, seed $seed starts from row $first, whose checkpoint is not here (only its record, or"\
+                    "nothing): training that first"
+               WITHOUT_RECORDS=1 NOT_IN_TABLE=1 run_row "$seed" "$first" ;;
+        esac
+    done <<< "$(first_stages "$spec")"
+}
+
 run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; appends its run to RUNS
     local seed="$1" spec="$2" found="" status run objective eval_flags
     row_command "$seed" "$spec"
     eval_flags="$(row_eval_flags)"
     objective="${ROW_COMMAND[2]#--objective=}"
+    if [ "$DRY_RUN" != 1 ] && [ -n "${RECORDS:-}" ] && [ -n "$(first_stages "$spec")" ]; then
+        IFS=$'\t' read -r status _ <<< "$(find_run "$seed" "$spec")"
+        case "$status" in
+            evaluated|complete|incomplete|recorded) ;;
+            *) restore_first_stages "$seed" "$spec"; row_command "$seed" "$spec" ;;  # (this row's ROW_COMMAND again)
+        esac
+    fi
     [ "$DRY_RUN" = 1 ] || lock_run "$seed" "$spec"
     [ "$DRY_RUN" = 1 ] || found="$(find_run "$seed" "$spec")"
     IFS=$'\t' read -r status run _ <<< "$found"  # runs.py find: tab-separated, as a folder may hold spaces
     case "$status" in
+        recorded)
+            echo "done already: $run (its record; row $spec, seed $seed)"
+            unlock_run
+            [ -n "${NOT_IN_TABLE:-}" ] || RUNS+=("$run")
+            return ;;
         evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
         complete) ;;
         incomplete) ${LAUNCH:-$PYTHON} "$HERE/1_train.py" --resume="$run" ;;
@@ -432,7 +474,7 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
     fi
     [ -z "${RECORDS:-}" ] || "$PYTHON" "$HERE/records.py" export "$run" --to "$RECORDS"
     unlock_run
-    RUNS+=("$run")
+    [ -n "${NOT_IN_TABLE:-}" ] || RUNS+=("$run")
 }
 
 compare_and_report() {  # the table of RUNS, the validation curves and the HTML report
@@ -461,7 +503,7 @@ if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every
         for spec in $OBJECTIVES; do
             found="$(find_run "$seed" "$spec")"
             IFS=$'\t' read -r status run _ <<< "$found"
-            if [ "$status" = evaluated ]; then RUNS+=("$run")
+            if [ "$status" = evaluated ] || [ "$status" = recorded ]; then RUNS+=("$run")
             else echo "warning: no evaluated run of row $spec, seed $seed (${found:-none}); left out" >&2; fi
         done
     done

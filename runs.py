@@ -908,32 +908,66 @@ def find_parser():
     parser.add_argument("--logs_dir", default="logs")
     parser.add_argument("--evaluated_with", action="append", default=[], metavar="KEY",
                         help="a key the run's metrics must hold for it to count as evaluated (repeatable)")
+    parser.add_argument("--records", metavar="DIR",
+                        help="the records' root (records.py): where --logs_dir has no run of the row and seed, or a "
+                             "stale one, a current record there is the row's run (recorded)")
     return parser
 
 
 def find_main(args, flags=()):
     """``runs.py find`` (``find_parser``); ``flags``: the row's 1_train.py flags, given after ``--``."""
-    found = tagged_runs(args.logs_dir, model_folder(args.model if args.model else args.model_index), args.dataset,
-                        args.tag, args.seed)
-    if not found:
+    model = model_folder(args.model if args.model else args.model_index)
+    found = tagged_runs(args.logs_dir, model, args.dataset, args.tag, args.seed)
+    run = found[-1] if found else None
+    if run is not None and not run_is_complete(run) and not (run / LAST_CHECKPOINT).is_file():
+        run = None  # it stopped before its first epoch ended: nothing to resume, train anew
+    changed = differences(run, flags) if run is not None and flags else []
+    if (run is None or changed) and args.records:
+        record = _current_record(args, model, flags)
+        if record is not None:
+            print(f"recorded\t{record}")
+            return 0
+    if run is None:
         return 1
-    run = found[-1]
-    if not run_is_complete(run) and not (run / LAST_CHECKPOINT).is_file():
-        return 1  # it stopped before its first epoch ended: nothing to resume, train anew
-    changed = differences(run, flags) if flags else []
     if changed:
         print(f"stale\t{run}\t{','.join(changed)}")
         return 0
     status = "incomplete"
     if run_is_complete(run):
-        try:
-            metrics = read_metrics(run, "test") or read_metrics(run, "valid")  # test's, as the tables read
-            evaluated = metrics is not None and all(_holds(metrics, key) for key in args.evaluated_with)
-        except UserError:  # a damaged metrics file: evaluate again
-            evaluated = False
-        status = "evaluated" if evaluated else "complete"
+        status = "evaluated" if _evaluated(run, args.evaluated_with) else "complete"
     print(f"{status}\t{run}")
     return 0
+
+
+def _evaluated(run, keys):
+    """Whether a run has test metrics (else valid ones) holding every key of ``keys`` (``_holds``)."""
+    try:
+        metrics = read_metrics(run, "test") or read_metrics(run, "valid")  # test's, as the tables read
+    except UserError:  # a damaged metrics file: evaluate again
+        return False
+    return metrics is not None and all(_holds(metrics, key) for key in keys)
+
+
+def _current_record(args, model, flags):
+    """The newest record under ``args.records`` of the row's tag and seed that the plan can keep as its run, or
+    None: its files as exported (``verify_record``), its metrics against its predictions, its settings the row's
+    (``differences``) and its evaluation the row's (``--evaluated_with``).  How a plan on a machine without the
+    run folders (a fresh clone, a lost ``logs/``) goes on from the committed records instead of training again."""
+    records = tagged_runs(args.records, model, args.dataset, args.tag, args.seed)
+    if not records:
+        return None
+    record = records[-1]  # the newest, as tables.py reads it: an older one is not what a table shows
+    try:
+        if read_record(record) is None:
+            raise UserError(f"{record} is a run folder, not a record (records.py export writes those)")
+        verify_record(record)
+        checked_metrics(record, "test")
+    except UserError as error:
+        print(f"note: not kept, so the row trains again: {error}", file=sys.stderr)
+        return None
+    if flags and differences(record, flags) or not _evaluated(record, args.evaluated_with):
+        return None  # trained or evaluated otherwise than the row is now: the row trains again
+    return record
 
 
 def _holds(metrics, key):

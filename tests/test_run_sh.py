@@ -328,3 +328,57 @@ def test_a_run_stopped_in_its_first_epoch_is_trained_anew_once_by_two_plans_at_o
     record = tmp_path / "results" / "SimpleCNN" / "digits-lt" / "ERM" / trained.name
     assert (record / "record.json").is_file() and not list(record.glob("*.pth"))
     assert not (tmp_path / "results" / "SimpleCNN" / "digits-lt" / "ERM" / stopped.name).exists()
+
+
+def test_a_plan_goes_on_from_the_committed_records_on_a_machine_without_its_runs(tmp_path, capsys):
+    """RECORDS: where logs/ has no run of a row and seed (a fresh clone, a lost machine), its current record is the
+    row's run: nothing trains and the table shows the record.  A second stage that must train needs its first
+    stage's checkpoint, which a record does not keep: the plan trains that first stage again (beside its record)
+    and leaves it out of the table; a record that was edited, or trained otherwise, is not kept."""
+    make_dataset(tmp_path / "a_datasets", name="digits-lt")
+    plan = {"EPOCHS": "1", "SEEDS": "0", "REPORT": "", "RECORDS": "results"}
+    first = run_sh(tmp_path, **plan, OBJECTIVES="ERM CCE")
+    assert first.returncode == 0, first.stderr[-2000:]
+    records = tmp_path / "results" / "SimpleCNN" / "digits-lt"
+    (erm_record,), (cce_record,) = (list((records / objective).iterdir()) for objective in ("ERM", "CCE"))
+    import shutil
+    shutil.rmtree(tmp_path / "logs")  # the machine that trained them is gone; the records are committed
+
+    again = run_sh(tmp_path, **plan, OBJECTIVES="ERM CCE")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "training SimpleCNN" not in again.stdout
+    assert not list((tmp_path / "logs").glob("*/*/*/*/config.json"))  # no run folder (the plan's locks and figure)
+    assert f"done already: {Path('results') / 'SimpleCNN' / 'digits-lt' / 'ERM' / erm_record.name} (its record" \
+        in again.stdout
+    table = again.stdout[again.stdout.index("objective "):].splitlines()
+    assert [line.split()[:2] for line in table[1:3]] == [["ERM", "1"], ["CCE", "ccegamma=0.5"]]
+    before = json.loads((erm_record / "test_metrics.json").read_text())["acc"]
+    assert f"{before:.2f}" in table[1]  # the record's own numbers
+
+    staged = run_sh(tmp_path, **plan, OBJECTIVES="ERM CCE CRT")
+    assert staged.returncode == 0, staged.stderr[-2000:]
+    assert "starts from row ERM, whose checkpoint is not here" in staged.stdout
+    assert staged.stdout.count("training SimpleCNN") == 2  # ERM again (for its checkpoint), then cRT
+    retrained, crt = sorted((tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir())
+    assert Path(json.loads((crt / "config.json").read_text())["args"]["init_from"]).parent == retrained.resolve()
+    table = staged.stdout[staged.stdout.index("objective "):].splitlines()
+    assert [line.split()[-1] for line in table[1:4]] == [  # the records, and the second stage trained now
+        str(Path("results") / "SimpleCNN" / "digits-lt" / "ERM" / erm_record.name),
+        str(Path("results") / "SimpleCNN" / "digits-lt" / "CCE" / cce_record.name),
+        str(Path("logs") / "SimpleCNN" / "digits-lt" / "ERM" / crt.name)]
+    assert f"({erm_record.name})" in (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "valid_acc.svg").read_text()
+
+    import runs  # the plan's question for the CCE row, as runs.py serve answers it
+    (line,) = [line for line in run_sh(tmp_path, **plan, OBJECTIVES="CCE", TAGS="1").stdout.splitlines()]
+    argv = line.split("\t")[4].split("\x1f")
+    question = ["find", "--model_index=41", "--dataset=digits-lt", f"--tag={line.split()[0]}", "--seed=0",
+                f"--logs_dir={tmp_path / 'logs'}", f"--records={tmp_path / 'results'}"]
+    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 0
+    assert capsys.readouterr().out == f"recorded\t{cce_record}\n"
+    assert runs.find_main(runs.find_parser().parse_args(question), [*argv, "--lr=0.5"]) == 1  # trained otherwise
+    config = json.loads((cce_record / "config.json").read_text())
+    config["args"]["ccegamma"] = 2.0  # edited: its SHA-256 no longer matches record.json
+    (cce_record / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 1
+    assert "not kept, so the row trains again" in capsys.readouterr().err
