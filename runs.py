@@ -967,7 +967,24 @@ def _current_record(args, model, flags):
         return None
     if flags and differences(record, flags) or not _evaluated(record, args.evaluated_with):
         return None  # trained or evaluated otherwise than the row is now: the row trains again
+    data_dir = train_args.get_args_parser().parse_args(list(flags)).data_dir if flags else "a_datasets"
+    here = _training_counts(Path(data_dir) / args.dataset / "train")
+    kept = read_record(record)
+    if here is not None and here != (kept.get("classes"), kept.get("class_counts")):
+        print(f"note: not kept, so the row trains again: {record} trained on other images than "
+              f"{Path(data_dir) / args.dataset / 'train'} holds (its classes or their counts differ)", file=sys.stderr)
+        return None
     return record
+
+
+def _training_counts(train_dir):
+    """``(classes, images per class)`` of a training split's folders, or None where there is none to compare."""
+    from loader import scan_split  # (torch is loaded already; loader's other imports are only needed here)
+    try:
+        split = scan_split(train_dir)
+    except (UserError, OSError):
+        return None
+    return split.classes, split.class_counts()
 
 
 def _holds(metrics, key):

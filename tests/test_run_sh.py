@@ -330,7 +330,7 @@ def test_a_run_stopped_in_its_first_epoch_is_trained_anew_once_by_two_plans_at_o
     assert not (tmp_path / "results" / "SimpleCNN" / "digits-lt" / "ERM" / stopped.name).exists()
 
 
-def test_a_plan_goes_on_from_the_committed_records_on_a_machine_without_its_runs(tmp_path, capsys):
+def test_a_plan_goes_on_from_the_committed_records_on_a_machine_without_its_runs(tmp_path, capsys, monkeypatch):
     """RECORDS: where logs/ has no run of a row and seed (a fresh clone, a lost machine), its current record is the
     row's run: nothing trains and the table shows the record.  A second stage that must train needs its first
     stage's checkpoint, which a record does not keep: the plan trains that first stage again (beside its record)
@@ -376,6 +376,14 @@ def test_a_plan_goes_on_from_the_committed_records_on_a_machine_without_its_runs
     assert runs.find_main(runs.find_parser().parse_args(question), argv) == 0
     assert capsys.readouterr().out == f"recorded\t{cce_record}\n"
     assert runs.find_main(runs.find_parser().parse_args(question), [*argv, "--lr=0.5"]) == 1  # trained otherwise
+    monkeypatch.chdir(tmp_path)  # where the plan runs: its dataset in a_datasets/, which the record must match
+    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 0
+    extra = next((tmp_path / "a_datasets" / "digits-lt" / "train").glob("*/*.png"))
+    shutil.copy(extra, extra.with_name("another.png"))  # these are not the images the record's run trained on
+    capsys.readouterr()
+    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 1
+    assert "trained on other images than" in capsys.readouterr().err
+    extra.with_name("another.png").unlink()
     config = json.loads((cce_record / "config.json").read_text())
     config["args"]["ccegamma"] = 2.0  # edited: its SHA-256 no longer matches record.json
     (cce_record / "config.json").write_text(json.dumps(config))
