@@ -41,6 +41,9 @@
 #   MARKDOWN    also write the table to this markdown file
 #   REPORT      the HTML report of the plan's runs (default logs/<model>/<dataset>/report.html; REPORT= none)
 #   DRY_RUN     1: print the commands instead of running them
+#   PENDING     1: print each row and seed that would train or be evaluated (seed, row, what was found:
+#               incomplete, complete, stale or none; tab-separated): what is left of a plan (it trains nothing,
+#               but prepares a missing dataset, whose images a record must match)
 #   TAGS        1: print each row's tag, network folder, dataset, the row and its 1_train.py flags for seed 0
 #               (tab-separated; the flags apart by the ASCII unit separator, \x1f), run nothing (tables.py finds a
 #               row's runs by its tag, and shows only current ones)
@@ -362,14 +365,15 @@ stop_runs_server() {  # at the plan's end, however it ends: close the server's i
 }
 
 find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><run>[<TAB><settings>]", or nothing
-    local needs="" request status answer
+    local needs=() request status answer
     row_command "$1" "$2"
     # a run evaluated without the test priors its row's evaluation asks for is evaluated again
-    case " $(row_eval_flags) " in *" --test_prior=all "*) needs="--evaluated_with=test_priors" ;; esac
-    # a run's committed record stands for it where logs/ has none (a fresh clone, a lost machine): --records
-    [ -z "${RECORDS:-}" ] || [ -n "${WITHOUT_RECORDS:-}" ] || needs="$needs --records=$RECORDS"
-    # shellcheck disable=SC2086  # needs: no flag, or a few
-    request=(find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" $needs -- "${ROW_COMMAND[@]}")
+    case " $(row_eval_flags) " in *" --test_prior=all "*) needs+=(--evaluated_with=test_priors) ;; esac
+    # a row's current record stands for its run where logs/ has none (a fresh clone, a lost machine), except while
+    # a first stage is restored for its checkpoint (restore_first_stages: restoring, a local it sets)
+    [ -z "${RECORDS:-}" ] || [ -n "${restoring:-}" ] || needs+=(--records="$RECORDS")
+    request=(find "$MODEL_FLAG" --dataset="$DATASET" --tag="$(row_tag "$2")" --seed="$1" "${needs[@]}" --
+             "${ROW_COMMAND[@]}")
     case "${request[*]}" in
         *$'\x1f'*|*$'\n'*)  # the question's separators
             echo "error: row $2 (or EXTRA) holds a newline or an ASCII unit separator (\\x1f) in a flag" >&2
@@ -381,6 +385,7 @@ find_run() {  # the runs.py find answer for seed $1 of row $2: "<status><TAB><ru
         echo "error: runs.py serve, which finds this plan's runs, has stopped (killed, or the error above)" >&2
         exit 2
     fi
+    [ "$status" != 2 ] || exit 2  # the question was refused (its error line is above): not "no run"
     [ -z "$answer" ] || printf '%s\n' "$answer"
 }
 
@@ -410,29 +415,45 @@ first_stages() {  # the rows whose runs row $1 starts from (its --init_from=row:
     done
 }
 
-restore_first_stages() {  # seed $1 of row $2 is to train, and starts from another row's checkpoint: where that run
-    # is only a record here (RECORDS, on a machine without its run folder), train it again first, as the plan would
-    # have; the record stays, and the table shows the newest
-    local seed="$1" spec="$2" first status
+restore_first_stages() {  # seed $1 of row $2 is to train and starts from other rows' checkpoints: where such a
+    # run is not under logs/ (only its record, on a machine without the run folders), train it again first
+    local seed="$1" spec="$2" first found status restoring=1  # restoring: find_run leaves the records out
     while IFS= read -r first; do
         [ -n "$first" ] || continue
-        IFS=$'\t' read -r status _ <<< "$(WITHOUT_RECORDS=1 find_run "$seed" "$first")"
+        found="$(find_run "$seed" "$first")"
+        IFS=$'\t' read -r status _ <<< "$found"
         case "$status" in
             evaluated|complete) ;;
-            *) echo "row $spec, seed $seed starts from row $first, whose checkpoint is not here (only its record, or"\
-                    "nothing): training that first"
-               WITHOUT_RECORDS=1 NOT_IN_TABLE=1 run_row "$seed" "$first" ;;
+            *) echo "row $spec, seed $seed starts from row $first, whose run is not under logs/ (found:"\
+                    "${status:-none}; a record keeps no checkpoint): training that first"
+               run_row "$seed" "$first" ;;
         esac
     done <<< "$(first_stages "$spec")"
 }
 
-run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; appends its run to RUNS
+table_run() {  # seed $1 of row $2's run in the table is $3: a row's first, or its run trained again (restored)
+    local key="$1"$'\t'"$2" index
+    for index in "${!RUN_KEYS[@]}"; do
+        if [ "${RUN_KEYS[$index]}" = "$key" ]; then RUNS[index]="$3"; return; fi
+    done
+    [ -n "${restoring:-}" ] || { RUN_KEYS+=("$key"); RUNS+=("$3"); }  # a restored row comes in its own turn
+}
+
+record_of() {  # the record RECORDS holds of run $1 (records.py's place: the run's last four folders under RECORDS)
+    local run="$1" tail="" part
+    for part in 1 2 3 4; do tail="/${run##*/}$tail"; run="${run%/*}"; done
+    echo "$RECORDS$tail"
+}
+
+run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; its run (its record, with RECORDS) goes
+    # into the table (RUNS)
     local seed="$1" spec="$2" found="" status run objective eval_flags
     row_command "$seed" "$spec"
     eval_flags="$(row_eval_flags)"
     objective="${ROW_COMMAND[2]#--objective=}"
     if [ "$DRY_RUN" != 1 ] && [ -n "${RECORDS:-}" ] && [ -n "$(first_stages "$spec")" ]; then
-        IFS=$'\t' read -r status _ <<< "$(find_run "$seed" "$spec")"
+        found="$(find_run "$seed" "$spec")"
+        IFS=$'\t' read -r status _ <<< "$found"
         case "$status" in
             evaluated|complete|incomplete|recorded) ;;
             *) restore_first_stages "$seed" "$spec"; row_command "$seed" "$spec" ;;  # (this row's ROW_COMMAND again)
@@ -445,7 +466,7 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
         recorded)
             echo "done already: $run (its record; row $spec, seed $seed)"
             unlock_run
-            [ -n "${NOT_IN_TABLE:-}" ] || RUNS+=("$run")
+            table_run "$seed" "$spec" "$run"
             return ;;
         evaluated) echo "done already: $run (row $spec, seed $seed)" ;;
         complete) ;;
@@ -472,9 +493,12 @@ run_row() {  # train (or resume, or skip) and evaluate seed $1 of row $2; append
         "$PYTHON" "$HERE/2_test.py" --dataset="$DATASET" "$MODEL_FLAG" --objective="$objective" \
             --datetime="$(basename "$run")" $eval_flags
     fi
-    [ -z "${RECORDS:-}" ] || "$PYTHON" "$HERE/records.py" export "$run" --to "$RECORDS"
+    if [ -n "${RECORDS:-}" ]; then
+        "$PYTHON" "$HERE/records.py" export "$run" --to "$RECORDS"
+        run="$(record_of "$run")"  # the table reads the records: one root for the kept and the trained
+    fi
     unlock_run
-    [ -n "${NOT_IN_TABLE:-}" ] || RUNS+=("$run")
+    table_run "$seed" "$spec" "$run"
 }
 
 compare_and_report() {  # the table of RUNS, the validation curves and the HTML report
@@ -493,7 +517,7 @@ compare_and_report() {  # the table of RUNS, the validation curves and the HTML 
     fi
 }
 
-RUNS=()
+RUNS=(); RUN_KEYS=()  # the table's runs, and the seed and row of each
 SCHEDULER="${SCHEDULER:-local}"
 if [ "${LAUNCH:-}" = slurm ]; then SCHEDULER=slurm; unset LAUNCH; fi  # LAUNCH=slurm: the same as SCHEDULER=slurm
 
@@ -503,12 +527,26 @@ if [ -n "${COLLECT:-}" ]; then  # the last job of a cluster plan: the runs every
         for spec in $OBJECTIVES; do
             found="$(find_run "$seed" "$spec")"
             IFS=$'\t' read -r status run _ <<< "$found"
+            if [ "$status" = evaluated ] && [ -n "${RECORDS:-}" ] && [ -d "$(record_of "$run")" ]; then
+                run="$(record_of "$run")"  # as a local plan's table: the records, one root for all its runs
+            fi
             if [ "$status" = evaluated ] || [ "$status" = recorded ]; then RUNS+=("$run")
             else echo "warning: no evaluated run of row $spec, seed $seed (${found:-none}); left out" >&2; fi
         done
     done
     [ ${#RUNS[@]} -gt 0 ] || { echo "error: no evaluated run of this plan to compare" >&2; exit 2; }
     compare_and_report
+elif [ "${PENDING:-0}" = 1 ]; then  # what is left: the rows and seeds neither evaluated nor kept from a record
+    start_runs_server
+    for seed in $SEEDS; do
+        for spec in $OBJECTIVES; do
+            IFS=$'\t' read -r status _ <<< "$(find_run "$seed" "$spec")"
+            case "$status" in
+                evaluated|recorded) ;;
+                *) printf '%s\t%s\t%s\n' "$seed" "$spec" "${status:-none}" ;;
+            esac
+        done
+    done
 elif [ "$SCHEDULER" = slurm ]; then
     submit_plan
 elif [ "$SCHEDULER" = local ]; then

@@ -109,6 +109,9 @@ def export_run(run_dir, to_root="results"):
     for split, kind in found:
         checked_metrics(run_dir, split, kind)  # an edited metrics file is not recorded
     target = record_path(run_dir, to_root)
+    if target.resolve() == run_dir.resolve():
+        raise UserError(f"--to {to_root}: the record of {run_dir} would replace the run folder itself (the records' "
+                        "root is the runs' root); give another folder, e.g. --to results")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

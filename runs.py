@@ -13,6 +13,7 @@ import contextlib
 import csv
 import datetime
 import difflib
+import functools
 import hashlib
 import io
 import json
@@ -753,19 +754,32 @@ def read_record(run_dir):
     try:
         record = json.loads(path.read_text())
         if not isinstance(record, dict) or not isinstance(record.get("predictions"), dict) \
-                or not isinstance(record.get("files"), dict):
+                or not isinstance(record.get("files"), dict) \
+                or not all(isinstance(entry, dict) for entry in record["predictions"].values()):
             raise ValueError("not a record of this project")
     except (OSError, ValueError) as error:
         raise UserError(f"{path} is damaged ({str(error).splitlines()[0][:80]}); export the run again") from None
     return record
 
 
+RECORD_NEEDS = (CONFIG, "train.csv", "valid.csv")  # what every record holds, listed in its record.json
+
+
 def verify_record(run_dir):
     """A record's files against the SHA-256 ``record.json`` gives for them (its predictions are checked when they
-    are read): an edited or missing file is a ``UserError`` naming it."""
+    are read): an edited or missing file is a ``UserError`` naming it, and so is a file that ``record.json`` does
+    not list (a file added, or a listing cut down to hide an edit: its config, CSV logs, each evaluation's metrics
+    and predictions must all be listed)."""
     record = read_record(run_dir)
     if record is None:
         return
+    listed = set(record["files"]) | set(record["predictions"])
+    needed = {*RECORD_NEEDS, *(name.replace("_predictions.npz", "_metrics.json") for name in record["predictions"])}
+    present = {path.name for path in Path(run_dir).iterdir()} - {RECORD}
+    for name in sorted((needed | present) - listed) + sorted(set(record["predictions"]) - present):
+        raise UserError(f"{Path(run_dir) / name} is not the file that was recorded (added, or left out of "
+                        f"{RECORD}, or missing since records.py exported it); export the run again from its run "
+                        "folder")
     for name, digest in record["files"].items():
         path = Path(run_dir) / name
         if Path(name).name != name or not path.is_file() or file_sha256(path) != digest:
@@ -923,10 +937,12 @@ def find_main(args, flags=()):
         run = None  # it stopped before its first epoch ended: nothing to resume, train anew
     changed = differences(run, flags) if run is not None and flags else []
     if (run is None or changed) and args.records:
-        record = _current_record(args, model, flags)
-        if record is not None:
+        record, record_changed = _record_of_row(args, model, flags)
+        if record is not None and not record_changed:
             print(f"recorded\t{record}")
             return 0
+        if run is None and record is not None:
+            run, changed = record, record_changed  # stale: the row trains again, and the plan says why
     if run is None:
         return 1
     if changed:
@@ -948,43 +964,80 @@ def _evaluated(run, keys):
     return metrics is not None and all(_holds(metrics, key) for key in keys)
 
 
-def _current_record(args, model, flags):
-    """The newest record under ``args.records`` of the row's tag and seed that the plan can keep as its run, or
-    None: its files as exported (``verify_record``), its metrics against its predictions, its settings the row's
-    (``differences``) and its evaluation the row's (``--evaluated_with``).  How a plan on a machine without the
-    run folders (a fresh clone, a lost ``logs/``) goes on from the committed records instead of training again."""
+def _record_of_row(args, model, flags):
+    """``(record, what differs)`` for the newest record under ``args.records`` of the row's tag and seed, the one
+    tables.py reads: ``what differs`` is empty when the plan can keep it as the row's run, else the settings (or
+    ``evaluation``, ``data``) in which it is not the row's run now; ``(None, [])`` when there is none to keep.  How a
+    plan on a machine without the run folders (a fresh clone, a lost ``logs/``) goes on from the committed records
+    instead of training again.  Kept: a record inside the root (no link out), whose files are all listed in
+    ``record.json`` and as exported (``verify_record``), whose metrics its predictions give, trained as the row
+    trains now (``differences``), evaluated as the row asks (``--evaluated_with``), on this dataset as far as a
+    record can tell (``_same_data``).  A damaged one is named on stderr and not kept."""
     records = tagged_runs(args.records, model, args.dataset, args.tag, args.seed)
     if not records:
-        return None
-    record = records[-1]  # the newest, as tables.py reads it: an older one is not what a table shows
+        return None, []
+    record = records[-1]
     try:
+        contained(args.records, record, "--records")
         if read_record(record) is None:
             raise UserError(f"{record} is a run folder, not a record (records.py export writes those)")
         verify_record(record)
-        checked_metrics(record, "test")
+        if checked_metrics(record, "test") is None:
+            raise UserError(f"{record} has no test evaluation")
     except UserError as error:
         print(f"note: not kept, so the row trains again: {error}", file=sys.stderr)
-        return None
-    if flags and differences(record, flags) or not _evaluated(record, args.evaluated_with):
-        return None  # trained or evaluated otherwise than the row is now: the row trains again
-    data_dir = train_args.get_args_parser().parse_args(list(flags)).data_dir if flags else "a_datasets"
-    here = _training_counts(Path(data_dir) / args.dataset / "train")
+        return None, []
+    changed = differences(record, flags) if flags else []
+    if not changed and not _evaluated(record, args.evaluated_with):
+        changed = ["evaluation (" + ", ".join(args.evaluated_with) + ")"]
+    if not changed:
+        data_dir = train_args.get_args_parser().parse_args(list(flags)).data_dir if flags else "a_datasets"
+        changed = _same_data(record, Path(data_dir) / args.dataset)
+    return record, changed
+
+
+def _same_data(record, dataset_dir):
+    """``[]`` when a record's run trained and was tested on the images of ``dataset_dir`` as far as a record can
+    tell: the training split's class names and images per class, and the test split's images by relative path and
+    label (not their bytes); else ``["data (...)"]`` saying which differs.  A dataset not here is not compared."""
     kept = read_record(record)
-    if here is not None and here != (kept.get("classes"), kept.get("class_counts")):
-        print(f"note: not kept, so the row trains again: {record} trained on other images than "
-              f"{Path(data_dir) / args.dataset / 'train'} holds (its classes or their counts differ)", file=sys.stderr)
+    train = _split_listing(dataset_dir / "train")
+    if train is not None and (train[0], [len(paths) for paths in train[1]]) != (kept.get("classes"),
+                                                                                   kept.get("class_counts")):
+        return [f"data (the classes or images per class of {dataset_dir / 'train'})"]
+    test = _split_listing(dataset_dir / "test")
+    if test is not None:
+        with np.load(Path(record) / predictions_file("test", "best")) as saved:
+            recorded = sorted(zip(saved["paths"].tolist(), saved["targets"].tolist()))
+        here = sorted((path, label) for label, paths in enumerate(test[1]) for path in paths)
+        if recorded != here:
+            return [f"data (the images or labels of {dataset_dir / 'test'})"]
+    return []
+
+
+def _split_listing(split_dir):
+    """``(classes, [[relative image path, ...] per class])`` of a split's folders (paths relative to the dataset,
+    as predictions record them), or None where there is none; read again only when a class folder changed (runs.py
+    serve asks it for every row of a plan)."""
+    try:
+        folders = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(Path(split_dir).iterdir()))
+    except OSError:
         return None
-    return record
+    return _scanned_split(Path(split_dir).resolve(), folders)
 
 
-def _training_counts(train_dir):
-    """``(classes, images per class)`` of a training split's folders, or None where there is none to compare."""
+@functools.lru_cache(maxsize=8)
+def _scanned_split(split_dir, folders):
+    """``_split_listing`` of a split whose class folders (names, modification times) are ``folders``."""
     from loader import scan_split  # (torch is loaded already; loader's other imports are only needed here)
     try:
-        split = scan_split(train_dir)
+        split = scan_split(split_dir)
     except (UserError, OSError):
         return None
-    return split.classes, split.class_counts()
+    paths = [[] for _ in split.classes]
+    for path, label in zip(split.paths, split.labels):
+        paths[label].append(path.relative_to(split_dir.parent).as_posix())
+    return split.classes, paths
 
 
 def _holds(metrics, key):

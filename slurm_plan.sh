@@ -57,7 +57,7 @@ plan_variables() {  # the variables that make 3_run.sh this plan, as bash assign
     local name
     printf 'export PLAN=%q DATASET=%q MODEL=%q EPOCHS=%q PYTHON=%q\n' "$PLAN" "$DATASET" "$MODEL" "$EPOCHS" "$PYTHON"
     printf 'export OBJECTIVES=%q\n' "$OBJECTIVES"
-    for name in EXTRA ROOT LISTS IMAGES PROCESSES LAUNCH MARKDOWN HEIGHT WIDTH AUGMENT PRETRAINED REPORT; do
+    for name in EXTRA ROOT LISTS IMAGES PROCESSES LAUNCH MARKDOWN HEIGHT WIDTH AUGMENT PRETRAINED REPORT RECORDS LRSTEP; do
         if [ -n "${!name+set}" ]; then printf 'export %s=%q\n' "$name" "${!name}"; fi
     done
 }

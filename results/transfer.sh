@@ -14,16 +14,33 @@ PYTHON="${PYTHON:-python}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" REPORT= RECORDS=results PYTHON
 SOURCE=logs/transfer-source.pth
 
-PLAN=transfer-source SEEDS=0 bash "$HERE/3_run.sh"
 # The source network's checkpoint chosen on valid/, copied where the target plan's --pretrained reads it (a target
 # run records the file's SHA-256: when a source trained again replaces it, the plan trains the targets again).
-tag="$(PLAN=transfer-source TAGS=1 bash "$HERE/3_run.sh" | cut -f1)"
-run="$("$PYTHON" "$HERE/runs.py" find --model="clip:bench/transfer/vit.json" --dataset=fmnist-head --tag="$tag" \
-    --seed=0 | cut -f2)" || true
-best="$([ -z "$run" ] || "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path
-from runs import best_checkpoint_path; print(best_checkpoint_path(Path(sys.argv[2])) or '')" "$HERE" "$run")"
+source_checkpoint() {  # the best checkpoint of the source run under logs/, or nothing
+    local run
+    run="$("$PYTHON" "$HERE/runs.py" find --model="clip:bench/transfer/vit.json" --dataset=fmnist-head --tag="$TAG" \
+        --seed=0 | cut -f2)" || true
+    [ -z "$run" ] || "$PYTHON" -c "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path
+from runs import best_checkpoint_path; print(best_checkpoint_path(Path(sys.argv[2])) or '')" "$HERE" "$run"
+}
+
+PLAN=transfer-source SEEDS=0 bash "$HERE/3_run.sh"
+TAG="$(PLAN=transfer-source TAGS=1 bash "$HERE/3_run.sh" | cut -f1)"
+best="$(source_checkpoint)"
+if [ -z "$best" ] && [ ! -f "$SOURCE" ]; then
+    # the source run is only a record here (a fresh clone): the targets need its checkpoint only if one must train
+    if [ -z "$(PLAN=transfer SEEDS="0 1 2" SOURCE="$SOURCE" PENDING=1 bash "$HERE/3_run.sh")" ]; then
+        echo "every transfer row is kept from its record: the source network's checkpoint is not needed"
+        exec env PLAN=transfer SEEDS="0 1 2" SOURCE="$SOURCE" bash "$HERE/3_run.sh"
+    fi
+    echo "a transfer row must train, and the source network's checkpoint is not here (only its record): training it again"
+    RECORDS= PLAN=transfer-source SEEDS=0 bash "$HERE/3_run.sh"  # (its record kept would stand for it)
+    "$PYTHON" "$HERE/records.py" export --all --to results
+    best="$(source_checkpoint)"
+fi
+[ -n "$best" ] || [ ! -f "$SOURCE" ] || best="$SOURCE"  # the file the targets trained from, its run gone
 if [ -z "$best" ]; then
-    echo "error: the source run (PLAN=transfer-source, tag $tag, seed 0) has no best checkpoint under logs/" >&2
+    echo "error: the source run (PLAN=transfer-source, tag $TAG, seed 0) has no best checkpoint under logs/" >&2
     exit 1
 fi
 if ! cmp -s "$best" "$SOURCE"; then

@@ -87,7 +87,7 @@ def test_the_report_reads_records(evaluated):
     assert "ECE" in page and "cat" in page  # the reliability diagram, from the compact top-1 probabilities
 
 
-@pytest.mark.parametrize("edit", ["metrics", "predictions", "config", "csv"])
+@pytest.mark.parametrize("edit", ["metrics", "predictions", "config", "csv", "unlisted", "added", "missing"])
 def test_a_tampered_record_is_named(evaluated, edit):
     run = run_dir_of(evaluated, "ERM")
     assert export(evaluated, run).returncode == 0
@@ -105,8 +105,19 @@ def test_a_tampered_record_is_named(evaluated, edit):
         config = json.loads((record / "config.json").read_text())
         config["args"]["seed"] = 7
         (record / "config.json").write_text(json.dumps(config))
-    else:
+    elif edit == "csv":
         (record / "valid.csv").write_text((record / "valid.csv").read_text().replace(",", ";", 3))
+    elif edit == "unlisted":  # the config edited and taken out of the listing that would have caught it
+        config = json.loads((record / "config.json").read_text())
+        config["args"]["seed"] = 7
+        (record / "config.json").write_text(json.dumps(config))
+        listing = json.loads((record / "record.json").read_text())
+        del listing["files"]["config.json"]
+        (record / "record.json").write_text(json.dumps(listing))
+    elif edit == "added":
+        (record / "test_last_metrics.json").write_text((record / "test_metrics.json").read_text())
+    else:
+        (record / "test_predictions.npz").unlink()
     result = call("compare.py", "--dataset=tiny", "--model_index=41", "--objectives=ERM", "--logs_dir=results",
                   cwd=evaluated)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
@@ -127,6 +138,11 @@ def test_a_record_over_the_budget_is_refused_and_the_old_one_kept(evaluated, mon
 
 
 def test_what_cannot_be_recorded_is_refused(evaluated, tmp_path):
+    run = run_dir_of(evaluated, "ERM")
+    before = sorted(path.name for path in run.iterdir())
+    result = call("records.py", "export", str(run), "--to=logs", cwd=evaluated)  # the records' root is the runs'
+    assert result.returncode == 2 and "would replace the run folder itself" in result.stderr
+    assert sorted(path.name for path in run.iterdir()) == before
     unevaluated = run_dir_of(evaluated, "CCE")
     result = export(evaluated, unevaluated)
     assert result.returncode == 2 and "run 2_test.py on it first" in result.stderr

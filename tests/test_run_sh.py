@@ -332,61 +332,74 @@ def test_a_run_stopped_in_its_first_epoch_is_trained_anew_once_by_two_plans_at_o
 
 def test_a_plan_goes_on_from_the_committed_records_on_a_machine_without_its_runs(tmp_path, capsys, monkeypatch):
     """RECORDS: where logs/ has no run of a row and seed (a fresh clone, a lost machine), its current record is the
-    row's run: nothing trains and the table shows the record.  A second stage that must train needs its first
-    stage's checkpoint, which a record does not keep: the plan trains that first stage again (beside its record)
-    and leaves it out of the table; a record that was edited, or trained otherwise, is not kept."""
+    row's run: nothing trains, and the table reads records only (a row's kept and new seeds are one row).  A second
+    stage that must train needs its first stage's checkpoint, which a record does not keep: the plan trains that
+    first stage again, and the table shows the run trained again.  A record trained otherwise, or on other images,
+    is stale; an edited one is not kept; a refused question stops the plan before anything trains."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
-    plan = {"EPOCHS": "1", "SEEDS": "0", "REPORT": "", "RECORDS": "results"}
+    plan = {"EPOCHS": "1", "SEEDS": "0", "REPORT": "", "RECORDS": "my results"}  # (a root with a space)
     first = run_sh(tmp_path, **plan, OBJECTIVES="ERM CCE")
     assert first.returncode == 0, first.stderr[-2000:]
-    records = tmp_path / "results" / "SimpleCNN" / "digits-lt"
-    (erm_record,), (cce_record,) = (list((records / objective).iterdir()) for objective in ("ERM", "CCE"))
+    records = Path("my results") / "SimpleCNN" / "digits-lt"
+    (erm_record,), (cce_record,) = (list((tmp_path / records / objective).iterdir()) for objective in ("ERM", "CCE"))
     import shutil
     shutil.rmtree(tmp_path / "logs")  # the machine that trained them is gone; the records are committed
 
-    again = run_sh(tmp_path, **plan, OBJECTIVES="ERM CCE")
+    again = run_sh(tmp_path, **{**plan, "SEEDS": "0 1"}, OBJECTIVES="ERM")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "training SimpleCNN" not in again.stdout
-    assert not list((tmp_path / "logs").glob("*/*/*/*/config.json"))  # no run folder (the plan's locks and figure)
-    assert f"done already: {Path('results') / 'SimpleCNN' / 'digits-lt' / 'ERM' / erm_record.name} (its record" \
-        in again.stdout
+    assert f"done already: {records / 'ERM' / erm_record.name} (its record" in again.stdout
+    assert again.stdout.count("training SimpleCNN") == 1 and "--seed=1" not in again.stdout  # seed 1 only
+    (seed_one,) = [run for run in (tmp_path / records / "ERM").iterdir() if run != erm_record]
     table = again.stdout[again.stdout.index("objective "):].splitlines()
-    assert [line.split()[:2] for line in table[1:3]] == [["ERM", "1"], ["CCE", "ccegamma=0.5"]]
-    before = json.loads((erm_record / "test_metrics.json").read_text())["acc"]
-    assert f"{before:.2f}" in table[1]  # the record's own numbers
+    assert table[1].split()[:2] == ["ERM", "2"] and table[2].startswith("mean ±")  # one row, both seeds
+    assert table[1].endswith(f"{records / 'ERM' / erm_record.name} (+1)")  # the kept record, and seed 1's
+
+    refused = run_sh(tmp_path, **plan, OBJECTIVES="ERM ERM:--init_from=row:ERM,--label_smoothing=0.1\x1f")
+    assert refused.returncode == 2 and "training SimpleCNN" not in refused.stdout
+    assert refused.stderr.strip().splitlines() == [
+        "error: row ERM:--init_from=row:ERM,--label_smoothing=0.1\x1f (or EXTRA) holds a newline or an ASCII unit "
+        "separator (\\x1f) in a flag"]
 
     staged = run_sh(tmp_path, **plan, OBJECTIVES="ERM CCE CRT")
     assert staged.returncode == 0, staged.stderr[-2000:]
-    assert "starts from row ERM, whose checkpoint is not here" in staged.stdout
+    assert "starts from row ERM, whose run is not under logs/ (found: none; a record keeps no checkpoint)" \
+        in staged.stdout
     assert staged.stdout.count("training SimpleCNN") == 2  # ERM again (for its checkpoint), then cRT
-    retrained, crt = sorted((tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM").iterdir())
+    logs = tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "ERM"
+    retrained, crt = sorted(run for run in logs.iterdir() if json.loads((run / "config.json").read_text())
+                            ["args"]["seed"] == 0)
     assert Path(json.loads((crt / "config.json").read_text())["args"]["init_from"]).parent == retrained.resolve()
     table = staged.stdout[staged.stdout.index("objective "):].splitlines()
-    assert [line.split()[-1] for line in table[1:4]] == [  # the records, and the second stage trained now
-        str(Path("results") / "SimpleCNN" / "digits-lt" / "ERM" / erm_record.name),
-        str(Path("results") / "SimpleCNN" / "digits-lt" / "CCE" / cce_record.name),
-        str(Path("logs") / "SimpleCNN" / "digits-lt" / "ERM" / crt.name)]
-    assert f"({erm_record.name})" in (tmp_path / "logs" / "SimpleCNN" / "digits-lt" / "valid_acc.svg").read_text()
+    for line, run in zip(table[1:4], (records / "ERM" / retrained.name, records / "CCE" / cce_record.name,
+                                      records / "ERM" / crt.name)):  # the ERM the cRT started from; the records
+        assert line.endswith(f"  {run}")
 
     import runs  # the plan's question for the CCE row, as runs.py serve answers it
     (line,) = [line for line in run_sh(tmp_path, **plan, OBJECTIVES="CCE", TAGS="1").stdout.splitlines()]
     argv = line.split("\t")[4].split("\x1f")
-    question = ["find", "--model_index=41", "--dataset=digits-lt", f"--tag={line.split()[0]}", "--seed=0",
-                f"--logs_dir={tmp_path / 'logs'}", f"--records={tmp_path / 'results'}"]
-    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 0
-    assert capsys.readouterr().out == f"recorded\t{cce_record}\n"
-    assert runs.find_main(runs.find_parser().parse_args(question), [*argv, "--lr=0.5"]) == 1  # trained otherwise
-    monkeypatch.chdir(tmp_path)  # where the plan runs: its dataset in a_datasets/, which the record must match
-    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 0
-    extra = next((tmp_path / "a_datasets" / "digits-lt" / "train").glob("*/*.png"))
-    shutil.copy(extra, extra.with_name("another.png"))  # these are not the images the record's run trained on
+    question = runs.find_parser().parse_args([
+        "find", "--model_index=41", "--dataset=digits-lt", f"--tag={line.split()[0]}", "--seed=0",
+        f"--logs_dir={tmp_path / 'logs'}", f"--records={tmp_path / 'my results'}"])
+    cce_record = tmp_path / records / "CCE" / cce_record.name
     capsys.readouterr()
-    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 1
-    assert "trained on other images than" in capsys.readouterr().err
+    assert runs.find_main(question, argv) == 0 and capsys.readouterr().out == f"recorded\t{cce_record}\n"
+    assert runs.find_main(question, [*argv, "--lr=0.5"]) == 0
+    assert capsys.readouterr().out == f"stale\t{cce_record}\tlr\n"  # trained otherwise: the plan says so, trains
+    monkeypatch.chdir(tmp_path)  # where the plan runs: its dataset in a_datasets/, which the record must match
+    dataset = Path("a_datasets") / "digits-lt"
+    extra = next((dataset / "train").glob("*/*.png"))
+    shutil.copy(extra, extra.with_name("another.png"))  # not the images the record's run trained on
+    assert runs.find_main(question, argv) == 0
+    assert capsys.readouterr().out == \
+        f"stale\t{cce_record}\tdata (the classes or images per class of {dataset / 'train'})\n"
     extra.with_name("another.png").unlink()
+    tested = next((dataset / "test").glob("*/*.png"))
+    tested.rename(tested.with_name("renamed.png"))  # nor the images it was tested on
+    assert runs.find_main(question, argv) == 0
+    assert capsys.readouterr().out == f"stale\t{cce_record}\tdata (the images or labels of {dataset / 'test'})\n"
+    tested.with_name("renamed.png").rename(tested)
     config = json.loads((cce_record / "config.json").read_text())
     config["args"]["ccegamma"] = 2.0  # edited: its SHA-256 no longer matches record.json
     (cce_record / "config.json").write_text(json.dumps(config))
-    capsys.readouterr()
-    assert runs.find_main(runs.find_parser().parse_args(question), argv) == 1
-    assert "not kept, so the row trains again" in capsys.readouterr().err
+    assert runs.find_main(question, argv) == 1
+    assert "note: not kept, so the row trains again" in capsys.readouterr().err

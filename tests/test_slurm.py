@@ -28,7 +28,8 @@ def test_the_scripts_of_a_plan_have_the_right_arrays_and_dependencies(tmp_path):
     the collecting job after everything; the scripts name their seeds, resources and the row they run."""
     make_dataset(tmp_path / "a_datasets", name="digits-lt")
     result = plan(tmp_path, PLAN="demo", SEEDS="0 1 2", OBJECTIVES="ERM CRT LA", SCHEDULER="slurm", SLURM_DRY_RUN="1",
-                  SLURM_GPUS="2", SLURM_PARTITION="gpu", SLURM_EXTRA="--qos=high")
+                  SLURM_GPUS="2", SLURM_PARTITION="gpu", SLURM_EXTRA="--qos=high", RECORDS="my results",
+                  LRSTEP="3 2 1")
     assert result.returncode == 0, result.stderr
     commands = [line for line in result.stderr.splitlines() if line.startswith("sbatch ")]
     assert commands == ["sbatch row-1.sbatch", "sbatch --dependency=aftercorr:1001 row-2.sbatch", "sbatch row-3.sbatch",
@@ -41,6 +42,8 @@ def test_the_scripts_of_a_plan_have_the_right_arrays_and_dependencies(tmp_path):
     assert "COLLECT=1" in (folder / "collect.sbatch").read_text()
     environment = (folder / "plan.env").read_text()
     assert "PLAN=demo" in environment and "--reinit_head" in environment  # the rows, CRT written out
+    # what else makes the plan this plan: a job started from a new shell (a resubmission) sources no more
+    assert "export RECORDS=my\\ results" in environment and "export LRSTEP=3\\ 2\\ 1" in environment
     subprocess.run(["bash", "-n", str(folder / "submit.sh")], check=True)
 
 
