@@ -885,6 +885,8 @@ def differences(run_dir, argv):
             architecture = file_architecture(b)  # None: no config file (or none readable)
             if architecture is not None and recorded.get("model_config") is not None:
                 return recorded["model_config"] == architecture
+            if file_architecture(a) is not None and architecture is not None:  # both here: the files' contents
+                return file_architecture(a) == architecture  # (a run recorded before model_config was)
             if file_architecture(a) is not None or architecture is not None:
                 return same_file(absolute_spec(a).partition(":")[2], b.partition(":")[2])
             return a == b

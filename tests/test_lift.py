@@ -325,10 +325,12 @@ def test_a_plan_finds_a_run_of_a_config_file_current(lift_run, monkeypatch):
     deeper["vision_cfg"]["layers"] = 3
     (folder / "elsewhere" / "clip.json").write_text(json.dumps(deeper))
     assert runs.differences(run_dir, moved) == ["model"]
-    text = (run_dir / "config.json").read_text()  # a run from before model_config: by path
+    text = (run_dir / "config.json").read_text()  # a run from before model_config: by path, or by both files' contents
     (run_dir / "config.json").write_text(json.dumps({k: v for k, v in json.loads(text).items() if k != "model_config"}))
     try:
         assert runs.differences(run_dir, [*TRAIN, "--epochs=2"]) == []
         assert runs.differences(run_dir, [*TRAIN, "--epochs=2", "--model=clip:elsewhere/clip.json"]) == ["model"]
+        (folder / "elsewhere" / "clip.json").write_text((folder / "clip.json").read_text())  # both here, the same
+        assert runs.differences(run_dir, [*TRAIN, "--epochs=2", "--model=clip:elsewhere/clip.json"]) == []
     finally:
         (run_dir / "config.json").write_text(text)
