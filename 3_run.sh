@@ -48,8 +48,9 @@
 #               (tab-separated; the flags apart by the ASCII unit separator, \x1f), run nothing (tables.py finds a
 #               row's runs by its tag, and shows only current ones)
 #   RECORDS     also write each evaluated run's record to this folder (records.py export; e.g. results, committed),
-#               and keep a current record there as its row's run where logs/ has none (a fresh clone: nothing
-#               trains again; a second stage that must train trains its first stage again, for its checkpoint)
+#               and keep a current record there as its row's run where logs/ has none or a stale one (a fresh
+#               clone: nothing trains again; a second stage that must train trains its first stage again, for its
+#               checkpoint); the table then reads the records (docs/operations.md, "Records")
 #
 # A run of a row and seed that is already complete is not trained again (and not evaluated again once it has
 # test metrics, a SADE row's under every test prior); one that stopped part-way is resumed; one that trained

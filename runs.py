@@ -911,7 +911,9 @@ def find_parser():
     """``python runs.py find --model_index M|--model SPEC --dataset D --tag LABEL --seed S [--logs_dir logs]
     [--evaluated_with KEY ...] [-- FLAGS]``: for 3_run.sh, the newest run with that tag and seed as
     ``complete|evaluated|incomplete<TAB><folder>``, ``stale<TAB><folder><TAB><settings>`` when it trained otherwise
-    than ``1_train.py FLAGS`` would now (``differences``), or nothing (exit 1).  ``evaluated`` needs test metrics
+    than ``1_train.py FLAGS`` would now (``differences``), or nothing (exit 1).  With ``--records DIR``, where
+    ``--logs_dir`` has no such run or a stale one, the row's current record there: ``recorded<TAB><record>``, or
+    ``stale`` with a record made otherwise (``_record_of_row``).  ``evaluated`` needs test metrics
     (else valid ones) that hold every ``KEY`` (``_holds``; ``test_priors``: evaluated under ``--test_prior all``)."""
     parser = ArgumentParser(prog="runs.py find")
     parser.add_argument("command", choices=("find",))
