@@ -289,6 +289,16 @@ named_row() {  # the row a --init_from=row:NAME refers to
     exit 2
 }
 
+first_stage_names() {  # the NAMEs of row $1's --init_from=row:NAME flags, one a line (the plan's and Slurm's)
+    local body flag parts
+    body="$(row_body "$1")"
+    [ "$body" != "${body%%:*}" ] || return 0
+    IFS=',' read -r -a parts <<< "${body#*:}"
+    for flag in "${parts[@]}"; do
+        [[ "$flag" != --init_from=row:* ]] || echo "${flag#--init_from=row:}"
+    done
+}
+
 row_flags() {  # the flags of a row, with --init_from=row:NAME turned into the tag of that row's runs
     local body flags="" flag target parts
     body="$(row_body "$1")"
@@ -406,14 +416,11 @@ unlock_run() {
     LOCK_FD=""
 }
 
-first_stages() {  # the rows whose runs row $1 starts from (its --init_from=row:NAME), one a line
-    local body flag parts
-    body="$(row_body "$1")"
-    [ "$body" != "${body%%:*}" ] || return 0
-    IFS=',' read -r -a parts <<< "${body#*:}"
-    for flag in "${parts[@]}"; do
-        [[ "$flag" != --init_from=row:* ]] || named_row "${flag#--init_from=row:}"
-    done
+first_stages() {  # the rows whose runs row $1 starts from, one a line
+    local name
+    while IFS= read -r name; do
+        [ -z "$name" ] || named_row "$name"
+    done <<< "$(first_stage_names "$1")"
 }
 
 restore_first_stages() {  # seed $1 of row $2 is to train and starts from other rows' checkpoints: where such a

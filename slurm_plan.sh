@@ -134,20 +134,18 @@ submit_plan() {  # (3_run.sh has checked the SLURM_* values: check_slurm_values)
         echo '    echo "${id%%;*}"'
         echo '}'
     } > "$FOLDER/submit.sh"
-    local index=0 spec flag first all=() fake=()
+    local index=0 spec name first all=() fake=()
     DRY_COMMANDS=()  # what submit.sh will run, with made-up job ids: a dry run prints these and runs nothing
     for spec in $OBJECTIVES; do
         index=$((index + 1))
         write_row_script "$index" "$spec"
         local dependency="" planned=""
-        IFS=',' read -r -a parts <<< "$(row_body "$spec" | sed 's/^[^:]*:\{0,1\}//')"
-        for flag in "${parts[@]}"; do
-            if [[ "$flag" == --init_from=row:* ]]; then
-                first="$(row_index_of "${flag#--init_from=row:}")"
-                dependency="--dependency=aftercorr:\$row$first"
-                planned="--dependency=aftercorr:$((1000 + first)) "
-            fi
-        done
+        while IFS= read -r name; do  # a second stage's tasks start after their first stage's, seed by seed
+            [ -n "$name" ] || continue
+            first="$(row_index_of "$name")"
+            dependency="--dependency=aftercorr:\$row$first"
+            planned="--dependency=aftercorr:$((1000 + first)) "
+        done <<< "$(first_stage_names "$spec")"
         echo "row$index=\$(submit $((1000 + index)) $dependency row-$index.sbatch)" >> "$FOLDER/submit.sh"
         all+=("\$row$index")
         DRY_COMMANDS+=("sbatch ${planned}row-$index.sbatch")
