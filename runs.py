@@ -968,6 +968,9 @@ def _evaluated(run, keys):
     return metrics is not None and all(_holds(metrics, key) for key in keys)
 
 
+_NOTED = set()  # the notes this process has printed
+
+
 def _record_of_row(args, model, flags):
     """``(record, what differs)`` for the newest record under ``args.records`` of the row's tag and seed, the one
     tables.py reads: ``what differs`` is empty when the plan can keep it as the row's run, else the settings (or
@@ -989,7 +992,9 @@ def _record_of_row(args, model, flags):
         if checked_metrics(record, "test") is None:
             raise UserError(f"{record} has no test evaluation")
     except UserError as error:
-        print(f"note: not kept, so the row trains again: {error}", file=sys.stderr)
+        if str(error) not in _NOTED:  # once per process: runs.py serve hears a row's question two or three times
+            _NOTED.add(str(error))
+            print(f"note: not kept, so the row trains again: {error}", file=sys.stderr)
         return None, []
     changed = differences(record, flags) if flags else []
     if not changed and not _evaluated(record, args.evaluated_with):
