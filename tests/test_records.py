@@ -169,3 +169,38 @@ def test_a_second_stage_brings_its_first_stage(evaluated):
                   "--logs_dir=results", cwd=evaluated)
     assert result.returncode == 0, result.stderr
     assert [line.split("  ")[0] for line in result.stdout.splitlines()[1:3]] == ["ERM", "ERM cRT"]
+
+
+def test_a_plan_keeps_only_a_record_it_can_trust(evaluated, capsys, monkeypatch):
+    """runs.py find --records (how a plan on a fresh clone keeps a row's record as its run): a record kept; the same
+    record behind a link out of the records' root, or with a damaged record.json, is named once on stderr and not
+    kept (exit 1: the row trains), never a traceback."""
+    import runs
+
+    run = run_dir_of(evaluated, "ERM")
+    config = json.loads((run / "config.json").read_text())
+    config["args"]["tag"] = "row"  # as a plan's run carries its row's tag
+    (run / "config.json").write_text(json.dumps(config))
+    assert export(evaluated, run).returncode == 0
+    monkeypatch.chdir(evaluated)
+    shutil.rmtree("logs")
+    question = runs.find_parser().parse_args(["find", "--model_index=41", "--dataset=tiny", "--tag=row",
+                                              f"--seed={config['args']['seed']}", "--records=results"])
+    record = f"results/SimpleCNN/tiny/ERM/{run.name}"
+    capsys.readouterr()
+    assert runs.find_main(question) == 0 and capsys.readouterr().out == f"recorded\t{record}\n"
+
+    shutil.move(record, "elsewhere")  # planted: a link inside the root to a folder outside it
+    (evaluated / record).symlink_to(evaluated / "elsewhere", target_is_directory=True)
+    assert runs.find_main(question) == 1
+    assert "is a symbolic link" in capsys.readouterr().err
+    (evaluated / record).unlink()
+    shutil.move("elsewhere", record)
+
+    listing = json.loads((evaluated / record / "record.json").read_text())
+    listing["predictions"]["test_predictions.npz"] = "not an entry"
+    (evaluated / record / "record.json").write_text(json.dumps(listing))
+    for _ in range(2):
+        assert runs.find_main(question) == 1
+    err = capsys.readouterr().err
+    assert err.count("note: not kept") == 1 and "is damaged" in err  # once, however often the plan asks
