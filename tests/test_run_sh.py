@@ -354,6 +354,10 @@ def test_a_plan_goes_on_from_the_committed_records_on_a_machine_without_its_runs
     assert table[1].split()[:2] == ["ERM", "2"] and table[2].startswith("mean ±")  # one row, both seeds
     assert table[1].endswith(f"{records / 'ERM' / erm_record.name} (+1)")  # the kept record, and seed 1's
 
+    pending = run_sh(tmp_path, **{**plan, "SEEDS": "0 1 2"}, OBJECTIVES="ERM CCE", PENDING="1")
+    assert pending.returncode == 0, pending.stderr[-2000:]  # what is left: ERM seed 2, CCE seeds 1 and 2
+    assert pending.stdout.splitlines() == ["1\tCCE\tnone", "2\tERM\tnone", "2\tCCE\tnone"]
+
     refused = run_sh(tmp_path, **plan, OBJECTIVES="ERM ERM:--init_from=row:ERM,--label_smoothing=0.1\x1f")
     assert refused.returncode == 2 and "training SimpleCNN" not in refused.stdout
     assert refused.stderr.strip().splitlines() == [
