@@ -1001,7 +1001,7 @@ def _record_of_row(args, model, flags):
         changed = ["evaluation (" + ", ".join(args.evaluated_with) + ")"]
     if not changed:
         data_dir = train_args.get_args_parser().parse_args(list(flags)).data_dir if flags else "a_datasets"
-        changed = _same_data(record, Path(data_dir) / args.dataset)
+        changed = _same_data(record, inside(data_dir, args.dataset, "--dataset", name=True))
     return record, changed
 
 
